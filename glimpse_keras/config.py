@@ -1,0 +1,399 @@
+"""Typed experiment configuration: dataclasses, YAML files and `--set` overrides.
+
+An experiment is one `ExperimentConfig`. YAML files in `configs/` hold only the
+values that differ from the defaults below; `load_config(path, overrides)` reads
+one, applies `section.key=value` overrides and validates the result. Every error
+names the offending key and value, e.g.::
+
+    ConfigError: model.num_glimpses: expected an integer >= 1, got 0
+
+The config is turned into constructor arguments in exactly one place
+(`glimpse_keras.training`); layers and models never receive a config object.
+"""
+
+import copy
+import dataclasses
+import os
+import typing
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file, key or value is invalid; the message names it."""
+
+
+def _choice(default, choices, doc):
+    return dataclasses.field(
+        default=default, metadata={"choices": tuple(choices), "doc": doc}
+    )
+
+
+def _value(default, doc, minimum=None, maximum=None):
+    return dataclasses.field(
+        default=default, metadata={"min": minimum, "max": maximum, "doc": doc}
+    )
+
+
+# === Sections ===
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the videos come from and how clips are cut from them."""
+
+    dataset: str = _choice(
+        "synthetic", ("ntu", "nucla", "synthetic"), "dataset family"
+    )
+    data_dir: str = _value(
+        "", "raw dataset or converted shards; empty = the synthetic cache"
+    )
+    protocol: str = _choice(
+        "xsub",
+        ("xsub", "xview", "xsub120", "xset120"),
+        "evaluation protocol (N-UCLA always uses its cross-view protocol)",
+    )
+    synthetic_preset: str = _choice(
+        "demo", ("tiny", "demo"), "preset of the synthetic generator"
+    )
+    synthetic_seed: int = _value(0, "seed of the synthetic generator", 0)
+    num_frames: int = _value(8, "frames per clip (T)", 1)
+    image_size: int = _value(224, "side of the square model input, pixels", 32)
+    stored_size: int = _value(256, "side of the stored JPEG frames, pixels", 32)
+    clips_per_video: int = _value(5, "clips averaged per video at test time", 1)
+    flip: bool = _value(False, "random horizontal flip in training")
+    shuffle_buffer: int = _value(512, "training shuffle buffer, videos", 1)
+    convert_workers: int = _value(2, "processes used to convert raw data", 1)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Architecture; see `glimpse_keras.models.presets` for named sizes."""
+
+    preset: str = _choice(
+        "resnet50", ("resnet50", "tiny"), "named sizes of backbone and heads"
+    )
+    variant: str = _choice(
+        "glimpse_clouds",
+        ("global", "global_pose", "glimpse_gru", "glimpse_clouds"),
+        "model variant (paper Tables 3 and 4)",
+    )
+    glimpse_type: str = _choice(
+        "attention",
+        ("attention", "tube", "random", "saliency"),
+        "how glimpse locations are chosen",
+    )
+    num_classes: int = _value(60, "number of action classes", 2)
+    num_glimpses: int = _value(3, "glimpses per frame (G)", 1)
+    num_workers: int = _value(3, "worker GRUs (C)", 1)
+    detach_location: bool = _value(
+        False, "stop gradients through the crop's location (authors' code)"
+    )
+    assign_axis: str = _choice(
+        "glimpses",
+        ("glimpses", "workers"),
+        "softmax axis of the memory assignment (code: glimpses; paper: workers)",
+    )
+    time_decay: str = _choice(
+        "recent",
+        ("recent", "code"),
+        "recent memory counts more (paper) or older memory counts more (code)",
+    )
+    distance: str = _choice(
+        "learned",
+        ("learned", "code"),
+        "learned metric (paper) or fixed squared distance with batch max (code)",
+    )
+    memory_capacity: int = _value(
+        0, "memory entries kept (0 = all past glimpses of the clip)", 0
+    )
+    share_first_worker_state: bool = _value(
+        False, "reproduce the authors' bug: workers share worker 0's state"
+    )
+    raw_location_embedding: bool = _value(
+        False, "feed the pre-activation location to the what/where MLP (code)"
+    )
+
+
+@dataclasses.dataclass
+class LossConfig:
+    """Weights of L = L_D + w_P L_P + w_G1 L_G1 + w_G2 L_G2."""
+
+    pose_weight: float = _value(0.1, "w_P, pose regression", 0.0)
+    diversity_weight: float = _value(1.0, "w_G1, glimpse diversity", 0.0)
+    attraction_weight: float = _value(1.0, "w_G2, glimpse attraction", 0.0)
+
+
+@dataclasses.dataclass
+class StageConfig:
+    """One training stage (the authors train in two)."""
+
+    name: str = _value("stage", "name; also the sub-folder of the run")
+    variant: str = _choice(
+        "glimpse_clouds",
+        ("global", "global_pose", "glimpse_gru", "glimpse_clouds"),
+        "model variant trained in this stage",
+    )
+    epochs: int = _value(10, "epochs", 1)
+    batch_size: int = _value(8, "global batch size", 1)
+    learning_rate: float = _value(1e-4, "Adam learning rate", 0.0)
+    freeze_backbone: bool = _value(
+        False, "backbone frozen (BatchNorm in inference mode, no gradients)"
+    )
+    steps_per_epoch: int = _value(0, "0 = one pass over the training split", 0)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Optimisation, precision, distribution and bookkeeping."""
+
+    stages: typing.List[StageConfig] = dataclasses.field(
+        default_factory=lambda: [
+            StageConfig(name="stage1", variant="global_pose", batch_size=10),
+            StageConfig(
+                name="stage2",
+                variant="glimpse_clouds",
+                batch_size=32,
+                freeze_backbone=True,
+            ),
+        ],
+        metadata={"doc": "stages run in order; each starts from the last"},
+    )
+    seed: int = _value(1234, "global random seed", 0)
+    precision: str = _choice(
+        "float32", ("float32", "mixed_bfloat16", "mixed_float16"), "dtype policy"
+    )
+    jit_compile: bool = _value(False, "XLA (slower on CPU, faster on GPU)")
+    strategy: str = _choice(
+        "default",
+        ("default", "mirrored", "multi_worker"),
+        "tf.distribute strategy",
+    )
+    validate: bool = _value(True, "evaluate on the test split after each epoch")
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """Everything one run needs."""
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def validate(self):
+        """Cross-field checks; raises ConfigError naming the keys."""
+        if self.data.image_size > self.data.stored_size:
+            raise ConfigError(
+                f"data.image_size: {self.data.image_size} is larger than "
+                f"data.stored_size={self.data.stored_size}; the crop must fit"
+            )
+        if self.data.image_size % 32:
+            raise ConfigError(
+                f"data.image_size: expected a multiple of 32 (the backbone "
+                f"downsamples by 32), got {self.data.image_size}"
+            )
+        if not self.train.stages:
+            raise ConfigError("train.stages: at least one stage is required")
+        names = [stage.name for stage in self.train.stages]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"train.stages: stage names repeat: {names}")
+        return self
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+# === Conversion from plain data ===
+
+
+def _type_name(tp):
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(key, value, tp, field_meta):
+    """Checks `value` against the annotation `tp` and the field's limits."""
+    origin = typing.get_origin(tp)
+    if origin in (list, typing.List):
+        (item_type,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [
+            _coerce(f"{key}[{i}]", item, item_type, {})
+            for i, item in enumerate(value)
+        ]
+    if dataclasses.is_dataclass(tp):
+        return _from_dict(tp, value, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+    else:
+        raise ConfigError(f"{key}: unsupported type {_type_name(tp)}")
+    choices = field_meta.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(
+            f"{key}: expected one of {', '.join(map(str, choices))}; "
+            f"got {value!r}"
+        )
+    low, high = field_meta.get("min"), field_meta.get("max")
+    if low is not None and value < low:
+        raise ConfigError(f"{key}: expected a value >= {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ConfigError(f"{key}: expected a value <= {high}, got {value!r}")
+    return value
+
+
+def _from_dict(cls, values, prefix):
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(
+            f"unknown key {where}{unknown[0]} (valid keys in "
+            f"{prefix or 'the top level'}: {', '.join(sorted(fields))})"
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in values.items():
+        key = f"{prefix}.{name}" if prefix else name
+        kwargs[name] = _coerce(key, value, hints[name], fields[name].metadata)
+    return cls(**kwargs)
+
+
+def config_from_dict(values):
+    """Builds and validates an ExperimentConfig from nested plain data."""
+    return _from_dict(ExperimentConfig, values, "").validate()
+
+
+# === Overrides and files ===
+
+
+def _set_path(tree, dotted, value):
+    parts = dotted.split(".")
+    node = tree
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            node = _list_item(node, part, ".".join(parts[: i + 1]))
+            continue
+        node = node.setdefault(part, {})
+        if not isinstance(node, (dict, list)):
+            raise ConfigError(f"{'.'.join(parts[: i + 1])}: is not a section")
+    last = parts[-1]
+    if isinstance(node, list):
+        index = _index(last, dotted)
+        _list_item(node, last, dotted)
+        node[index] = value
+    else:
+        node[last] = value
+
+
+def _index(text, key):
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{key}: '{text}' is not a list index") from None
+
+
+def _list_item(items, text, key):
+    index = _index(text, key)
+    if not 0 <= index < len(items):
+        raise ConfigError(f"{key}: index {index} is out of range (0..{len(items) - 1})")
+    return items[index]
+
+
+def apply_overrides(values, overrides):
+    """Applies `section.key=value` strings (values parsed as YAML) to a dict.
+
+    List items are addressed by index, e.g. `train.stages.1.epochs=3`.
+    """
+    values = copy.deepcopy(values)
+    for item in overrides or ():
+        if "=" not in item:
+            raise ConfigError(
+                f"override {item!r}: expected the form section.key=value"
+            )
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"override {item!r}: the key is empty")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{key}: cannot parse value {text!r}: {error}")
+        _set_path(values, key, value)
+    return values
+
+
+def _defaults_with_stages():
+    """Default config as plain data (stages included, so they can be indexed)."""
+    return ExperimentConfig().to_dict()
+
+
+def read_yaml(path):
+    """Reads a YAML mapping; errors name the file."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path!r} does not exist")
+    try:
+        with open(path) as handle:
+            values = yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path!r} is not valid YAML: {error}")
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path!r}: expected a mapping at the top")
+    return values
+
+
+def _merge(base, update):
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path=None, overrides=()):
+    """Defaults <- YAML file (if any) <- overrides; validated.
+
+    Args:
+        path: YAML file with a subset of the keys, or None for the defaults.
+        overrides: iterable of `section.key=value` strings.
+
+    Returns:
+        ExperimentConfig.
+
+    Raises:
+        ConfigError: naming the file, key or value that is wrong.
+    """
+    values = _defaults_with_stages()
+    if path:
+        file_values = read_yaml(path)
+        # Validate the file's keys before merging so errors point at the file.
+        _from_dict(ExperimentConfig, file_values, "")
+        values = _merge(values, file_values)
+    values = apply_overrides(values, overrides)
+    return config_from_dict(values)
+
+
+def save_config(config, path):
+    """Writes the resolved config as YAML, atomically."""
+    from glimpse_keras.io_utils import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,86 @@
+"""Config loading, overrides and error messages; every shipped YAML loads."""
+
+import glob
+import os
+
+import pytest
+import yaml
+
+from glimpse_keras import config as config_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_defaults_are_the_authors_schedule():
+    config = config_lib.load_config()
+    assert config.model.num_glimpses == 3
+    assert config.model.num_workers == 3
+    assert config.loss.pose_weight == pytest.approx(0.1)
+    stage1, stage2 = config.train.stages
+    assert (stage1.variant, stage1.freeze_backbone) == ("global_pose", False)
+    assert (stage2.variant, stage2.freeze_backbone) == ("glimpse_clouds", True)
+    assert stage1.learning_rate == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.yaml"))))
+def test_every_shipped_config_loads(path):
+    config = config_lib.load_config(path)
+    assert config.train.stages
+
+
+def test_overrides_parse_yaml_values_and_index_stages():
+    config = config_lib.load_config(
+        overrides=[
+            "model.num_glimpses=4",
+            "loss.pose_weight=0.5",
+            "data.flip=true",
+            "train.stages.1.epochs=2",
+            "data.data_dir=/tmp/x",
+        ]
+    )
+    assert config.model.num_glimpses == 4
+    assert config.loss.pose_weight == 0.5
+    assert config.data.flip is True
+    assert config.train.stages[1].epochs == 2
+    assert config.data.data_dir == "/tmp/x"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.num_glimpses=0", "model.num_glimpses: expected a value >= 1, got 0"),
+        ("model.num_glimpses=three", "model.num_glimpses: expected an integer, got 'three'"),
+        ("model.variant=huge", "model.variant: expected one of global, global_pose"),
+        ("model.glimpses=3", "unknown key model.glimpses"),
+        ("modle.num_glimpses=3", "unknown key modle"),
+        ("data.flip=maybe", "data.flip: expected true or false, got 'maybe'"),
+        ("train.stages.5.epochs=1", "train.stages.5: index 5 is out of range"),
+        ("train.stages.0.epochs=0", "train.stages[0].epochs: expected a value >= 1, got 0"),
+        ("data.image_size=100", "data.image_size: expected a multiple of 32"),
+        ("loss.pose_weight", "expected the form section.key=value"),
+    ],
+)
+def test_bad_values_name_key_and_value(override, message):
+    with pytest.raises(config_lib.ConfigError) as info:
+        config_lib.load_config(overrides=[override])
+    assert message in str(info.value)
+
+
+def test_yaml_file_errors_name_the_file_and_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  num_workers: -1\n")
+    with pytest.raises(config_lib.ConfigError, match="model.num_workers: expected a value >= 1, got -1"):
+        config_lib.load_config(str(path))
+    path.write_text("model: [1, 2\n")
+    with pytest.raises(config_lib.ConfigError, match="bad.yaml.*not valid YAML"):
+        config_lib.load_config(str(path))
+    with pytest.raises(config_lib.ConfigError, match="does not exist"):
+        config_lib.load_config(str(tmp_path / "missing.yaml"))
+
+
+def test_saved_config_reloads_identically(tmp_path):
+    config = config_lib.load_config(overrides=["model.num_workers=5"])
+    path = tmp_path / "resolved.yaml"
+    config_lib.save_config(config, str(path))
+    again = config_lib.config_from_dict(yaml.safe_load(path.read_text()))
+    assert again == config
