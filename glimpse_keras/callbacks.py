@@ -1,0 +1,170 @@
+"""Keras callbacks of a training run: atomic checkpoints, non-finite loss
+guard and glimpse statistics for TensorBoard."""
+
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from glimpse_keras.io_utils import atomic_write_json
+
+
+def save_weights_atomically(model, path):
+    """`model.save_weights(path)` through a temporary file and a rename.
+
+    The file holds the model's weights and, when compiled, its optimizer
+    state; a reader never sees a partial file.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite.
+
+    `failure` then describes the batch; the epoch's checkpoint is not written
+    (see `AtomicCheckpoint`), so the last good one stays on disk.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.failure = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        bad = {
+            key: value
+            for key, value in logs.items()
+            if key.endswith("loss") and not math.isfinite(float(value))
+        }
+        if bad and self.failure is None:
+            terms = ", ".join(f"{key}={value}" for key, value in sorted(bad.items()))
+            self.failure = (
+                f"non-finite loss at epoch {self._epoch + 1}, batch {batch + 1} ({terms})"
+            )
+            self.model.stop_training = True
+
+
+class AtomicCheckpoint(keras.callbacks.Callback):
+    """Writes weights + optimizer state and the epoch counter every epoch.
+
+    Args:
+        directory: the stage directory.
+        checkpoint_name: weights file name (ends with ".weights.h5").
+        state_name: JSON file holding {"epoch": completed epochs, "done": false}.
+        guard: a `StopOnNonFinite`; no checkpoint is written once it fired.
+    """
+
+    def __init__(self, directory, checkpoint_name, state_name, guard=None):
+        super().__init__()
+        self.directory = directory
+        self.checkpoint_name = checkpoint_name
+        self.state_name = state_name
+        self.guard = guard
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.guard is not None and self.guard.failure:
+            return
+        save_weights_atomically(self.model, os.path.join(self.directory, self.checkpoint_name))
+        atomic_write_json(
+            os.path.join(self.directory, self.state_name), {"epoch": epoch + 1, "done": False}
+        )
+
+
+def glimpse_statistics(outputs):
+    """Scalar summaries of a batch's glimpses.
+
+    Args:
+        outputs: the model's output dict ("locations" (B, T, G, 4),
+            "assignments" (B, T, C, G)).
+
+    Returns:
+        dict name -> float: mean scale, mean distance of glimpse centres from
+        the frame centre, mean pairwise centre distance within a frame, and
+        the mean entropy of the soft assignment (nats; along the glimpse axis).
+    """
+    locations = np.asarray(outputs["locations"], dtype=np.float64)
+    assignments = np.asarray(outputs["assignments"], dtype=np.float64)
+    centres = locations[..., :2]
+    pairwise = np.linalg.norm(centres[..., :, None, :] - centres[..., None, :, :], axis=-1)
+    glimpses = centres.shape[-2]
+    spread = pairwise.sum(axis=(-1, -2)) / max(glimpses * (glimpses - 1), 1)
+    probabilities = np.clip(assignments, 1e-12, 1.0)
+    entropy = -(probabilities * np.log(probabilities)).sum(axis=-1)
+    return {
+        "glimpse/scale_mean": float(locations[..., 2:].mean()),
+        "glimpse/centre_offset": float(np.linalg.norm(centres, axis=-1).mean()),
+        "glimpse/pairwise_distance": float(spread.mean()),
+        "glimpse/assignment_entropy": float(entropy.mean()),
+    }
+
+
+class GlimpseSummary(keras.callbacks.Callback):
+    """Logs glimpse statistics (and overlay images when available) to
+    TensorBoard at the end of every epoch, on one fixed validation batch.
+
+    Args:
+        log_dir: TensorBoard directory.
+        dataset: a dataset of (inputs, targets) batches, or None (no-op).
+        max_images: number of clips drawn as images.
+    """
+
+    def __init__(self, log_dir, dataset, max_images=2):
+        super().__init__()
+        self.log_dir = log_dir
+        self.dataset = dataset
+        self.max_images = max_images
+        self._batch = None
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        if self.dataset is None:
+            return
+        for inputs, targets in self.dataset.take(1):
+            self._batch = (inputs, targets)
+        self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "glimpses"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._batch is None or getattr(self.model, "is_global", True):
+            return
+        inputs, targets = self._batch
+        outputs = self.model(inputs, training=False)
+        with self._writer.as_default(step=epoch):
+            for name, value in glimpse_statistics(outputs).items():
+                tf.summary.scalar(name, value)
+            images = _overlay_images(inputs, targets, outputs, self.max_images)
+            if images is not None:
+                tf.summary.image("glimpses", images, max_outputs=self.max_images)
+        self._writer.flush()
+
+
+def _overlay_images(inputs, targets, outputs, count):
+    try:
+        from glimpse_keras.visualize import draw_clip_strip
+    except ImportError:
+        return None
+    video = np.asarray(inputs["video"] if isinstance(inputs, dict) else inputs)
+    strips = []
+    for index in range(min(count, video.shape[0])):
+        strips.append(
+            draw_clip_strip(
+                video[index],
+                np.asarray(outputs["locations"][index]),
+                np.asarray(outputs["assignments"][index]),
+                pose=np.asarray(targets["pose"][index]),
+                pose_mask=np.asarray(targets["pose_mask"][index]),
+            )
+        )
+    return np.stack(strips).astype(np.float32) / 255.0

@@ -1,0 +1,191 @@
+"""`python -m glimpse_keras.visualize`: draws a trained run's glimpses on a clip.
+
+    python -m glimpse_keras.visualize --run RUN --video FILE_OR_SAMPLE_ID --output OUT.png|OUT.gif
+
+`--video` is a video file (decoded and sampled as evaluation does) or the id
+of a video in the run's converted data (then the ground-truth joints are
+drawn too). A .png output holds all frames side by side, a .gif shows them
+one after the other.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+from glimpse_keras.io_utils import atomic_path
+from glimpse_keras.visualize import clips
+from glimpse_keras.visualize.drawing import DEFAULT_MIN_FRAME_SIDE, draw_frames, join_side_by_side
+
+OUTPUT_FORMATS = {".png": "PNG", ".gif": "GIF"}
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg")
+
+
+class VisualizeError(ValueError):
+    """A command-line request that cannot be drawn (the message says why)."""
+
+
+def output_format(path):
+    """'PNG' or 'GIF' from the output file's extension.
+
+    Raises:
+        VisualizeError: for any other extension.
+    """
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in OUTPUT_FORMATS:
+        raise VisualizeError(
+            f"--output {path}: the file must end in .png (frames side by side) or .gif (animation)"
+        )
+    return OUTPUT_FORMATS[extension]
+
+
+def write_images(images, path, fps=2.0):
+    """Writes frame images atomically: a strip for .png, an animation for .gif.
+
+    Args:
+        images: list of uint8 (H, W, 3) RGB images of equal size (`draw_frames`).
+        path: output file ending in .png or .gif.
+        fps: GIF frames per second.
+    """
+    from PIL import Image
+
+    kind = output_format(path)
+    with atomic_path(path) as tmp:
+        if kind == "PNG":
+            Image.fromarray(join_side_by_side(images)).save(tmp, format="PNG")
+        else:
+            pictures = [Image.fromarray(image) for image in images]
+            pictures[0].save(
+                tmp,
+                format="GIF",
+                save_all=True,
+                append_images=pictures[1:],
+                duration=max(20, int(round(1000.0 / fps))),
+                loop=0,
+            )
+
+
+def _looks_like_a_file(text):
+    return os.sep in text or text.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def load_clip(video, config, run_dir, converted_dir=None, cache_root=None):
+    """The clip named by `--video`: a video file, else a sample id.
+
+    Raises:
+        VisualizeError: for a missing file.
+        glimpse_keras.data.errors.VideoDecodeError: for an unreadable file.
+        clips.UnknownSampleError: for an id absent from the converted data.
+    """
+    data = config.data
+    if os.path.isfile(video):
+        return clips.clip_from_video_file(video, data.num_frames, data.stored_size, data.image_size)
+    if _looks_like_a_file(video):
+        raise VisualizeError(f"--video {video}: no such file")
+    if converted_dir is None:
+        from glimpse_keras.data import preparation
+
+        cache_root = cache_root or os.path.join(
+            os.path.dirname(os.path.abspath(run_dir)), "data_cache"
+        )
+        converted_dir = preparation.prepare_data(data, cache_root)
+    return clips.clip_from_sample_id(video, converted_dir, data)
+
+
+def predict(model, video):
+    """Runs the model on one clip; returns numpy outputs without the batch axis."""
+    outputs = model(video[None], training=False)
+    return {key: np.asarray(value)[0] for key, value in outputs.items()}
+
+
+def _describe(clip, outputs):
+    logits = outputs["logits"].astype(np.float64)
+    probabilities = np.exp(logits - logits.max())
+    probabilities /= probabilities.sum()
+    best = int(np.argmax(probabilities))
+    lines = [f"{clip.source}: predicted class {best} (p={probabilities[best]:.3f})"]
+    if clip.label is not None:
+        lines[0] += f", ground truth {clip.label}"
+    for t, frame in enumerate(clip.frame_indices):
+        boxes = "  ".join(
+            f"g{g}[x={x:+.2f} y={y:+.2f} sx={sx:.2f} sy={sy:.2f}]"
+            for g, (x, y, sx, sy) in enumerate(outputs["locations"][t])
+        )
+        lines.append(f"  t={t} frame {int(frame)}: {boxes}")
+    return "\n".join(lines)
+
+
+def build_argument_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m glimpse_keras.visualize",
+        description="Draw a trained run's glimpses, worker assignments and ground-truth "
+        "joints on a clip.",
+    )
+    parser.add_argument("--run", required=True, help="training run directory (holds config.yaml)")
+    parser.add_argument(
+        "--video",
+        required=True,
+        help="video file, or the id of a video in the run's converted data (e.g. S001C002P003R002A013)",
+    )
+    parser.add_argument("--output", required=True, help="OUT.png (frames side by side) or OUT.gif")
+    parser.add_argument("--stage", default=None, help="stage of the run (default: the last)")
+    parser.add_argument("--weights", default=None, help="weights file (default: the stage's final)")
+    parser.add_argument(
+        "--converted-dir", default=None, help="converted shards to search for a sample id"
+    )
+    parser.add_argument(
+        "--cache-root", default=None, help="data cache of the run (default: RUN/../data_cache)"
+    )
+    parser.add_argument("--fps", type=float, default=2.0, help="GIF frames per second")
+    parser.add_argument(
+        "--min-frame-side",
+        type=int,
+        default=DEFAULT_MIN_FRAME_SIDE,
+        help="small frames are enlarged until their short side reaches this (pixels)",
+    )
+    parser.add_argument(
+        "--sampled-region",
+        action="store_true",
+        help="draw the region the bilinear sampler reads (+-1 = centres of the corner res5 "
+        "cells) instead of the pose frame (+-1 = frame edges)",
+    )
+    return parser
+
+
+def main(argv=None):
+    """Runs the command line; returns the exit code (0 ok, 1 error)."""
+    args = build_argument_parser().parse_args(argv)
+    from glimpse_keras.training import TrainingError, load_run_model
+
+    try:
+        kind = output_format(args.output)
+        if args.fps <= 0:
+            raise VisualizeError(f"--fps must be > 0, got {args.fps}")
+        model, config = load_run_model(args.run, args.stage, args.weights)
+        if model.is_global:
+            raise VisualizeError(
+                f"run {args.run}: the model of this stage is the {model.variant!r} variant, "
+                f"which has no glimpses; choose a glimpse stage with --stage"
+            )
+        clip = load_clip(args.video, config, args.run, args.converted_dir, args.cache_root)
+        outputs = predict(model, clip.video)
+        cells = config.data.image_size // 32
+        images = draw_frames(
+            clip.video,
+            outputs["locations"],
+            outputs["assignments"],
+            clip.pose,
+            clip.pose_mask,
+            min_frame_side=args.min_frame_side,
+            feature_grid=(cells, cells) if args.sampled_region else None,
+            frame_titles=[f"t={t} f={int(f)}" for t, f in enumerate(clip.frame_indices)],
+        )
+        write_images(images, args.output, args.fps)
+    except (ValueError, TrainingError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(_describe(clip, outputs))
+    print(f"wrote {args.output} ({kind}, {len(images)} frames)")
+    return 0
+
