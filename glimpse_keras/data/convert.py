@@ -1,0 +1,403 @@
+"""Converts a raw NTU RGB+D or N-UCLA directory into sharded TFRecords.
+
+    python -m glimpse_keras.data.convert --dataset {ntu,nucla} --data-dir RAW \
+        --output OUT [--workers N] [--stored-size 256] [--shard-size 64] \
+        [--protocol xsub --protocol xview ...] [--jpeg-quality 90] \
+        [--missing-skeletons LIST]
+
+Each video becomes one SequenceExample (`schema`): its frames resized
+(squashed, as the authors) to stored-size x stored-size and JPEG-encoded, and
+its 2-D pose normalised to the original image with a mask. Every video is
+written ONCE; shards are grouped by split membership under all chosen
+protocols (`sharding`), and a small JSON index per split lists its shards, so
+'xsub train' and 'xview test' are read from the same conversion.
+
+Output layout:
+
+    OUT/conversion_settings.json        settings; a resume must use the same
+    OUT/shards/<group>/<group>-00000-of-00002.tfrecord   (+ .json sidecar)
+    OUT/splits/<protocol>/<split>.json  {num_videos, class_counts, files, video_ids}
+    OUT/manifest.json                   found / converted / skipped, split counts
+    OUT/conversion_errors.json          every skipped sample: file and reason
+
+Resumable: a shard is finished when its final .tfrecord exists (its sidecar
+with the per-video counts is written just before). Shards are written to a
+'.partial' name and renamed; leftover '.partial' files are deleted when a run
+starts. Bad samples are reported (console + conversion_errors.json) and
+skipped; converted + skipped = found always holds. The exit status is 0
+unless nothing could be converted (1) or the input/settings are wrong (1).
+"""
+
+import argparse
+import collections
+import concurrent.futures
+import dataclasses
+import functools
+import itertools
+import json
+import multiprocessing
+import os
+import sys
+
+from tqdm import tqdm
+
+from glimpse_keras.data import schema, sharding, sources
+from glimpse_keras.data.errors import DataReadError
+
+SETTINGS_FILE = "conversion_settings.json"
+MANIFEST_FILE = "manifest.json"
+ERRORS_FILE = "conversion_errors.json"
+PARTIAL_SUFFIX = ".partial"
+
+
+class ConversionError(ValueError):
+    """Conversion cannot proceed (bad settings, nothing converted, ...)."""
+
+
+@dataclasses.dataclass
+class ConversionSummary:
+    """What one run did.
+
+    Attributes:
+        found: samples (and unusable files) found in the raw directory.
+        converted: videos stored in the shards (this and earlier runs).
+        skipped: found samples that could not be converted.
+        loaded_this_run: samples decoded by this run (0 when all was done).
+        split_counts: {protocol: {split: num_videos}}.
+        output: the output directory.
+    """
+
+    found: int
+    converted: int
+    skipped: int
+    loaded_this_run: int
+    split_counts: dict
+    output: str
+
+
+# === Small file helpers ===
+
+
+def write_json_atomic(path, value):
+    """Writes JSON to a temporary name in the same directory, then renames."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    temporary = path + PARTIAL_SUFFIX
+    with open(temporary, "w") as handle:
+        json.dump(value, handle, indent=1, sort_keys=True)
+        handle.write("\n")
+    os.replace(temporary, path)
+
+
+def _read_json(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def _remove_partial_files(output):
+    removed = []
+    for directory, _, names in os.walk(output):
+        for name in names:
+            if name.endswith(PARTIAL_SUFFIX):
+                os.remove(os.path.join(directory, name))
+                removed.append(name)
+    return removed
+
+
+def _check_settings(output, settings):
+    path = os.path.join(output, SETTINGS_FILE)
+    if os.path.isfile(path):
+        previous = _read_json(path)
+        if previous != settings:
+            changed = sorted(k for k in set(previous) | set(settings)
+                             if previous.get(k) != settings.get(k))
+            raise ConversionError(
+                f"{output!r} holds a conversion made with other settings "
+                f"({', '.join(f'{k}: {previous.get(k)!r} -> {settings.get(k)!r}' for k in changed)}); "
+                "use a new --output directory or delete the old one")
+    else:
+        write_json_atomic(path, settings)
+
+
+# === Work done in the worker processes (no TensorFlow) ===
+
+
+def _init_worker():
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _convert_sample(raw, stored_size, jpeg_quality):
+    """Loads one sample; returns (video_id, record | None, warnings, error | None)."""
+    try:
+        record, warnings = sources.load_raw_sample(raw, stored_size, jpeg_quality)
+        return raw.video_id, record, warnings, None
+    except DataReadError as error:
+        return raw.video_id, None, [], {"file": error.path, "reason": error.reason}
+    except Exception as error:  # noqa: BLE001 - one bad file must not stop a long run
+        return raw.video_id, None, [], {
+            "file": raw.video_path, "reason": f"{type(error).__name__}: {error}"}
+
+
+def _ordered_map(function, items, workers):
+    """Yields function(item) in input order, `workers` processes at a time."""
+    if workers <= 1:
+        _init_worker()
+        for item in items:
+            yield function(item)
+        return
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker) as pool:
+        iterator = iter(items)
+        window = collections.deque(
+            pool.submit(function, item) for item in itertools.islice(iterator, 4 * workers))
+        try:
+            while window:
+                result = window.popleft().result()
+                for item in itertools.islice(iterator, 1):
+                    window.append(pool.submit(function, item))
+                yield result
+        except BaseException:
+            for future in window:
+                future.cancel()
+            raise
+
+
+# === Shard writing (main process) ===
+
+
+class _ShardWriter:
+    """Collects one shard's records into '<path>.partial', then publishes it."""
+
+    def __init__(self, output, plan):
+        import tensorflow as tf
+
+        self.plan = plan
+        self.final_path = os.path.join(output, plan.path)
+        os.makedirs(os.path.dirname(self.final_path), exist_ok=True)
+        self.writer = tf.io.TFRecordWriter(self.final_path + PARTIAL_SUFFIX)
+        self.videos, self.errors, self.warnings = [], [], []
+
+    def add(self, video_id, record, warnings, error):
+        for message in warnings:
+            self.warnings.append({"video_id": video_id, "message": message})
+        if error is not None:
+            self.errors.append(dict(error, video_id=video_id))
+            return
+        self.writer.write(schema.serialize_video_record(record))
+        self.videos.append({
+            "id": video_id, "label": record.label, "num_frames": record.num_frames,
+            "num_video_frames": record.num_video_frames,
+            "num_skeleton_frames": record.num_skeleton_frames,
+            "pose_present": bool(record.mask.any()),
+        })
+
+    def finish(self):
+        self.writer.close()
+        write_json_atomic(self.final_path + ".json", {
+            "videos": self.videos, "errors": self.errors, "warnings": self.warnings,
+            "splits": [list(pair) for pair in self.plan.splits],
+        })
+        os.replace(self.final_path + PARTIAL_SUFFIX, self.final_path)
+
+
+def _is_finished(output, plan):
+    final = os.path.join(output, plan.path)
+    return os.path.isfile(final) and os.path.isfile(final + ".json")
+
+
+# === Reports ===
+
+
+def _write_reports(output, dataset, settings, plans, problems):
+    """Split indexes, manifest and error log from the shard sidecars.
+
+    Split indexes are written only when at least one video was converted, so
+    a directory with 'splits/' always holds usable data.
+    """
+    sidecars = {plan.path: _read_json(os.path.join(output, plan.sidecar_path))
+                for plan in plans}
+    errors = [problem.to_json() for problem in problems]
+    warnings = []
+    converted = 0
+    for plan in plans:
+        sidecar = sidecars[plan.path]
+        errors.extend(sidecar["errors"])
+        warnings.extend(sidecar["warnings"])
+        converted += len(sidecar["videos"])
+    found = sum(len(plan.samples) for plan in plans) + len(problems)
+    split_counts = {}
+    for protocol in settings["protocols"] if converted else ():
+        for split in ("train", "test"):
+            members = [p for p in sharding.shards_of_split(plans, protocol, split)
+                       if sidecars[p.path]["videos"]]
+            videos = [v for p in members for v in sidecars[p.path]["videos"]]
+            if not sharding.shards_of_split(plans, protocol, split):
+                continue
+            class_counts = collections.Counter(v["label"] for v in videos)
+            write_json_atomic(os.path.join(output, "splits", protocol, f"{split}.json"), {
+                "dataset": dataset, "protocol": protocol, "split": split,
+                "num_videos": len(videos),
+                "class_counts": {str(k): class_counts[k] for k in sorted(class_counts)},
+                "files": [p.path for p in members],
+                "video_ids": sorted(v["id"] for v in videos),
+            })
+            split_counts.setdefault(protocol, {})[split] = len(videos)
+    all_videos = [v for s in sidecars.values() for v in s["videos"]]
+    mismatched = sorted(v["id"] for v in all_videos
+                        if v["num_skeleton_frames"]
+                        and v["num_skeleton_frames"] != v["num_video_frames"])
+    write_json_atomic(os.path.join(output, ERRORS_FILE), {
+        "dataset": dataset, "found": found, "converted": converted,
+        "skipped": len(errors), "errors": errors, "warnings": warnings,
+    })
+    write_json_atomic(os.path.join(output, MANIFEST_FILE), {
+        "dataset": dataset, "settings": settings, "found": found,
+        "converted": converted, "skipped": len(errors), "splits": split_counts,
+        "num_shards": len(plans),
+        "frame_count_mismatches": mismatched,
+        "videos_without_pose": sorted(v["id"] for v in all_videos
+                                      if not v["pose_present"]),
+        "total_frames": sum(v["num_frames"] for v in all_videos),
+    })
+    return found, converted, errors, split_counts
+
+
+# === Entry point ===
+
+
+def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
+                    shard_size=64, protocols=None, jpeg_quality=90,
+                    missing_list=None, progress=True, log=print):
+    """Converts a raw dataset directory; see the module doc for the layout.
+
+    Args:
+        dataset: 'ntu' or 'nucla'.
+        data_dir: raw dataset root.
+        output: output directory (created; resumed when it exists).
+        workers: decoding processes (1 = in this process).
+        stored_size: side of the stored square frames, pixels.
+        shard_size: videos per shard.
+        protocols: protocols whose splits are indexed; default all of the
+            dataset's (NTU: xsub, xview, xsub120, xset120; N-UCLA: xview).
+        jpeg_quality: 1..100.
+        missing_list: NTU missing-skeleton list; default the list in data_dir
+            if present, else the shipped official NTU-120 list.
+        progress: show a tqdm bar.
+        log: callable for console lines.
+
+    Returns:
+        ConversionSummary.
+
+    Raises:
+        sources.EmptyDatasetError: nothing that looks like the dataset.
+        ConversionError: settings differ from an earlier run in `output`, or
+            not a single video could be converted.
+    """
+    protocols = tuple(protocols or sources.DATASET_PROTOCOLS.get(dataset, ()))
+    if not 1 <= int(jpeg_quality) <= 100:
+        raise ValueError(f"jpeg_quality: expected 1..100, got {jpeg_quality!r}")
+    if int(stored_size) < 1 or int(workers) < 1:
+        raise ValueError(f"stored_size and workers must be >= 1, got "
+                         f"{stored_size!r}, {workers!r}")
+    samples, problems = sources.list_raw_samples(dataset, data_dir, protocols,
+                                                 missing_list)
+    plans = sharding.plan_shards(samples, shard_size)
+    settings = {"dataset": dataset, "stored_size": int(stored_size),
+                "shard_size": int(shard_size), "protocols": list(protocols),
+                "jpeg_quality": int(jpeg_quality)}
+    os.makedirs(output, exist_ok=True)
+    _check_settings(output, settings)
+    leftovers = _remove_partial_files(output)
+    if leftovers:
+        log(f"removed {len(leftovers)} unfinished file(s) of an interrupted run")
+    for problem in problems:
+        log(f"SKIPPED {problem.file}: {problem.reason}")
+    pending = [plan for plan in plans if not _is_finished(output, plan)]
+    done = sum(len(plan.samples) for plan in plans) - sum(len(p.samples) for p in pending)
+    log(f"{dataset}: {len(samples) + len(problems)} samples found in {data_dir}, "
+        f"{len(plans)} shards ({len(plans) - len(pending)} already finished), "
+        f"{workers} worker(s)")
+
+    work = [sample for plan in pending for sample in plan.samples]
+    function = functools.partial(_convert_sample, stored_size=int(stored_size),
+                                 jpeg_quality=int(jpeg_quality))
+    results = _ordered_map(function, work, int(workers))
+    bar = tqdm(total=len(samples), initial=done, unit="video", disable=not progress,
+               desc="converting")
+    try:
+        for plan in pending:
+            writer = _ShardWriter(output, plan)
+            for _ in plan.samples:
+                video_id, record, warnings, error = next(results)
+                writer.add(video_id, record, warnings, error)
+                if error is not None:
+                    bar.write(f"SKIPPED {error['file']}: {error['reason']}")
+                bar.update(1)
+            writer.finish()
+    finally:
+        bar.close()
+        results.close()
+
+    found, converted, errors, split_counts = _write_reports(
+        output, dataset, settings, plans, problems)
+    log(f"found {found} = converted {converted} + skipped {len(errors)}; "
+        f"errors: {os.path.join(output, ERRORS_FILE)}")
+    for protocol, counts in split_counts.items():
+        log(f"  {protocol}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if converted == 0:
+        raise ConversionError(
+            f"not a single video of {data_dir!r} could be converted ({found} found, "
+            f"all skipped); see {os.path.join(output, ERRORS_FILE)} for the reasons")
+    return ConversionSummary(found, converted, len(errors), len(work), split_counts,
+                             output)
+
+
+def _parse_protocols(values):
+    if not values:
+        return None
+    return tuple(p for value in values for p in value.split(",") if p)
+
+
+def build_argument_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m glimpse_keras.data.convert",
+        description="Convert raw NTU RGB+D / N-UCLA data into sharded TFRecords.")
+    parser.add_argument("--dataset", required=True, choices=sources.DATASETS)
+    parser.add_argument("--data-dir", required=True, help="raw dataset root")
+    parser.add_argument("--output", required=True, help="output directory")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                        help="decoding processes (default: %(default)s)")
+    parser.add_argument("--stored-size", type=int, default=256,
+                        help="side of the stored square frames (default 256)")
+    parser.add_argument("--shard-size", type=int, default=64,
+                        help="videos per TFRecord shard (default 64)")
+    parser.add_argument("--protocol", action="append",
+                        help="protocol(s) to index, repeatable or comma-separated "
+                             "(default: all of the dataset's)")
+    parser.add_argument("--jpeg-quality", type=int, default=90)
+    parser.add_argument("--missing-skeletons", default=None,
+                        help="NTU missing-skeleton list (default: the one in "
+                             "--data-dir, else the shipped official list)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv=None):
+    args = build_argument_parser().parse_args(argv)
+    try:
+        convert_dataset(
+            args.dataset, args.data_dir, args.output, workers=args.workers,
+            stored_size=args.stored_size, shard_size=args.shard_size,
+            protocols=_parse_protocols(args.protocol),
+            jpeg_quality=args.jpeg_quality, missing_list=args.missing_skeletons,
+            progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
