@@ -1,0 +1,10 @@
+"""Synthetic NTU RGB+D / N-UCLA data in the datasets' raw on-disk layouts (DATASETS.md section 5).
+
+Command line: `python -m glimpse_keras.data.synthetic --format {ntu,nucla} --output DIR [--preset tiny|demo]`.
+Python: `generate(dataset, output, preset=..., seed=..., workers=..., overrides=...)`.
+"""
+
+from glimpse_keras.data.synthetic.presets import PRESETS, SyntheticConfigError, resolve_config
+from glimpse_keras.data.synthetic.runner import generate
+
+__all__ = ["PRESETS", "SyntheticConfigError", "generate", "resolve_config"]
