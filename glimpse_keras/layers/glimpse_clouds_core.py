@@ -1,0 +1,504 @@
+"""The recurrent Glimpse Clouds process: glimpses per frame, memory, workers."""
+
+import math
+
+import keras
+from keras import ops
+
+from glimpse_keras.layers.glimpse_crop import GlimpseCrop
+from glimpse_keras.layers.glimpse_locator import GlimpseLocator
+from glimpse_keras.layers.memory_soft_assignment import MemorySoftAssignment
+from glimpse_keras.layers.memory_soft_assignment import _check_choice
+from glimpse_keras.layers.memory_soft_assignment import _check_positive_int
+from glimpse_keras.layers.multi_worker_gru_cell import MultiWorkerGRUCell
+from glimpse_keras.layers.what_where_fusion import WhatWhereFusion
+from glimpse_keras.layers.worker_gru_cell import WorkerGRUCell
+
+GLIMPSE_TYPES = ("attention", "tube", "random", "saliency")
+AGGREGATIONS = ("workers", "gru")
+ZOOMER_INPUTS = ("v", "z")
+
+
+@keras.saving.register_keras_serializable(package="glimpse_keras")
+class GlimpseCloudsCore(keras.layers.Layer):
+    """Runs the glimpse attention, external memory and workers over a clip.
+
+    For each frame t = 0..T-1 and glimpse g = 0..G-1 (glimpse_type
+    "attention", the default):
+
+    1. `l, l_raw = GlimpseLocator(c_t, h)`;
+    2. `z = mean(GlimpseCrop(Z_t, l))`, a bilinear crop of the res5 map;
+    3. `v = WhatWhereFusion(z, l)`;
+    4. `h = zoomer GRU(h, [v ; r_{t-1}])`, with r_{t-1} = sum_c r_{t-1,c}.
+
+    h is zero-initialised once per clip and carried across glimpses and
+    frames. Then the G glimpses of frame t are assigned to the C workers by
+    `MemorySoftAssignment` and each worker GRU c updates its state
+    r_{t,c} from v~_{t,c} (`MultiWorkerGRUCell`).
+
+    Ablations (paper section 4.2):
+    - glimpse_type "tube": one set of G locations per clip, found by running
+      the locator/zoomer once on the time-averaged maps (mean_t Z_t, mean_t
+      c_t), then held for every frame.
+    - glimpse_type "random": centres uniform in [-(1 - s), 1 - s] (so the
+      glimpse stays on the map) with the fixed scale s =
+      `fixed_glimpse_scale` while training; at inference a fixed grid of
+      centres (the first G points of a ceil(sqrt(G))^2 grid).
+    - glimpse_type "saliency": per frame, the G cells with the largest
+      channel norm ||Z_t[y, x]||, greedily with non-maximum suppression of the
+      cells within `saliency_nms_radius` (Chebyshev distance), fixed scale.
+    - aggregation "gru": the G glimpses of a frame are summed and fed to one
+      GRU (no memory, no soft workers); the worker axis of the outputs then
+      has size 1 and the assignments are all ones.
+    Non-attention glimpse types have no zoomer; their crops for all frames
+    are computed in one batched op.
+
+    Args:
+        num_glimpses: int >= 1, G (3).
+        num_workers: int >= 1, C (3); ignored for aggregation "gru".
+        zoomer_units: int, size of the zoomer GRU state h (512).
+        worker_units: int, size of each worker state r_c (512).
+        fusion_hidden_units: int, hidden width of Lambda (256).
+        glimpse_size: int or None, the side k of the crop grid (None: the
+            size of the map, 7 x 7 as in the paper).
+        glimpse_type: "attention", "tube", "random" or "saliency".
+        aggregation: "workers" or "gru".
+        zoomer_input: "v" (the fused glimpse, as the code does) or "z" (the
+            raw glimpse, as the poster writes).
+        use_raw_location: bool, Lambda embeds the raw location (code) instead
+            of the activated one (default, paper).
+        detach_location: bool, stop the gradient from the crop into the
+            locations (code) instead of a differentiable crop (paper).
+        align_corners: bool, see `GlimpseCrop`.
+        share_first_worker_state: bool, reproduce the authors' worker-state
+            bug (see `MultiWorkerGRUCell`).
+        assign_axis, temperature, distance, projection_dim, metric_trainable,
+        decay_tau, decay, memory_frames: forwarded to `MemorySoftAssignment`.
+        scale_bias: float, forwarded to `GlimpseLocator`.
+        fixed_glimpse_scale: float in (0, 1], the scale of "random" and
+            "saliency" glimpses.
+        saliency_nms_radius: int >= 0, suppression radius in cells.
+        seed: int or None, seed of the "random" glimpse sampler.
+        initialization: "torch" or "keras", for every sublayer.
+        **kwargs: forwarded to `keras.layers.Layer`.
+
+    Call arguments:
+        features: float tensor (batch, time, height, width, channels5): Z, the
+            res5 map per frame (static time, height and width).
+        context: float tensor (batch, time, channels4): c_t, the spatial mean
+            of the res4 map per frame.
+        training: bool, selects random or grid locations for "random".
+
+    Returns:
+        A dict of tensors:
+        - "worker_states": (batch, time, C', worker_units), r_{t,c}; C' =
+          num_workers, or 1 for aggregation "gru".
+        - "locations": (batch, time, G, 4), activated [x, y, s_x, s_y].
+        - "raw_locations": (batch, time, G, 4), pre-activation locations (for
+          non-attention types, the inverse activations of "locations").
+        - "assignments": (batch, time, C', G), p_{t,c,g}.
+        - "glimpse_features": (batch, time, G, channels5), v_{t,g}.
+
+    Raises:
+        ValueError: for bad arguments, or inputs of the wrong rank or with
+            dynamic time/space dimensions.
+
+    Example:
+        >>> core = GlimpseCloudsCore(num_glimpses=2, num_workers=2,
+        ...     zoomer_units=8, worker_units=8, fusion_hidden_units=4)
+        >>> out = core(ops.ones((1, 3, 4, 4, 16)), ops.ones((1, 3, 12)))
+        >>> out["worker_states"].shape  # (1, 3, 2, 8)
+
+    Reference:
+        Baradel et al., "Glimpse Clouds", CVPR 2018, section 3; MODEL_SPEC.md
+        sections 2-5 and 11.
+    """
+
+    def __init__(
+        self,
+        num_glimpses=3,
+        num_workers=3,
+        zoomer_units=512,
+        worker_units=512,
+        fusion_hidden_units=256,
+        glimpse_size=None,
+        glimpse_type="attention",
+        aggregation="workers",
+        zoomer_input="v",
+        use_raw_location=False,
+        detach_location=False,
+        align_corners=True,
+        share_first_worker_state=False,
+        assign_axis="glimpses",
+        temperature=0.5,
+        distance="learned",
+        projection_dim=None,
+        metric_trainable=True,
+        decay_tau=4.0,
+        decay="recency",
+        memory_frames=None,
+        scale_bias=3.0,
+        fixed_glimpse_scale=0.5,
+        saliency_nms_radius=1,
+        seed=None,
+        initialization="torch",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_glimpses = _check_positive_int("num_glimpses", num_glimpses)
+        self.num_workers = _check_positive_int("num_workers", num_workers)
+        self.zoomer_units = _check_positive_int("zoomer_units", zoomer_units)
+        self.worker_units = _check_positive_int("worker_units", worker_units)
+        self.fusion_hidden_units = _check_positive_int(
+            "fusion_hidden_units", fusion_hidden_units
+        )
+        self.glimpse_size = glimpse_size
+        self.glimpse_type = _check_choice("glimpse_type", glimpse_type, GLIMPSE_TYPES)
+        self.aggregation = _check_choice("aggregation", aggregation, AGGREGATIONS)
+        self.zoomer_input = _check_choice("zoomer_input", zoomer_input, ZOOMER_INPUTS)
+        self.use_raw_location = bool(use_raw_location)
+        self.detach_location = bool(detach_location)
+        self.align_corners = bool(align_corners)
+        self.share_first_worker_state = bool(share_first_worker_state)
+        self.assign_axis = assign_axis
+        self.temperature = temperature
+        self.distance = distance
+        self.projection_dim = projection_dim
+        self.metric_trainable = bool(metric_trainable)
+        self.decay_tau = decay_tau
+        self.decay = decay
+        self.memory_frames = memory_frames
+        self.scale_bias = scale_bias
+        if (
+            isinstance(fixed_glimpse_scale, bool)
+            or not isinstance(fixed_glimpse_scale, (int, float))
+            or not 0.0 < fixed_glimpse_scale <= 1.0
+        ):
+            raise ValueError(
+                "`fixed_glimpse_scale` must be in (0, 1], "
+                f"received fixed_glimpse_scale={fixed_glimpse_scale!r}."
+            )
+        self.fixed_glimpse_scale = float(fixed_glimpse_scale)
+        if (
+            isinstance(saliency_nms_radius, bool)
+            or not isinstance(saliency_nms_radius, int)
+            or saliency_nms_radius < 0
+        ):
+            raise ValueError(
+                "`saliency_nms_radius` must be an int >= 0, "
+                f"received saliency_nms_radius={saliency_nms_radius!r}."
+            )
+        self.saliency_nms_radius = saliency_nms_radius
+        self.seed = seed
+        self.initialization = initialization
+
+        # === Layers ===
+        policy = self.dtype_policy
+        # Distances and softmaxes of the memory lose too much in 16-bit floats.
+        memory_policy = (
+            "float32" if self.compute_dtype in ("float16", "bfloat16") else policy
+        )
+        self.crop = GlimpseCrop(
+            output_size=glimpse_size,
+            align_corners=align_corners,
+            detach_location=detach_location,
+            pooled=True,
+            name="glimpse_crop",
+            dtype=policy,
+        )
+        self.fusion = WhatWhereFusion(
+            hidden_units=fusion_hidden_units,
+            use_raw_location=use_raw_location,
+            initialization=initialization,
+            name="what_where_fusion",
+            dtype=policy,
+        )
+        self.locator = None
+        self.zoomer = None
+        if self.glimpse_type in ("attention", "tube"):
+            self.locator = GlimpseLocator(
+                scale_bias=scale_bias,
+                initialization=initialization,
+                name="glimpse_locator",
+                dtype=policy,
+            )
+            self.zoomer = WorkerGRUCell(
+                zoomer_units, initialization=initialization, name="zoomer", dtype=policy
+            )
+        self.memory = None
+        if self.aggregation == "workers":
+            self.memory = MemorySoftAssignment(
+                num_workers=num_workers,
+                num_glimpses=num_glimpses,
+                temperature=temperature,
+                assign_axis=assign_axis,
+                distance=distance,
+                projection_dim=projection_dim,
+                metric_trainable=metric_trainable,
+                decay_tau=decay_tau,
+                decay=decay,
+                memory_frames=memory_frames,
+                name="memory",
+                dtype=memory_policy,
+            )
+            self.workers = MultiWorkerGRUCell(
+                num_workers,
+                worker_units,
+                share_first_worker_state=share_first_worker_state,
+                initialization=initialization,
+                name="workers",
+                dtype=policy,
+            )
+        else:
+            self.workers = WorkerGRUCell(
+                worker_units, initialization=initialization, name="aggregator",
+                dtype=policy,
+            )
+        self.seed_generator = (
+            keras.random.SeedGenerator(seed) if self.glimpse_type == "random" else None
+        )
+
+    @property
+    def num_worker_outputs(self):
+        """Size C' of the worker axis of the outputs (1 for aggregation "gru")."""
+        return self.num_workers if self.aggregation == "workers" else 1
+
+    def _check_shapes(self, features_shape, context_shape):
+        if len(features_shape) != 5 or any(d is None for d in features_shape[1:4]):
+            raise ValueError(
+                f"{self.name}: `features` must be (batch, time, height, width, "
+                "channels) with static time/height/width, received shape "
+                f"{tuple(features_shape)}."
+            )
+        if len(context_shape) != 3 or context_shape[1] != features_shape[1]:
+            raise ValueError(
+                f"{self.name}: `context` must be (batch, time, channels) with the "
+                f"time of `features` ({features_shape[1]}), received shape "
+                f"{tuple(context_shape)}."
+            )
+
+    def build(self, features_shape, context_shape):
+        self._check_shapes(features_shape, context_shape)
+        channels = int(features_shape[-1])
+        if self.locator is not None:
+            self.locator.build((None, int(context_shape[-1])), (None, self.zoomer_units))
+            self.zoomer.build((None, channels + self.worker_units))
+        self.fusion.build((None, channels))
+        if self.memory is not None:
+            self.memory.build((None, self.num_glimpses, channels))
+            self.workers.build((None, self.num_workers, channels))
+        else:
+            self.workers.build((None, channels))
+
+    # === Locations of the non-attention glimpse types ===
+
+    def _raw_from_locations(self, locations):
+        """Inverse of the locator activations, for Lambda's raw input."""
+        limit = 1.0 - 1e-6
+        centre = ops.clip(locations[..., :2], -limit, limit)
+        scale = ops.clip(locations[..., 2:], 1e-6, limit)
+        raw_centre = 0.5 * ops.log((1.0 + centre) / (1.0 - centre))
+        raw_scale = ops.log(scale / (1.0 - scale)) - float(self.scale_bias)
+        return ops.concatenate([raw_centre, raw_scale], axis=-1)
+
+    def _with_fixed_scale(self, centres):
+        scale = ops.full(ops.shape(centres), self.fixed_glimpse_scale, centres.dtype)
+        return ops.concatenate([centres, scale], axis=-1)
+
+    def _random_centres(self, batch_size, num_frames, dtype, training):
+        extent = 1.0 - self.fixed_glimpse_scale
+        if training:
+            return keras.random.uniform(
+                (batch_size, num_frames, self.num_glimpses, 2),
+                minval=-extent,
+                maxval=extent,
+                dtype=dtype,
+                seed=self.seed_generator,
+            )
+        side = int(math.ceil(math.sqrt(self.num_glimpses)))
+        ticks = [0.0] if side == 1 else [
+            -extent + 2.0 * extent * i / (side - 1) for i in range(side)
+        ]
+        grid = [[x, y] for y in ticks for x in ticks][: self.num_glimpses]
+        centres = ops.cast(ops.convert_to_tensor(grid), dtype)
+        return ops.broadcast_to(
+            centres[None, None], (batch_size, num_frames, self.num_glimpses, 2)
+        )
+
+    def _saliency_centres(self, features):
+        _, num_frames, height, width, _ = features.shape
+        energy = ops.sqrt(ops.sum(ops.square(ops.stop_gradient(features)), axis=-1))
+        energy = ops.reshape(energy, (-1, num_frames, height * width))
+        cell_rows = ops.cast(ops.arange(height * width) // width, "int32")
+        cell_cols = ops.cast(ops.arange(height * width) % width, "int32")
+        lowest = ops.cast(float("-inf"), energy.dtype)
+        centres = []
+        for _ in range(self.num_glimpses):
+            best = ops.cast(ops.argmax(energy, axis=-1), "int32")
+            row, col = best // width, best % width
+            centres.append(ops.stack([col, row], axis=-1))
+            near = ops.logical_and(
+                ops.abs(cell_rows - row[..., None]) <= self.saliency_nms_radius,
+                ops.abs(cell_cols - col[..., None]) <= self.saliency_nms_radius,
+            )
+            energy = ops.where(near, lowest, energy)
+        cells = ops.cast(ops.stack(centres, axis=2), features.dtype)
+        sizes = ops.cast(ops.convert_to_tensor([width, height]), features.dtype)
+        if self.align_corners:
+            return cells / ops.maximum(sizes - 1.0, 1.0) * 2.0 - 1.0
+        return (2.0 * cells + 1.0) / sizes - 1.0
+
+    def _tube_locations(self, features, context):
+        mean_map = ops.mean(features, axis=1)
+        mean_context = ops.mean(context, axis=1)
+        batch_size = ops.shape(features)[0]
+        state = ops.zeros((batch_size, self.zoomer_units), features.dtype)
+        no_workers = ops.zeros((batch_size, self.worker_units), features.dtype)
+        locations, raws = [], []
+        for _ in range(self.num_glimpses):
+            state, location, raw, _, _ = self._glimpse_step(
+                mean_map, mean_context, state, no_workers
+            )
+            locations.append(location)
+            raws.append(raw)
+        return ops.stack(locations, axis=1), ops.stack(raws, axis=1)
+
+    # === Recurrent process ===
+
+    def _glimpse_step(self, feature_map, context, state, worker_sum):
+        location, raw = self.locator(context, state)
+        crop = self.crop(feature_map, location[:, None])[:, 0]
+        fused = self.fusion(crop, location, raw)
+        zoomer_in = fused if self.zoomer_input == "v" else crop
+        state, _ = self.zoomer(ops.concatenate([zoomer_in, worker_sum], axis=-1), [state])
+        return state, location, raw, fused, crop
+
+    def _precomputed_glimpses(self, features, context, training):
+        batch_size = ops.shape(features)[0]
+        num_frames = features.shape[1]
+        if self.glimpse_type == "tube":
+            locations, raws = self._tube_locations(features, context)
+            locations = ops.repeat(locations[:, None], num_frames, axis=1)
+            raws = ops.repeat(raws[:, None], num_frames, axis=1)
+        else:
+            if self.glimpse_type == "random":
+                centres = self._random_centres(
+                    batch_size, num_frames, features.dtype, training
+                )
+            else:
+                centres = self._saliency_centres(features)
+            locations = self._with_fixed_scale(centres)
+            raws = self._raw_from_locations(locations)
+        flat_shape = (-1,) + tuple(features.shape[2:])
+        glimpse_shape = (-1, self.num_glimpses, 4)
+        crops = self.crop(
+            ops.reshape(features, flat_shape), ops.reshape(locations, glimpse_shape)
+        )
+        fused = self.fusion(
+            crops,
+            ops.reshape(locations, glimpse_shape),
+            ops.reshape(raws, glimpse_shape),
+        )
+        fused = ops.reshape(fused, (batch_size, num_frames, self.num_glimpses, -1))
+        return locations, raws, fused
+
+    def _aggregate(self, glimpses, worker_state, memory_state, step):
+        if self.memory is None:
+            worker_state, _ = self.workers(ops.sum(glimpses, axis=1), [worker_state])
+            assignments = ops.ones_like(glimpses[:, None, :, 0])
+            return worker_state, worker_state[:, None], assignments, memory_state
+        assignments, worker_inputs, memory_state = self.memory(
+            glimpses, memory_state, step=step
+        )
+        worker_state, _ = self.workers(worker_inputs, [worker_state])
+        return worker_state, worker_state, assignments, memory_state
+
+    def call(self, features, context, training=None):
+        self._check_shapes(features.shape, context.shape)
+        batch_size = ops.shape(features)[0]
+        num_frames = features.shape[1]
+        channels = features.shape[-1]
+        context = ops.cast(context, features.dtype)
+        worker_state = self.workers.get_initial_state(batch_size)[0]
+        memory_state = None
+        if self.memory is not None:
+            memory_state = self.memory.get_initial_state(batch_size, num_frames, channels)
+        if self.glimpse_type == "attention":
+            zoomer_state = ops.zeros((batch_size, self.zoomer_units), features.dtype)
+        else:
+            all_locations, all_raws, all_fused = self._precomputed_glimpses(
+                features, context, bool(training)
+            )
+
+        states, locations, raws, assignments, glimpses = [], [], [], [], []
+        for step in range(num_frames):
+            if self.glimpse_type == "attention":
+                worker_sum = (
+                    ops.sum(worker_state, axis=1)
+                    if self.memory is not None
+                    else worker_state
+                )
+                frame_locations, frame_raws, frame_glimpses = [], [], []
+                for _ in range(self.num_glimpses):
+                    zoomer_state, location, raw, fused, _ = self._glimpse_step(
+                        features[:, step], context[:, step], zoomer_state, worker_sum
+                    )
+                    frame_locations.append(location)
+                    frame_raws.append(raw)
+                    frame_glimpses.append(fused)
+                frame_locations = ops.stack(frame_locations, axis=1)
+                frame_raws = ops.stack(frame_raws, axis=1)
+                frame_glimpses = ops.stack(frame_glimpses, axis=1)
+            else:
+                frame_locations = all_locations[:, step]
+                frame_raws = all_raws[:, step]
+                frame_glimpses = all_fused[:, step]
+            worker_state, frame_states, frame_assignments, memory_state = self._aggregate(
+                frame_glimpses, worker_state, memory_state, step
+            )
+            states.append(frame_states)
+            locations.append(frame_locations)
+            raws.append(frame_raws)
+            assignments.append(frame_assignments)
+            glimpses.append(frame_glimpses)
+        return {
+            "worker_states": ops.stack(states, axis=1),
+            "locations": ops.stack(locations, axis=1),
+            "raw_locations": ops.stack(raws, axis=1),
+            "assignments": ops.stack(assignments, axis=1),
+            "glimpse_features": ops.stack(glimpses, axis=1),
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_glimpses": self.num_glimpses,
+                "num_workers": self.num_workers,
+                "zoomer_units": self.zoomer_units,
+                "worker_units": self.worker_units,
+                "fusion_hidden_units": self.fusion_hidden_units,
+                "glimpse_size": self.glimpse_size,
+                "glimpse_type": self.glimpse_type,
+                "aggregation": self.aggregation,
+                "zoomer_input": self.zoomer_input,
+                "use_raw_location": self.use_raw_location,
+                "detach_location": self.detach_location,
+                "align_corners": self.align_corners,
+                "share_first_worker_state": self.share_first_worker_state,
+                "assign_axis": self.assign_axis,
+                "temperature": self.temperature,
+                "distance": self.distance,
+                "projection_dim": self.projection_dim,
+                "metric_trainable": self.metric_trainable,
+                "decay_tau": self.decay_tau,
+                "decay": self.decay,
+                "memory_frames": self.memory_frames,
+                "scale_bias": self.scale_bias,
+                "fixed_glimpse_scale": self.fixed_glimpse_scale,
+                "saliency_nms_radius": self.saliency_nms_radius,
+                "seed": self.seed,
+                "initialization": self.initialization,
+            }
+        )
+        return config

@@ -1,0 +1,219 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from glimpse_keras.layers import GlimpseCloudsCore
+from tests.layers.layer_checks import assert_config_round_trip
+from tests.layers.layer_checks import assert_save_load_same
+
+BATCH, TIME, HEIGHT, WIDTH, CHANNELS, CONTEXT = 2, 3, 4, 5, 6, 7
+
+
+def tiny_core(**kwargs):
+    options = dict(
+        num_glimpses=2, num_workers=3, zoomer_units=4, worker_units=5,
+        fusion_hidden_units=3,
+    )
+    options.update(kwargs)
+    return GlimpseCloudsCore(**options)
+
+
+def tiny_inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(BATCH, TIME, HEIGHT, WIDTH, CHANNELS)).astype("float32")
+    context = rng.normal(size=(BATCH, TIME, CONTEXT)).astype("float32")
+    return features, context
+
+
+@pytest.mark.parametrize("aggregation", ["workers", "gru"])
+@pytest.mark.parametrize("glimpse_type", ["attention", "tube", "random", "saliency"])
+def test_every_variant_runs_eagerly_and_in_tf_function(glimpse_type, aggregation):
+    core = tiny_core(glimpse_type=glimpse_type, aggregation=aggregation)
+    features, context = tiny_inputs()
+    eager = core(features, context, training=False)
+    graph = tf.function(lambda f, c: core(f, c, training=False))(features, context)
+    workers = 3 if aggregation == "workers" else 1
+    assert core.num_worker_outputs == workers
+    expected_shapes = {
+        "worker_states": (BATCH, TIME, workers, 5),
+        "locations": (BATCH, TIME, 2, 4),
+        "raw_locations": (BATCH, TIME, 2, 4),
+        "assignments": (BATCH, TIME, workers, 2),
+        "glimpse_features": (BATCH, TIME, 2, CHANNELS),
+    }
+    assert {key: tuple(value.shape) for key, value in eager.items()} == expected_shapes
+    for key in expected_shapes:
+        assert np.all(np.isfinite(eager[key]))
+        np.testing.assert_allclose(graph[key], eager[key], atol=1e-5)
+    locations = np.asarray(eager["locations"])
+    assert np.all(np.abs(locations[..., :2]) <= 1) and np.all(locations[..., 2:] > 0)
+    if aggregation == "workers":
+        np.testing.assert_allclose(np.sum(eager["assignments"], axis=-1), 1.0, atol=1e-5)
+    else:
+        np.testing.assert_array_equal(eager["assignments"], 1.0)
+    core(features, context, training=True)
+
+
+def test_attention_wiring_matches_a_manual_unrolled_loop():
+    core = tiny_core(zoomer_input="z")
+    features, context = tiny_inputs(1)
+    out = core(features, context)
+    h = np.zeros((BATCH, 4), "float32")
+    r = np.zeros((BATCH, 3, 5), "float32")
+    memory = core.memory.get_initial_state(BATCH, TIME, CHANNELS)
+    for t in range(TIME):
+        r_sum = r.sum(axis=1)
+        for g in range(2):
+            location, raw = core.locator(context[:, t], h)
+            z = core.crop(features[:, t], location[:, None])[:, 0]
+            v = core.fusion(z, location, raw)
+            h = np.asarray(core.zoomer(np.concatenate([z, r_sum], -1), [h])[0])
+            np.testing.assert_allclose(out["locations"][:, t, g], location, atol=1e-5)
+            np.testing.assert_allclose(out["glimpse_features"][:, t, g], v, atol=1e-5)
+        p, worker_inputs, memory = core.memory(out["glimpse_features"][:, t], memory, step=t)
+        r = np.asarray(core.workers(worker_inputs, [r])[0])
+        np.testing.assert_allclose(out["assignments"][:, t], p, atol=1e-5)
+        np.testing.assert_allclose(out["worker_states"][:, t], r, atol=1e-5)
+
+
+def test_zoomer_state_is_carried_across_frames():
+    core = tiny_core()
+    features, context = tiny_inputs(2)
+    changed = features.copy()
+    changed[:, 0] += 1.0
+    before = np.asarray(core(features, context)["locations"])
+    after = np.asarray(core(changed, context)["locations"])
+    np.testing.assert_allclose(after[:, 0, 0], before[:, 0, 0], atol=1e-6)
+    assert np.abs(after[:, 1, 0] - before[:, 1, 0]).max() > 1e-6
+
+
+def _locator_gradient(core, features, context):
+    features, context = tf.constant(features), tf.constant(context)
+    core(features, context)
+    with tf.GradientTape() as tape:
+        out = core(features, context)
+        loss = tf.reduce_sum(out["worker_states"] * tf.sin(tf.range(5, dtype=tf.float32)))
+    grad = tape.gradient(loss, core.locator.kernel)
+    return 0.0 if grad is None else float(np.abs(grad.numpy()).sum())
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_gradients_reach_the_locator_through_the_crop_unless_detached(detach):
+    features, context = tiny_inputs(3)
+    core = tiny_core(detach_location=detach)
+    assert _locator_gradient(core, features, context) > 0
+    # With Lambda's first layer zeroed the embedding no longer depends on the
+    # location, so the crop is the only remaining path to the locator.
+    core.fusion.hidden_kernel.assign(np.zeros((4, 3), "float32"))
+    through_crop = _locator_gradient(core, features, context)
+    assert (through_crop == 0.0) if detach else (through_crop > 0)
+
+
+def test_saliency_picks_the_strongest_cells_with_suppression():
+    features = np.zeros((1, 1, HEIGHT, WIDTH, CHANNELS), "float32")
+    features[0, 0, 1, 3] = 3.0
+    features[0, 0, 1, 2] = 2.0
+    features[0, 0, 3, 0] = 1.0
+    core = tiny_core(glimpse_type="saliency", fixed_glimpse_scale=0.4)
+    locations = np.asarray(core(features, np.zeros((1, 1, CONTEXT), "float32"))["locations"])
+    # Cell (row 1, col 3) -> (x, y) = (3/4 * 2 - 1, 1/3 * 2 - 1); the neighbour
+    # (1, 2) is suppressed, so the next glimpse is cell (3, 0) -> (-1, 1).
+    np.testing.assert_allclose(
+        locations[0, 0], [[0.5, -1.0 / 3.0, 0.4, 0.4], [-1.0, 1.0, 0.4, 0.4]], atol=1e-6
+    )
+
+
+def test_random_glimpses_use_a_grid_at_inference_and_sample_in_training():
+    core = tiny_core(num_glimpses=3, glimpse_type="random", seed=7)
+    features, context = tiny_inputs(4)
+    grid = np.asarray(core(features, context, training=False)["locations"])
+    expected = [[-0.5, -0.5, 0.5, 0.5], [0.5, -0.5, 0.5, 0.5], [-0.5, 0.5, 0.5, 0.5]]
+    np.testing.assert_allclose(grid, np.broadcast_to(expected, grid.shape), atol=1e-6)
+    sampled = np.asarray(core(features, context, training=True)["locations"])
+    assert np.all(np.abs(sampled[..., :2]) <= 0.5) and np.all(sampled[..., 2:] == 0.5)
+    assert np.abs(sampled[:, 0] - sampled[:, 1]).max() > 1e-3
+
+
+def test_tube_locations_are_held_over_time_and_come_from_the_mean_context():
+    core = tiny_core(glimpse_type="tube")
+    features, context = tiny_inputs(5)
+    locations = np.asarray(core(features, context)["locations"])
+    for t in range(1, TIME):
+        np.testing.assert_allclose(locations[:, t], locations[:, 0], atol=1e-6)
+    first, _ = core.locator(context.mean(axis=1), np.zeros((BATCH, 4), "float32"))
+    np.testing.assert_allclose(locations[:, 0, 0], first, atol=1e-5)
+
+
+def test_gru_aggregation_feeds_the_sum_of_glimpses_to_one_gru():
+    core = tiny_core(aggregation="gru")
+    features, context = tiny_inputs(6)
+    out = core(features, context)
+    state = np.zeros((BATCH, 5), "float32")
+    for t in range(TIME):
+        summed = np.asarray(out["glimpse_features"][:, t]).sum(axis=1)
+        state = np.asarray(core.workers(summed, [state])[0])
+        np.testing.assert_allclose(out["worker_states"][:, t, 0], state, atol=1e-5)
+
+
+def test_options_reach_the_sublayers():
+    core = tiny_core(
+        share_first_worker_state=True, use_raw_location=True, detach_location=True,
+        assign_axis="workers", distance="code", decay="code", memory_frames=1,
+        glimpse_size=3, align_corners=False, initialization="keras",
+    )
+    assert core.workers.share_first_worker_state and core.fusion.use_raw_location
+    assert core.crop.detach_location and core.crop.output_size == 3
+    assert not core.crop.align_corners and core.crop.pooled
+    assert core.memory.assign_axis == "workers" and core.memory.distance == "code"
+    assert core.memory.decay == "code" and core.memory.memory_frames == 1
+    out = core(*tiny_inputs(7))
+    np.testing.assert_allclose(np.sum(out["assignments"], axis=2), 1.0, atol=1e-5)
+
+
+def test_bad_arguments_and_inputs_raise():
+    with pytest.raises(ValueError, match="glimpse_type"):
+        tiny_core(glimpse_type="foveal")
+    with pytest.raises(ValueError, match="aggregation"):
+        tiny_core(aggregation="mean")
+    with pytest.raises(ValueError, match="fixed_glimpse_scale"):
+        tiny_core(fixed_glimpse_scale=0.0)
+    features, context = tiny_inputs()
+    with pytest.raises(ValueError, match="features"):
+        tiny_core()(features[:, 0], context)
+    with pytest.raises(ValueError, match="context"):
+        tiny_core()(features, context[:, :2])
+
+
+def test_config_round_trip_and_saving(tmp_path):
+    core = tiny_core(glimpse_type="attention", projection_dim=2, zoomer_input="z")
+    assert_config_round_trip(core)
+    features = keras.Input((TIME, HEIGHT, WIDTH, CHANNELS))
+    context = keras.Input((TIME, CONTEXT))
+    model = keras.Model([features, context], core(features, context))
+    assert_save_load_same(model, list(tiny_inputs(8)), tmp_path, atol=1e-5)
+
+
+def test_sublayers_follow_the_dtype_policy_and_memory_stays_float32():
+    features, context = tiny_inputs(9)
+    double = tiny_core(dtype="float64")
+    out = double(features.astype("float64"), context.astype("float64"))
+    assert out["worker_states"].dtype == "float64"
+    assert double.locator.kernel.dtype == "float64" and double.memory.prior.dtype == "float64"
+    mixed = tiny_core(dtype="mixed_bfloat16")
+    out = mixed(features, context)
+    assert out["worker_states"].dtype == "bfloat16"
+    assert out["assignments"].dtype == "float32"
+    np.testing.assert_allclose(np.sum(out["assignments"], axis=-1), 1.0, atol=1e-5)
+
+
+def test_weights_can_be_created_during_a_symbolic_trace():
+    # Keras builds subclassed models by tracing `call` with symbolic tensors;
+    # every initialiser must work there (no global seed generator).
+    core = tiny_core()
+    out = core.compute_output_spec(
+        keras.KerasTensor((1, TIME, HEIGHT, WIDTH, CHANNELS)),
+        keras.KerasTensor((1, TIME, CONTEXT)),
+    )
+    assert tuple(out["assignments"].shape) == (1, TIME, 3, 2)
+    assert np.all(np.asarray(core.memory.prior) >= 0)
