@@ -28,9 +28,10 @@ setuptools.setup(
         "pyyaml>=6",
         "tqdm>=4.60",
         "matplotlib>=3.8",
+        "scipy>=1.10",
+        "scikit-learn>=1.3",
     ],
     extras_require={
         "test": ["pytest==9.2.0"],
-        "tune": ["scipy>=1.10", "scikit-learn>=1.3"],
     },
 )

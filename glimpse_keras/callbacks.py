@@ -130,7 +130,8 @@ class GlimpseSummary(keras.callbacks.Callback):
         self._writer = None
 
     def on_train_begin(self, logs=None):
-        if self.dataset is None:
+        # `fit` runs once per epoch (see training.run_stage): set up once.
+        if self.dataset is None or self._batch is not None:
             return
         for inputs, targets in self.dataset.take(1):
             self._batch = (inputs, targets)

@@ -22,7 +22,7 @@ def test_defaults_are_the_authors_schedule():
     assert stage1.learning_rate == pytest.approx(1e-4)
 
 
-@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.yaml"))))
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True)))
 def test_every_shipped_config_loads(path):
     config = config_lib.load_config(path)
     assert config.train.stages

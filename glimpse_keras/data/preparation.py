@@ -1,0 +1,158 @@
+"""Finds or builds the converted TFRecords a run trains on.
+
+`--data-dir` may point at converted shards (a directory with `splits/`), at a
+raw NTU RGB+D or N-UCLA tree (converted once into a cache next to the run's
+output), or be empty for the synthetic dataset (generated once, then
+converted). The generator and converter run as their own command-line tools,
+so their progress bars and error reports reach the user unchanged.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+from glimpse_keras.data import pipeline
+
+NTU_HELP = (
+    "NTU RGB+D is distributed by the ROSE Lab of Nanyang Technological "
+    "University (https://rose1.ntu.edu.sg/dataset/actionRecognition/) after "
+    "signing its licence; unpack the RGB videos into <dir>/nturgb+d_rgb/ and "
+    "the skeletons into <dir>/nturgb+d_skeletons/."
+)
+NUCLA_HELP = (
+    "N-UCLA (Northwestern-UCLA Multiview Action 3D) unpacks to "
+    "multiview_action/view_{1,2,3}/aXX_sYY_eZZ/ with frame_<k>_..._rgb.jpg "
+    "and frame_<k>_..._skeletons.txt files."
+)
+
+
+class DataDirError(ValueError):
+    """`--data-dir` holds neither converted shards nor a raw dataset."""
+
+
+def is_converted(path):
+    """True when `path` holds converted shards with split indexes."""
+    return os.path.isdir(os.path.join(path, "splits"))
+
+
+def raw_layout(path):
+    """'ntu', 'nucla' or None: which raw dataset layout `path` holds."""
+    if os.path.isdir(os.path.join(path, "nturgb+d_rgb")):
+        return "ntu"
+    for root in (path, os.path.join(path, "multiview_action")):
+        if os.path.isdir(os.path.join(root, "view_1")):
+            return "nucla"
+    return None
+
+
+def _run(command):
+    print("$ " + " ".join(command), flush=True)
+    result = subprocess.run(command)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"command failed with exit code {result.returncode}: "
+            + " ".join(command)
+        )
+
+
+def _convert(raw_dir, dataset, output, data_config):
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "glimpse_keras.data.convert",
+            "--dataset",
+            dataset,
+            "--data-dir",
+            raw_dir,
+            "--output",
+            output,
+            "--workers",
+            str(data_config.convert_workers),
+            "--stored-size",
+            str(data_config.stored_size),
+        ]
+    )
+
+
+def synthetic_raw_dir(cache_root, data_config):
+    name = f"synthetic_ntu_{data_config.synthetic_preset}_seed{data_config.synthetic_seed}"
+    return os.path.join(cache_root, name, "raw")
+
+
+def prepare_data(data_config, cache_root):
+    """Returns the directory of converted shards for `data_config`.
+
+    Args:
+        data_config: `config.DataConfig`.
+        cache_root: directory for generated and converted data (created).
+
+    Returns:
+        str, a directory with `splits/<protocol>/<split>.json`.
+
+    Raises:
+        DataDirError: naming the directory and what was expected.
+    """
+    dataset = data_config.dataset
+    data_dir = data_config.data_dir
+    if dataset == "synthetic" and not data_dir:
+        raw_dir = synthetic_raw_dir(cache_root, data_config)
+        converted = os.path.join(os.path.dirname(raw_dir), f"tfrecords_{data_config.stored_size}")
+        if not is_converted(converted):
+            _run(
+                [
+                    sys.executable,
+                    "-m",
+                    "glimpse_keras.data.synthetic",
+                    "--format",
+                    "ntu",
+                    "--output",
+                    raw_dir,
+                    "--preset",
+                    data_config.synthetic_preset,
+                    "--seed",
+                    str(data_config.synthetic_seed),
+                    "--workers",
+                    str(data_config.convert_workers),
+                ]
+            )
+            _convert(raw_dir, "ntu", converted, data_config)
+        return converted
+    if not data_dir or not os.path.isdir(data_dir):
+        raise DataDirError(_missing_message(dataset, data_dir))
+    if is_converted(data_dir):
+        return data_dir
+    layout = raw_layout(data_dir)
+    expected = "nucla" if dataset == "nucla" else "ntu"
+    if layout != expected:
+        raise DataDirError(_missing_message(dataset, data_dir))
+    digest = hashlib.sha1(os.path.abspath(data_dir).encode()).hexdigest()[:8]
+    converted = os.path.join(
+        cache_root, f"{expected}_{os.path.basename(os.path.abspath(data_dir))}_{digest}_{data_config.stored_size}"
+    )
+    if not is_converted(converted):
+        _convert(data_dir, expected, converted, data_config)
+    return converted
+
+
+def _missing_message(dataset, data_dir):
+    what = NUCLA_HELP if dataset == "nucla" else NTU_HELP
+    shown = data_dir or "(not given)"
+    return (
+        f"--data-dir {shown}: expected converted shards (a folder with "
+        f"splits/, written by `python -m glimpse_keras.data.convert`) or a raw "
+        f"{'N-UCLA' if dataset == 'nucla' else 'NTU RGB+D'} tree. {what} "
+        f"To try everything without downloads, run `python train.py` "
+        f"(synthetic NTU-format data is generated)."
+    )
+
+
+def split_protocol(data_config):
+    """The split protocol name used in the converted indexes."""
+    return "xview" if data_config.dataset == "nucla" else data_config.protocol
+
+
+def split_files(converted_dir, data_config, split):
+    """TFRecord files of one split (raises pipeline.SplitNotFoundError)."""
+    return pipeline.list_split_files(converted_dir, split_protocol(data_config), split)

@@ -1,0 +1,142 @@
+"""Multi-clip evaluation: accuracy, per-class accuracy, confusion matrix.
+
+Every video of the split is evaluated once with K clips (fixed temporal
+offsets, centre crop); the raw logits of its clips are averaged, as the
+authors average their 5 test clips. Nothing is dropped silently: the report
+counts the videos evaluated against the split index and lists every sample
+the converter skipped, with its reason.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from glimpse_keras.io_utils import atomic_path, atomic_write_json
+
+
+class EvaluationError(RuntimeError):
+    """The evaluation could not account for every video of the split."""
+
+
+def collect_logits(model, dataset, progress=True):
+    """Runs `model` over a 'test'-mode dataset.
+
+    Args:
+        model: a GlimpseClouds model (accepts (B, K, T, H, W, 3) videos and
+            averages logits over the K clips).
+        dataset: batches of ({"video": (B, K, T, H, W, 3)},
+            {"label": (B,), "video_id": (B,)}).
+
+    Returns:
+        (logits float32 (N, classes), labels int (N,), ids list[str]).
+    """
+    import tqdm
+
+    logits, labels, ids = [], [], []
+    batches = tqdm.tqdm(dataset, desc="evaluating", unit="batch", disable=not progress)
+    for inputs, targets in batches:
+        outputs = model(inputs, training=False)
+        logits.append(np.asarray(outputs["logits"], dtype=np.float32))
+        labels.append(np.asarray(targets["label"]))
+        ids.extend(v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(targets["video_id"]))
+    if not logits:
+        return np.zeros((0, 0), np.float32), np.zeros((0,), np.int64), []
+    return np.concatenate(logits), np.concatenate(labels).astype(np.int64), ids
+
+
+def classification_report(logits, labels, class_names):
+    """Top-1/top-5 accuracy, per-class accuracy and the confusion matrix.
+
+    Args:
+        logits: (N, K) scores.
+        labels: (N,) ints in [0, K).
+        class_names: K names.
+
+    Returns:
+        dict with "top1", "top5" (fractions), "per_class" (list of dicts with
+        name, videos, accuracy or None when the class has no video) and
+        "confusion" (K x K list, rows = true class, columns = predicted).
+    """
+    num_classes = len(class_names)
+    predictions = logits.argmax(axis=1) if len(logits) else np.zeros((0,), np.int64)
+    k = min(5, num_classes)
+    top5 = np.argsort(-logits, axis=1)[:, :k] if len(logits) else np.zeros((0, k), np.int64)
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
+    per_class = []
+    for index, name in enumerate(class_names):
+        total = int(confusion[index].sum())
+        per_class.append(
+            {
+                "class": index,
+                "name": name,
+                "videos": total,
+                "accuracy": float(confusion[index, index] / total) if total else None,
+            }
+        )
+    count = len(labels)
+    return {
+        "videos": count,
+        "top1": float((predictions == labels).mean()) if count else 0.0,
+        "top5": float((top5 == labels[:, None]).any(axis=1).mean()) if count else 0.0,
+        "chance": 1.0 / num_classes,
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+    }
+
+
+def skipped_samples(converted_dir):
+    """Samples the converter skipped, as a list of {"sample", "reason"}."""
+    path = os.path.join(converted_dir, "conversion_errors.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as handle:
+        data = json.load(handle)
+    entries = data.get("errors", data) if isinstance(data, dict) else data
+    return [
+        {"sample": entry.get("sample") or entry.get("file") or entry.get("path"), "reason": entry.get("reason")}
+        for entry in entries
+    ]
+
+
+def save_confusion_png(confusion, class_names, path, title="Confusion matrix"):
+    """Draws the confusion matrix (row-normalised colours, counts written)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    confusion = np.asarray(confusion)
+    rows = confusion.sum(axis=1, keepdims=True)
+    normalised = np.divide(confusion, np.maximum(rows, 1))
+    size = max(4.0, 0.45 * len(class_names) + 2)
+    figure, axes = plt.subplots(figsize=(size, size))
+    axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(class_names))
+    axes.set_xticks(ticks, labels=class_names, rotation=90, fontsize=7)
+    axes.set_yticks(ticks, labels=class_names, fontsize=7)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    if len(class_names) <= 30:
+        for (row, column), value in np.ndenumerate(confusion):
+            if value:
+                colour = "white" if normalised[row, column] > 0.5 else "black"
+                axes.text(column, row, str(value), ha="center", va="center", fontsize=6, color=colour)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+    plt.close(figure)
+
+
+def write_report(report, output_json, class_names):
+    """Writes the JSON report and the confusion PNG beside it.
+
+    The report records both paths ("report_json", "confusion_png").
+    """
+    png = os.path.splitext(output_json)[0] + "_confusion.png"
+    report.update(report_json=output_json, confusion_png=png)
+    save_confusion_png(report["confusion"], class_names, png)
+    atomic_write_json(output_json, report)
+    return report

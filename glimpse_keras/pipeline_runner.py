@@ -1,0 +1,102 @@
+"""The end-to-end job behind `python train.py`: data, training stages, test
+evaluation and SavedModel export, with the location of every result."""
+
+import os
+
+from glimpse_keras import evaluation, training
+from glimpse_keras.data import pipeline, preparation
+
+
+def class_names_for(config):
+    """Class names of the config's dataset (NTU names for synthetic data)."""
+    if config.data.dataset == "nucla":
+        from glimpse_keras.data.nucla import NUCLA_CLASS_NAMES
+
+        names = list(NUCLA_CLASS_NAMES)
+    else:
+        from glimpse_keras.data.ntu import NTU60_CLASS_NAMES
+
+        names = list(NTU60_CLASS_NAMES)
+    count = config.model.num_classes
+    names += [f"class_{index}" for index in range(len(names), count)]
+    return names[:count]
+
+
+def evaluate_model(model, config, converted_dir, split="test", clips=None, output=None, progress=True):
+    """Multi-clip evaluation of `model` on one split; writes JSON + PNG.
+
+    Returns:
+        the report dict (see `evaluation.classification_report`) with the
+        split's expected size, the skipped samples and the file paths.
+
+    Raises:
+        evaluation.EvaluationError: when fewer videos were evaluated than the
+            split index lists.
+    """
+    data = config.data
+    files = preparation.split_files(converted_dir, data, split)
+    expected = pipeline.count_split_videos(converted_dir, preparation.split_protocol(data), split)
+    dataset = pipeline.build_dataset(
+        files,
+        "test",
+        num_frames=data.num_frames,
+        image_size=data.image_size,
+        batch_size=4,
+        clips_per_video=clips or data.clips_per_video,
+    )
+    logits, labels, ids = evaluation.collect_logits(model, dataset, progress=progress)
+    names = class_names_for(config)
+    report = evaluation.classification_report(logits, labels, names)
+    present = sorted(set(labels.tolist()))
+    report.update(
+        split=split,
+        protocol=preparation.split_protocol(data),
+        clips_per_video=clips or data.clips_per_video,
+        split_size=expected,
+        classes_present=len(present),
+        chance=1.0 / max(len(present), 1),
+        skipped_by_conversion=evaluation.skipped_samples(converted_dir),
+        video_ids=ids,
+    )
+    if len(ids) != expected:
+        raise evaluation.EvaluationError(
+            f"evaluated {len(ids)} videos but the {split} split lists {expected}"
+        )
+    if output:
+        evaluation.write_report(report, output, names)
+    return report
+
+
+def run(config, run_dir, resume=False, init_from=None, evaluate=True, export=True):
+    """Trains every stage, then evaluates and exports the last model.
+
+    Returns:
+        dict of result name -> path or figure, printed by `train.py`.
+    """
+    outcome = training.train(config, run_dir, resume=resume, init_from=init_from)
+    model = outcome["model"]
+    results = {
+        "run directory": run_dir,
+        "resolved config": os.path.join(run_dir, "config.yaml"),
+        "final weights": outcome["final_weights"],
+        "TensorBoard logs": os.path.join(run_dir, "*", "logs"),
+        "converted data": outcome["converted_dir"],
+    }
+    if evaluate:
+        report_path = os.path.join(run_dir, "evaluation", "test_report.json")
+        report = evaluate_model(model, config, outcome["converted_dir"], output=report_path)
+        results.update(
+            {
+                "test videos": report["videos"],
+                "test top-1": f"{100 * report['top1']:.1f}% (chance {100 * report['chance']:.1f}%)",
+                "test top-5": f"{100 * report['top5']:.1f}%",
+                "test report": report_path,
+                "confusion matrix": report["confusion_png"],
+            }
+        )
+    if export:
+        from glimpse_keras import export as export_lib
+
+        path = export_lib.export_run_model(model, config, os.path.join(run_dir, "export", "glimpse_clouds"))
+        results["SavedModel"] = path
+    return results

@@ -1,0 +1,354 @@
+"""Runs the training stages of an `ExperimentConfig`.
+
+Layout of a run directory::
+
+    RUN/config.yaml                  the resolved config
+    RUN/<stage>/checkpoint.weights.h5  weights + optimizer state, every epoch
+    RUN/<stage>/state.json           {"epoch": completed epochs, "done": bool}
+    RUN/<stage>/final.weights.h5     weights when the stage finished
+    RUN/<stage>/logs/                TensorBoard (every loss term, glimpse stats)
+    RUN/<stage>/history.json         per-epoch metrics
+
+Every file is written atomically, so a run killed at any moment resumes from
+its last completed epoch (`resume=True`) with the optimizer state and epoch
+counter it had. Each stage starts from the previous stage's final weights
+(matched by layer path; the new heads of a later stage start fresh).
+"""
+
+import json
+import os
+import random
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from glimpse_keras import config as config_lib
+from glimpse_keras.callbacks import (
+    AtomicCheckpoint,
+    GlimpseSummary,
+    StopOnNonFinite,
+    save_weights_atomically,
+)
+from glimpse_keras.data import pipeline, preparation
+from glimpse_keras.io_utils import atomic_write_json
+from glimpse_keras.models.glimpse_clouds import GlimpseClouds
+from glimpse_keras.models.presets import get_model_preset
+
+CHECKPOINT = "checkpoint.weights.h5"
+FINAL = "final.weights.h5"
+STATE = "state.json"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, unreadable checkpoint, ...)."""
+
+
+def set_seed(seed):
+    """Seeds Python, NumPy and TensorFlow (`keras.utils.set_random_seed`)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+
+
+def make_strategy(name):
+    """The `tf.distribute` strategy named in `train.strategy`.
+
+    "multi_worker" reads the cluster from the TF_CONFIG environment variable.
+    """
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise config_lib.ConfigError(
+                "train.strategy: multi_worker needs the TF_CONFIG environment "
+                "variable describing the cluster"
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def core_options(model_config):
+    """Paper-vs-code switches of the config as `GlimpseCloudsCore` arguments."""
+    options = {
+        "detach_location": model_config.detach_location,
+        "assign_axis": model_config.assign_axis,
+        "distance": model_config.distance,
+        "decay": "recency" if model_config.time_decay == "recent" else "code",
+        "share_first_worker_state": model_config.share_first_worker_state,
+        "use_raw_location": model_config.raw_location_embedding,
+    }
+    if model_config.memory_capacity:
+        options["memory_frames"] = model_config.memory_capacity
+    return options
+
+
+def build_model(config, variant, freeze_backbone=False):
+    """The one place where the config becomes model constructor arguments."""
+    model_config = config.model
+    kwargs = get_model_preset(model_config.preset)["kwargs"]
+    kwargs.update(
+        num_classes=model_config.num_classes,
+        variant=variant,
+        num_glimpses=model_config.num_glimpses,
+        num_workers=model_config.num_workers,
+        glimpse_type=model_config.glimpse_type,
+        pose_loss_weight=config.loss.pose_weight,
+        diversity_loss_weight=config.loss.diversity_weight,
+        attraction_loss_weight=config.loss.attraction_weight,
+        freeze_backbone=freeze_backbone,
+        core_options=core_options(model_config),
+        name="glimpse_clouds",
+    )
+    return GlimpseClouds(**kwargs)
+
+
+def build_stage_model(config, stage, strategy, compile_model=True):
+    """Builds (and by default compiles) the model of one stage.
+
+    The optimizer's variables are created up front so that a checkpoint,
+    which holds them, loads into a fresh model.
+    """
+    data = config.data
+    with strategy.scope():
+        model = build_model(config, stage.variant, stage.freeze_backbone)
+        model(
+            np.zeros((1, data.num_frames, data.image_size, data.image_size, 3), "uint8"),
+            training=False,
+        )
+        if compile_model:
+            model.compile(
+                optimizer=keras.optimizers.Adam(stage.learning_rate),
+                jit_compile=config.train.jit_compile,
+            )
+            model.optimizer.build(model.trainable_variables)
+    return model
+
+
+SUBMODELS = ("backbone", "pose_head", "core", "worker_classifier", "global_classifier")
+
+
+def transfer_weights(source, target):
+    """Copies each sub-model of `source` (backbone, pose head, glimpse core,
+    classifiers) into `target` when it exists in both with the same shapes.
+
+    Used between stages (stage 2 keeps the stage-1 backbone and pose head and
+    adds the glimpse core and worker heads) and for fine-tuning on another
+    dataset (classifiers of another size start fresh).
+
+    Returns:
+        (copied, fresh): lists of sub-model names.
+    """
+    copied, fresh = [], []
+    for name in SUBMODELS:
+        layer = getattr(target, name, None)
+        if layer is None:
+            continue
+        match = getattr(source, name, None)
+        weights = match.get_weights() if match is not None else None
+        shapes = [tuple(w.shape) for w in layer.weights]
+        if weights is None or [tuple(w.shape) for w in weights] != shapes:
+            fresh.append(name)
+            continue
+        layer.set_weights(weights)
+        copied.append(name)
+    return copied, fresh
+
+
+def load_run_model(run_dir, stage_name=None, weights=None):
+    """Rebuilds a finished run's model from its saved config and weights.
+
+    Args:
+        run_dir: a directory written by `train`.
+        stage_name: which stage (default: the last one).
+        weights: weights file (default: that stage's final weights).
+
+    Returns:
+        (model, config).
+
+    Raises:
+        TrainingError: naming the missing or unreadable file.
+    """
+    config_path = os.path.join(run_dir, "config.yaml")
+    if not os.path.exists(config_path):
+        raise TrainingError(f"{run_dir} is not a training run: {config_path} is missing")
+    config = config_lib.load_config(config_path)
+    stages = {stage.name: stage for stage in config.train.stages}
+    stage = stages.get(stage_name) if stage_name else config.train.stages[-1]
+    if stage is None:
+        raise TrainingError(f"run {run_dir} has no stage {stage_name!r}; stages: {sorted(stages)}")
+    weights = weights or os.path.join(run_dir, stage.name, FINAL)
+    if not os.path.exists(weights):
+        raise TrainingError(
+            f"{weights} does not exist: stage {stage.name} of {run_dir} has not finished"
+        )
+    model = build_stage_model(config, stage, tf.distribute.get_strategy(), compile_model=False)
+    try:
+        model.load_weights(weights)
+    except Exception as error:  # h5py and keras raise many kinds here
+        raise TrainingError(f"cannot load weights {weights}: {error}") from error
+    return model, config
+
+
+def _read_state(stage_dir):
+    path = os.path.join(stage_dir, STATE)
+    if not os.path.exists(path):
+        return {"epoch": 0, "done": False}
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as error:
+        raise TrainingError(
+            f"cannot read {path} ({error}); delete the stage folder "
+            f"{stage_dir} to restart that stage"
+        ) from error
+
+
+def train_dataset(config, converted_dir, stage, seed):
+    """The training clips of one epoch, shuffled and augmented from `seed`."""
+    data = config.data
+    return pipeline.build_dataset(
+        preparation.split_files(converted_dir, data, "train"),
+        "train",
+        num_frames=data.num_frames,
+        image_size=data.image_size,
+        batch_size=stage.batch_size,
+        flip=data.flip,
+        shuffle_buffer=data.shuffle_buffer,
+        seed=seed,
+        repeat=bool(stage.steps_per_epoch),
+    )
+
+
+def validation_dataset(config, converted_dir, batch_size):
+    """One clip per test video (bin-centre frames, centre crop), or None."""
+    if not config.train.validate:
+        return None
+    data = config.data
+    return pipeline.build_dataset(
+        preparation.split_files(converted_dir, data, "test"),
+        "eval",
+        num_frames=data.num_frames,
+        image_size=data.image_size,
+        batch_size=batch_size,
+    )
+
+
+def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, strategy,
+              extra_callbacks=()):
+    """Trains one stage.
+
+    Args:
+        previous_model: a model whose matching sub-layers initialise this
+            stage (the previous stage, or a run being fine-tuned), or None.
+        extra_callbacks: further Keras callbacks for `fit`.
+
+    Returns:
+        the trained model.
+    """
+    stage_dir = os.path.join(run_dir, stage.name)
+    final_path = os.path.join(stage_dir, FINAL)
+    checkpoint_path = os.path.join(stage_dir, CHECKPOINT)
+    state = _read_state(stage_dir) if resume else {"epoch": 0, "done": False}
+    os.makedirs(stage_dir, exist_ok=True)
+    model = build_stage_model(config, stage, strategy)
+    if resume and state.get("done") and os.path.exists(final_path):
+        print(f"[{stage.name}] already finished; skipping (resume)")
+        model.load_weights(final_path)
+        return model
+    initial_epoch = 0
+    if resume and state["epoch"] > 0 and os.path.exists(checkpoint_path):
+        try:
+            model.load_weights(checkpoint_path)
+        except Exception as error:  # h5py/keras raise many kinds here
+            raise TrainingError(
+                f"checkpoint {checkpoint_path} is unreadable ({error}); delete "
+                f"it (and {STATE}) to restart stage {stage.name} from scratch"
+            ) from error
+        initial_epoch = int(state["epoch"])
+        print(f"[{stage.name}] resumed after epoch {initial_epoch}")
+    elif previous_model is not None:
+        copied, fresh = transfer_weights(previous_model, model)
+        print(f"[{stage.name}] initialised {copied} from the previous model; new: {fresh}")
+    validation_data = validation_dataset(config, converted_dir, stage.batch_size)
+    nonfinite = StopOnNonFinite()
+    callbacks = [
+        nonfinite,
+        AtomicCheckpoint(stage_dir, CHECKPOINT, STATE, nonfinite),
+        keras.callbacks.TensorBoard(os.path.join(stage_dir, "logs")),
+        GlimpseSummary(os.path.join(stage_dir, "logs"), validation_data),
+        *extra_callbacks,
+    ]
+    stage_seed = config.train.seed + 1000 * config.train.stages.index(stage)
+    # One fit call per epoch, each on a dataset seeded by the epoch number, so a
+    # resumed run sees exactly the clips the uninterrupted run would have.
+    for epoch in range(initial_epoch, stage.epochs):
+        history = model.fit(
+            train_dataset(config, converted_dir, stage, stage_seed + epoch),
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            steps_per_epoch=stage.steps_per_epoch or None,
+            validation_data=validation_data,
+            callbacks=callbacks,
+            verbose=1 if os.environ.get("GLIMPSE_QUIET") != "1" else 2,
+        )
+        if nonfinite.failure:
+            raise TrainingError(
+                f"[{stage.name}] {nonfinite.failure}; training stopped. The last "
+                f"good checkpoint is {checkpoint_path} (epoch "
+                f"{_read_state(stage_dir)['epoch']}); lower the learning rate or "
+                f"check the data, then rerun with --resume."
+            )
+        _append_history(stage_dir, history.history, epoch)
+    save_weights_atomically(model, final_path)
+    atomic_write_json(os.path.join(stage_dir, STATE), {"epoch": stage.epochs, "done": True})
+    return model
+
+
+def _append_history(stage_dir, history, initial_epoch):
+    path = os.path.join(stage_dir, "history.json")
+    previous = []
+    if os.path.exists(path):
+        with open(path) as handle:
+            previous = json.load(handle)
+    previous = previous[:initial_epoch]
+    epochs = len(next(iter(history.values()), []))
+    for index in range(epochs):
+        previous.append({key: float(values[index]) for key, values in history.items()})
+    atomic_write_json(path, previous)
+
+
+def train(config, run_dir, resume=False, init_from=None, cache_root=None, callbacks=()):
+    """Runs every stage of `config.train.stages` in order.
+
+    Args:
+        config: validated `ExperimentConfig`.
+        run_dir: output directory of the run (created).
+        resume: continue from the checkpoints found in `run_dir`.
+        init_from: optional run directory whose final model initialises the
+            first stage (e.g. an NTU run for N-UCLA fine-tuning; classifiers
+            whose size differs start fresh).
+        cache_root: where generated/converted data live; default beside
+            `run_dir`.
+        callbacks: further Keras callbacks given to every stage's `fit`.
+
+    Returns:
+        dict with "converted_dir", "final_weights" (of the last stage) and
+        "model" (the trained model).
+    """
+    set_seed(config.train.seed)
+    keras.mixed_precision.set_global_policy(config.train.precision)
+    os.makedirs(run_dir, exist_ok=True)
+    config_lib.save_config(config, os.path.join(run_dir, "config.yaml"))
+    cache_root = cache_root or os.path.join(os.path.dirname(os.path.abspath(run_dir)), "data_cache")
+    converted_dir = preparation.prepare_data(config.data, cache_root)
+    strategy = make_strategy(config.train.strategy)
+    model = load_run_model(init_from)[0] if init_from else None
+    for stage in config.train.stages:
+        model = run_stage(config, stage, run_dir, converted_dir, model, resume, strategy, callbacks)
+    last = config.train.stages[-1].name
+    return {
+        "converted_dir": converted_dir,
+        "final_weights": os.path.join(run_dir, last, FINAL),
+        "model": model,
+    }

@@ -1,0 +1,184 @@
+"""train.py / evaluate.py end to end on the tiny synthetic set: stages,
+resume, checkpoint errors, non-finite losses and config errors."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import evaluate as evaluate_cli
+import train as train_cli
+from glimpse_keras import config as config_lib
+from glimpse_keras import training
+from glimpse_keras.data import preparation
+
+TINY_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A directory whose data_cache/ holds the converted tiny synthetic set."""
+    root = tmp_path_factory.mktemp("training")
+    os.environ["GLIMPSE_QUIET"] = "1"
+    config = config_lib.load_config(TINY_CONFIG)
+    preparation.prepare_data(config.data, str(root / "data_cache"))
+    return root
+
+
+def tiny_config(*overrides):
+    return config_lib.load_config(TINY_CONFIG, list(overrides))
+
+
+def test_smoke_two_stages_then_evaluate(workspace, capsys):
+    run = str(workspace / "smoke")
+    code = train_cli.main(["--config", TINY_CONFIG, "--output-dir", run, "--no-export"])
+    assert code == 0
+    report = json.load(open(os.path.join(run, "evaluation", "test_report.json")))
+    # Every test video of the split is evaluated, none dropped.
+    assert report["videos"] == report["split_size"] > 0
+    assert 0.0 <= report["top1"] <= report["top5"] <= 1.0
+    assert sum(sum(row) for row in report["confusion"]) == report["videos"]
+    # The synthetic tiny preset corrupts exactly one AVI: it is listed.
+    assert len(report["skipped_by_conversion"]) == 1
+    for stage in ("stage1", "stage2"):
+        state = json.load(open(os.path.join(run, stage, "state.json")))
+        assert state == {"epoch": 1, "done": True}
+        history = json.load(open(os.path.join(run, stage, "history.json")))
+        assert all(np.isfinite(value) for value in history[-1].values())
+    assert "attraction_loss" in history[-1] and "diversity_loss" in history[-1]
+    assert os.listdir(os.path.join(run, "stage2", "logs"))
+
+    # evaluate.py on the finished run gives the same numbers.
+    output = str(workspace / "smoke_eval.json")
+    assert evaluate_cli.main(["--run", run, "--output", output]) == 0
+    again = json.load(open(output))
+    assert again["videos"] == report["videos"]
+    assert again["top1"] == pytest.approx(report["top1"])
+    assert os.path.exists(again["confusion_png"])
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Simulates a kill at the start of epoch `at` (after the checkpoint of
+    the previous epoch was written)."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at:
+            raise KeyboardInterrupt("killed")
+
+
+def _stage_config():
+    return tiny_config(
+        "train.stages=[{name: only, variant: glimpse_clouds, epochs: 2, batch_size: 4, "
+        "steps_per_epoch: 2, learning_rate: 0.001}]",
+        "train.validate=false",
+    )
+
+
+def _final_weights(path):
+    model, _ = training.load_run_model(path)
+    return [np.asarray(w) for w in model.weights]
+
+
+def test_resume_matches_uninterrupted_run(workspace):
+    config = _stage_config()
+    cache = str(workspace / "data_cache")
+    straight = str(workspace / "straight")
+    training.train(config, straight, cache_root=cache)
+
+    resumed = str(workspace / "resumed")
+    with pytest.raises(KeyboardInterrupt):
+        training.train(config, resumed, cache_root=cache, callbacks=[_Interrupt(at=1)])
+    state = json.load(open(os.path.join(resumed, "only", "state.json")))
+    assert state == {"epoch": 1, "done": False}
+    assert not os.path.exists(os.path.join(resumed, "only", training.FINAL))
+
+    training.train(config, resumed, resume=True, cache_root=cache)
+    state = json.load(open(os.path.join(resumed, "only", "state.json")))
+    assert state == {"epoch": 2, "done": True}
+    history = json.load(open(os.path.join(resumed, "only", "history.json")))
+    assert len(history) == 2
+    for expected, got in zip(_final_weights(straight), _final_weights(resumed)):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_corrupt_checkpoint_gives_a_clear_error(workspace):
+    config = _stage_config()
+    run = str(workspace / "corrupt")
+    stage_dir = os.path.join(run, "only")
+    os.makedirs(stage_dir)
+    with open(os.path.join(stage_dir, training.CHECKPOINT), "wb") as handle:
+        handle.write(b"not an hdf5 file")
+    with open(os.path.join(stage_dir, training.STATE), "w") as handle:
+        json.dump({"epoch": 1, "done": False}, handle)
+    with pytest.raises(training.TrainingError, match="checkpoint .*checkpoint.weights.h5 is unreadable"):
+        training.train(config, run, resume=True, cache_root=str(workspace / "data_cache"))
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(workspace):
+    config = tiny_config(
+        "train.stages=[{name: only, variant: global_pose, epochs: 3, batch_size: 4, "
+        "steps_per_epoch: 2, learning_rate: 0.001}]",
+        "train.validate=false",
+    )
+    run = str(workspace / "nonfinite")
+
+    class PoisonAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                for variable in self.model.pose_head.trainable_variables:
+                    variable.assign(np.full(variable.shape, np.nan, "float32"))
+
+    with pytest.raises(training.TrainingError, match="non-finite loss at epoch 2.*epoch 1"):
+        training.train(config, run, cache_root=str(workspace / "data_cache"),
+                       callbacks=[PoisonAfterFirstEpoch()])
+    state = json.load(open(os.path.join(run, "only", "state.json")))
+    assert state == {"epoch": 1, "done": False}
+    model = training.build_stage_model(config, config.train.stages[0], training.make_strategy("default"))
+    model.load_weights(os.path.join(run, "only", training.CHECKPOINT))
+    assert all(np.isfinite(np.asarray(w)).all() for w in model.weights)
+
+
+def test_stage_two_starts_from_stage_one_backbone(workspace):
+    config = tiny_config()
+    stage1, stage2 = config.train.stages
+    strategy = training.make_strategy("default")
+    first = training.build_stage_model(config, stage1, strategy)
+    second = training.build_stage_model(config, stage2, strategy)
+    copied, fresh = training.transfer_weights(first, second)
+    assert copied == ["backbone", "pose_head"]
+    assert fresh == ["core", "worker_classifier"]
+    for a, b in zip(first.backbone.weights, second.backbone.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--set", "model.num_glimpses=0"], "model.num_glimpses: expected a value >= 1, got 0"),
+        (["--set", "model.nonsense=1"], "unknown key model.nonsense"),
+        (["--set", "train.precision=float8"], "train.precision: expected one of"),
+    ],
+)
+def test_cli_config_errors_name_key_and_value(argv, message, capsys, tmp_path):
+    code = train_cli.main(["--config", TINY_CONFIG, "--output-dir", str(tmp_path)] + argv)
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_missing_data_dir_explains_what_is_expected(capsys, tmp_path):
+    code = train_cli.main(["--dataset", "ntu", "--data-dir", str(tmp_path / "nothing"),
+                           "--config", TINY_CONFIG, "--output-dir", str(tmp_path / "run")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "nothing" in err and "nturgb+d_rgb" in err and "python train.py" in err
+
+
+def test_evaluate_cli_on_missing_run(capsys, tmp_path):
+    assert evaluate_cli.main(["--run", str(tmp_path)]) == 1
+    assert "is not a training run" in capsys.readouterr().err

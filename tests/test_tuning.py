@@ -1,0 +1,416 @@
+"""Tests of the keras-tuner search (glimpse_keras/tuning.py, tune.py).
+
+Default tests check the search space, the hyperparameter -> config -> model
+mapping, the results table and the resume checks without training. The
+searches that train (about 30 s per trial on 2 cores) are marked slow.
+"""
+
+import csv
+import json
+import math
+import os
+
+import keras_tuner
+import numpy as np
+import pytest
+
+import tune
+from glimpse_keras import config as config_lib
+from glimpse_keras import tuning
+
+
+def tiny_config(**data):
+    """Two stages (global pose, then glimpses); only the last one is tuned."""
+    values = {
+        "data": {"dataset": "synthetic", "synthetic_preset": "tiny", "num_frames": 4,
+                 "image_size": 64, "stored_size": 72, "shuffle_buffer": 8, **data},
+        "model": {"preset": "tiny"},
+        "train": {"stages": [
+            {"name": "stage1", "variant": "global_pose", "epochs": 1, "batch_size": 2,
+             "learning_rate": 1e-4},
+            {"name": "stage2", "variant": "glimpse_clouds", "epochs": 1, "batch_size": 2,
+             "learning_rate": 1e-4, "steps_per_epoch": 2, "freeze_backbone": True},
+        ]},
+    }
+    return config_lib.config_from_dict(values)
+
+
+VALUES = {"num_glimpses": 2, "num_workers": 1, "learning_rate": 3e-4,
+          "pose_weight": 0.5, "diversity_weight": 2.0, "attraction_weight": 0.25}
+
+
+# === Search space ===
+
+
+def test_default_space_covers_glimpses_workers_rate_and_weights():
+    space = {spec.name: spec for spec in tuning.load_search_space()}
+    assert set(space) == set(VALUES)
+    assert (space["num_glimpses"].kind, space["num_glimpses"].min_value,
+            space["num_glimpses"].max_value) == ("int", 1, 4)
+    assert space["learning_rate"].sampling == "log"
+    assert space["learning_rate"].target == "stage.learning_rate"
+
+
+def test_space_overrides_merge_into_defaults(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(
+        "num_workers: {max: 6}\n"
+        "batch_size: {type: choice, values: [2, 4], target: stage.batch_size}\n"
+        "diversity_weight: null\n"
+    )
+    space = {spec.name: spec for spec in tuning.load_search_space(
+        str(path), ["num_glimpses.max=5", "learning_rate.min=1e-6", "pose_weight=null"])}
+    assert set(space) == {"num_glimpses", "num_workers", "learning_rate",
+                          "attraction_weight", "batch_size"}
+    assert (space["num_workers"].min_value, space["num_workers"].max_value) == (1, 6)
+    assert space["num_glimpses"].max_value == 5
+    # '1e-6' has no dot, which PyYAML reads as a string; it must be a number.
+    assert space["learning_rate"].min_value == pytest.approx(1e-6)
+    assert space["batch_size"].values == (2, 4)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("num_glimpses.min=5", "min 5 is larger than max 4"),
+        ("learning_rate.min=0", "log sampling needs min > 0"),
+        ("num_workers.max=2.5", "integer bounds"),
+        ("num_workers.type=grid", "type must be one of"),
+        ("num_workers.colour=3", "unknown key 'colour'"),
+        ("new_thing.type=int", "target must be a dotted config path"),
+        ("num_glimpses", "expected name.key=value"),
+    ],
+)
+def test_bad_space_entries_are_named(override, message):
+    with pytest.raises(tuning.SearchSpaceError, match=message):
+        tuning.load_search_space(overrides=[override])
+
+
+def test_space_that_does_not_fit_the_config_is_rejected():
+    config = tiny_config()
+    space = tuning.load_search_space(overrides=["num_glimpses.min=0"])
+    with pytest.raises(tuning.SearchSpaceError, match=r"value 0 is not valid for model.num_glimpses"):
+        tuning.check_search_space(config, space)
+    bad_target = tuning.load_search_space(overrides=["x.type=int", "x.min=1", "x.max=2",
+                                                     "x.target=model.num_glimmers"])
+    with pytest.raises(tuning.SearchSpaceError, match="no field model.num_glimmers"):
+        tuning.check_search_space(config, bad_target)
+    global_last = config_lib.config_from_dict(
+        {**config.to_dict(), "train": {"stages": [{"name": "only", "variant": "global"}]}}
+    )
+    with pytest.raises(tuning.SearchSpaceError, match="'num_glimpses'.*variant 'global'"):
+        tuning.check_search_space(global_last, tuning.load_search_space())
+
+
+# === Hyperparameters -> config -> model ===
+
+
+def test_values_land_in_the_config_fields_of_the_tuned_stage():
+    base = tiny_config()
+    config = tuning.apply_hyperparameters(base, tuning.load_search_space(), VALUES)
+    assert (config.model.num_glimpses, config.model.num_workers) == (2, 1)
+    assert config.train.stages[1].learning_rate == 3e-4
+    assert config.train.stages[0].learning_rate == 1e-4  # earlier stage untouched
+    assert (config.loss.pose_weight, config.loss.diversity_weight,
+            config.loss.attraction_weight) == (0.5, 2.0, 0.25)
+    # The base config is not modified.
+    assert (base.model.num_glimpses, base.loss.pose_weight) == (3, 0.1)
+    with pytest.raises(config_lib.ConfigError, match="model.num_workers"):
+        tuning.apply_hyperparameters(base, tuning.load_search_space(), {"num_workers": 0})
+
+
+def test_hypermodel_builds_the_model_the_values_describe():
+    hypermodel = tuning.GlimpseHyperModel(tiny_config(), converted_dir="unused")
+    hp = keras_tuner.HyperParameters()
+    for name, value in VALUES.items():
+        hp.Fixed(name, value)
+    model = hypermodel.build(hp)
+    assert (model.num_glimpses, model.num_workers, model.variant) == (2, 1, "glimpse_clouds")
+    assert (model.pose_loss_weight, model.diversity_loss_weight,
+            model.attraction_loss_weight) == (0.5, 2.0, 0.25)
+    assert float(model.optimizer.learning_rate) == pytest.approx(3e-4)
+    assert model.backbone.trainable is False  # stage2 freezes the backbone
+    outputs = model(np.zeros((1, 4, 64, 64, 3), "uint8"), training=False)
+    assert tuple(outputs["locations"].shape) == (1, 4, 2, 4)
+    assert tuple(outputs["assignments"].shape) == (1, 4, 1, 2)
+    assert tuple(outputs["logits"].shape) == (1, 60)
+
+
+def test_hypermodel_declares_the_space_with_its_bounds():
+    hypermodel = tuning.GlimpseHyperModel(
+        tiny_config(), "unused", tuning.load_search_space(overrides=["num_workers.max=6"])
+    )
+    hp = keras_tuner.HyperParameters()
+    values = hypermodel.declare(hp)
+    declared = {item.name: item for item in hp.space}
+    assert set(declared) == set(VALUES)
+    assert (declared["num_workers"].min_value, declared["num_workers"].max_value) == (1, 6)
+    assert declared["learning_rate"].sampling == "log"
+    # Before a tuner draws values, each takes its range's default (the minimum).
+    assert values["num_workers"] == 1
+    assert values["learning_rate"] == pytest.approx(1e-5)
+
+
+def test_init_from_copies_the_finished_runs_backbone_into_every_trial(tmp_path):
+    import tensorflow as tf
+
+    from glimpse_keras import training
+
+    # A finished one-stage run (what train.py leaves behind), random weights.
+    run_config = tiny_config()
+    run_config.train.stages = run_config.train.stages[:1]
+    training.set_seed(99)
+    source = training.build_stage_model(run_config, run_config.train.stages[0],
+                                        tf.distribute.get_strategy(), compile_model=False)
+    config_lib.save_config(run_config, str(tmp_path / "config.yaml"))
+    os.makedirs(tmp_path / "stage1")
+    source.save_weights(str(tmp_path / "stage1" / training.FINAL))
+
+    hypermodel = tuning.GlimpseHyperModel(tiny_config(), "unused", init_from=str(tmp_path))
+    hp = keras_tuner.HyperParameters()
+    for name, value in VALUES.items():
+        hp.Fixed(name, value)
+    model = hypermodel.build(hp)
+    for attribute in ("backbone", "pose_head"):
+        copied = getattr(model, attribute).get_weights()
+        expected = getattr(source, attribute).get_weights()
+        assert len(copied) == len(expected) > 0
+        for got, want in zip(copied, expected):
+            np.testing.assert_array_equal(got, want)
+
+
+# === Results and resume checks (no training) ===
+
+
+def _finished_search(tmp_path, scores, objective="val_accuracy"):
+    """A real RandomSearch oracle whose trials end with the given scores."""
+    hypermodel = tuning.GlimpseHyperModel(tiny_config(), "unused")
+    tuner = tuning.make_tuner("random", hypermodel, objective=objective,
+                              max_trials=len(scores), directory=str(tmp_path), seed=7)
+    hp = keras_tuner.HyperParameters()
+    hypermodel.declare(hp)
+    tuner.oracle.update_space(hp)
+    for score in scores:
+        trial = tuner.oracle.create_trial("tuner0")
+        if score is None:
+            trial.status = keras_tuner.engine.trial.TrialStatus.FAILED
+        else:
+            tuner.oracle.update_trial(trial.trial_id, {objective: score}, step=0)
+            trial.status = keras_tuner.engine.trial.TrialStatus.COMPLETED
+        tuner.oracle.end_trial(trial)
+    return tuner, hypermodel
+
+
+def _read_csv(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_results_rank_trials_and_best_config_holds_the_best_values(tmp_path):
+    tuner, hypermodel = _finished_search(tmp_path, [0.25, 0.75, None, 0.5])
+    summary = tuning.write_results(tuner, hypermodel.space, hypermodel.base_config,
+                                   str(tmp_path), "val_accuracy")
+    rows = _read_csv(summary["results_csv"])
+    assert [row["trial"] for row in rows] == ["1", "3", "0", "2"]
+    assert [row["status"] for row in rows] == ["COMPLETED"] * 3 + ["FAILED"]
+    assert [row["val_accuracy"] for row in rows] == ["0.75", "0.5", "0.25", ""]
+    best_trial = tuner.oracle.get_trial("1")
+    for name, value in best_trial.hyperparameters.values.items():
+        assert float(rows[0][name]) == pytest.approx(value, rel=1e-12)
+    assert summary["best_trial"] == "1" and summary["best_score"] == 0.75
+
+    loaded = config_lib.load_config(summary["best_config"])
+    drawn = best_trial.hyperparameters.values
+    assert loaded.model.num_glimpses == drawn["num_glimpses"]
+    assert loaded.model.num_workers == drawn["num_workers"]
+    assert loaded.train.stages[1].learning_rate == pytest.approx(drawn["learning_rate"])
+    assert loaded.train.stages[0].learning_rate == 1e-4
+    assert loaded.loss.attraction_weight == pytest.approx(drawn["attraction_weight"])
+    with open(summary["best_hyperparameters"]) as handle:
+        assert json.load(handle)["score"] == 0.75
+
+    markdown = open(summary["results_md"]).read().splitlines()
+    assert markdown[2].startswith("| trial | status | num_glimpses |")
+    assert markdown[4].startswith("| 1 | COMPLETED |")
+    assert len(markdown) == 4 + 4
+
+
+def test_a_minimised_objective_ranks_the_lowest_first(tmp_path):
+    tuner, hypermodel = _finished_search(tmp_path, [2.0, 1.5, 3.0], objective="val_loss")
+    summary = tuning.write_results(tuner, hypermodel.space, hypermodel.base_config,
+                                   str(tmp_path), "val_loss")
+    assert [row["trial"] for row in _read_csv(summary["results_csv"])] == ["1", "0", "2"]
+    assert summary["best_score"] == 1.5
+
+
+def test_no_scored_trial_writes_no_best_config(tmp_path):
+    tuner, hypermodel = _finished_search(tmp_path, [None])
+    summary = tuning.write_results(tuner, hypermodel.space, hypermodel.base_config,
+                                   str(tmp_path), "val_accuracy")
+    assert summary["best_trial"] is None
+    assert not os.path.exists(tmp_path / "best_config.yaml")
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    config = tiny_config()
+    space = tuning.load_search_space()
+    settings = tuning.search_settings("random", "val_accuracy", space, config)
+    tuning.check_or_save_settings(str(tmp_path), settings)
+    tuning.check_or_save_settings(str(tmp_path), settings)  # same settings: resumes
+    wider = tuning.load_search_space(overrides=["num_glimpses.max=6"])
+    with pytest.raises(tuning.SearchSpaceError, match="different space"):
+        tuning.check_or_save_settings(
+            str(tmp_path), tuning.search_settings("random", "val_accuracy", wider, config))
+    with pytest.raises(tuning.SearchSpaceError, match="different tuner"):
+        tuning.check_or_save_settings(
+            str(tmp_path), tuning.search_settings("hyperband", "val_accuracy", space, config))
+
+
+def test_tuner_arguments_are_checked(tmp_path):
+    hypermodel = tuning.GlimpseHyperModel(tiny_config(), "unused")
+    with pytest.raises(tuning.SearchSpaceError, match="tuner: expected one of"):
+        tuning.make_tuner("grid", hypermodel, directory=str(tmp_path))
+    with pytest.raises(tuning.SearchSpaceError, match="objective"):
+        tuning.make_tuner("random", hypermodel, objective="accuracy", directory=str(tmp_path))
+    with pytest.raises(tuning.SearchSpaceError, match="max_epochs must be >= 2"):
+        tuning.make_tuner("hyperband", hypermodel, directory=str(tmp_path))
+    hyperband = tuning.make_tuner("hyperband", hypermodel, directory=str(tmp_path / "hb"),
+                                  hyperband_max_epochs=3)
+    assert hyperband.oracle.max_epochs == 3
+
+
+def test_bayesian_tuner_names_its_missing_dependency(tmp_path):
+    hypermodel = tuning.GlimpseHyperModel(tiny_config(), "unused")
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        with pytest.raises(tuning.TunerDependencyError, match="pip install scikit-learn"):
+            tuning.make_tuner("bayesian", hypermodel, directory=str(tmp_path))
+    else:
+        tuner = tuning.make_tuner("bayesian", hypermodel, directory=str(tmp_path))
+        assert isinstance(tuner, keras_tuner.BayesianOptimization)
+
+
+def test_cli_reports_a_bad_space_with_exit_code_2(tmp_path, capsys):
+    config_path = tmp_path / "tiny.yaml"
+    config_lib.save_config(tiny_config(), str(config_path))
+    code = tune.main(["--config", str(config_path), "--space-set", "num_glimpses.min=0",
+                      "--output-dir", str(tmp_path / "out")])
+    assert code == 2
+    assert "model.num_glimpses" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "out")
+
+
+# === The search loop with training replaced by a score formula ===
+
+
+def _converted_config(tmp_path):
+    """A config whose data_dir passes as converted shards (never read here)."""
+    os.makedirs(tmp_path / "converted" / "splits", exist_ok=True)
+    return tiny_config(dataset="ntu", data_dir=str(tmp_path / "converted"))
+
+
+def _formula_fit(self, hp, model, *args, **kwargs):
+    # keras-tuner accepts a metrics dict from fit; the score identifies the trial's G and C.
+    assert model.num_glimpses == hp.get("num_glimpses")
+    return {"val_accuracy": hp.get("num_glimpses") / 10 + hp.get("num_workers") / 100}
+
+
+def test_search_resumes_and_runs_only_the_missing_trials(tmp_path, monkeypatch):
+    monkeypatch.setattr(tuning.GlimpseHyperModel, "fit", _formula_fit)
+    config = _converted_config(tmp_path)
+    out = str(tmp_path / "search")
+    first = tuning.run_search(config, out, max_trials=1)
+    assert (first["trials_run"], first["num_trials"]) == (["0"], 1)
+    second = tuning.run_search(config, out, max_trials=3)
+    assert (second["trials_run"], second["num_trials"]) == (["1", "2"], 3)
+    third = tuning.run_search(config, out, max_trials=3)
+    assert third["trials_run"] == []
+
+    rows = _read_csv(second["results_csv"])
+    scores = [int(r["num_glimpses"]) / 10 + int(r["num_workers"]) / 100 for r in rows]
+    assert [float(r["val_accuracy"]) for r in rows] == pytest.approx(scores)
+    assert scores == sorted(scores, reverse=True)
+    best = config_lib.load_config(second["best_config"])
+    assert (best.model.num_glimpses, best.model.num_workers) == (
+        int(rows[0]["num_glimpses"]), int(rows[0]["num_workers"]))
+    with pytest.raises(tuning.SearchSpaceError, match="different objective"):
+        tuning.run_search(config, out, max_trials=3, objective="val_loss")
+
+
+def test_repeated_failed_trials_stop_the_search_with_the_results_written(tmp_path, monkeypatch):
+    def failing_fit(self, hp, model, *args, **kwargs):
+        raise keras_tuner.errors.FailedTrialError("loss became NaN")
+
+    monkeypatch.setattr(tuning.GlimpseHyperModel, "fit", failing_fit)
+    out = tmp_path / "search"
+    with pytest.raises(tuning.SearchError, match="results.md"):
+        tuning.run_search(_converted_config(tmp_path), str(out), max_trials=5)
+    rows = _read_csv(out / "results.csv")
+    assert [row["status"] for row in rows] == ["FAILED"] * 3  # keras-tuner's limit
+    assert not os.path.exists(out / "best_config.yaml")
+
+
+# === Searches that train (slow) ===
+
+
+@pytest.fixture(scope="module")
+def search_root(tmp_path_factory):
+    """Config file and shared data cache for the training searches."""
+    root = tmp_path_factory.mktemp("tune")
+    config_lib.save_config(tiny_config(), str(root / "tiny.yaml"))
+    return root
+
+
+def _cli(root, output, max_trials):
+    return tune.main(["--dataset", "synthetic", "--config", str(root / "tiny.yaml"),
+                      "--max-trials", str(max_trials), "--output-dir", str(root / output),
+                      "--cache-dir", str(root / "cache"), "--no-tensorboard"])
+
+
+@pytest.mark.slow
+def test_two_trial_search_resumes_and_writes_a_trainable_best_config(search_root, capsys):
+    assert _cli(search_root, "search", 1) == 0
+    first = _read_csv(search_root / "search" / "results.csv")
+    assert len(first) == 1 and first[0]["status"] == "COMPLETED"
+    capsys.readouterr()
+
+    # The same command with a larger budget runs only the missing trial.
+    assert _cli(search_root, "search", 2) == 0
+    assert "2 trial(s)" in capsys.readouterr().out
+    rows = _read_csv(search_root / "search" / "results.csv")
+    assert sorted(row["trial"] for row in rows) == ["0", "1"]
+    assert all(row["status"] == "COMPLETED" for row in rows)
+    kept = next(row for row in rows if row["trial"] == "0")
+    assert kept == first[0]  # the first trial was not re-run
+    scores = [float(row["val_accuracy"]) for row in rows]
+    assert all(0.0 <= score <= 1.0 for score in scores)
+    assert float(rows[0]["val_accuracy"]) == max(scores)
+
+    best = config_lib.load_config(str(search_root / "search" / "best_config.yaml"))
+    assert best.model.num_glimpses == int(rows[0]["num_glimpses"])
+    assert best.model.num_workers == int(rows[0]["num_workers"])
+    assert math.isclose(best.train.stages[-1].learning_rate, float(rows[0]["learning_rate"]))
+    assert len(best.train.stages) == 2
+    with open(search_root / "search" / "best_hyperparameters.json") as handle:
+        assert os.path.exists(json.load(handle)["weights"])
+
+
+@pytest.mark.slow
+def test_an_interrupted_trial_is_run_again(search_root, monkeypatch):
+    original_fit = tuning.GlimpseHyperModel.fit
+
+    def killed_fit(self, hp, model, *args, **kwargs):
+        raise KeyboardInterrupt  # what Ctrl-C does in the middle of a trial
+
+    monkeypatch.setattr(tuning.GlimpseHyperModel, "fit", killed_fit)
+    with pytest.raises(KeyboardInterrupt):
+        _cli(search_root, "interrupted", 1)
+    monkeypatch.setattr(tuning.GlimpseHyperModel, "fit", original_fit)
+
+    config = config_lib.load_config(str(search_root / "tiny.yaml"))
+    summary = tuning.run_search(config, str(search_root / "interrupted"), max_trials=1,
+                                cache_root=str(search_root / "cache"))
+    assert summary["trials_run"] == ["0"]
+    assert summary["num_trials"] == 1
+    assert _read_csv(summary["results_csv"])[0]["status"] == "COMPLETED"
