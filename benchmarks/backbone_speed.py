@@ -1,0 +1,139 @@
+"""Forward speed of the inflated ResNet backbone against the machine's matmul peak.
+
+Prints, for every (convolution implementation, dtype policy) pair: seconds per
+clip (best and median of the timed repeats), analytic GFLOP per clip (2 x
+multiply-adds of every convolution, counted from the layer shapes), achieved
+GFLOP/s and its ratio to a square tf.matmul peak measured in the same run
+(timings drift over minutes on shared machines, so only same-run ratios are
+meaningful).
+
+Usage:
+    TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/backbone_speed.py \
+        [--preset resnet50] [--frames 8] [--size 224] [--batch 1] \
+        [--implementations conv3d,frames] [--policies float32,mixed_bfloat16] \
+        [--repeats 5] [--jit]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from glimpse_keras.models.backbone import InflatedConv3D, build_backbone  # noqa: E402
+
+
+def conv_gflop_per_clip(backbone):
+    """Analytic GFLOP of all convolutions for one clip (batch element).
+
+    Args:
+        backbone: InflatedResNet3D built with a fully known ``input_shape``.
+
+    Returns:
+        float, 2 * multiply-adds / 1e9 (BN, ReLU, pooling and adds excluded).
+    """
+    total = 0
+    for layer in backbone.layers:
+        if not isinstance(layer, InflatedConv3D):
+            continue
+        _, time_, height, width, out_channels = layer.output.shape
+        kt, kh, kw = layer.kernel_size
+        in_channels = layer.input.shape[-1]
+        total += 2 * time_ * height * width * out_channels * kt * kh * kw * in_channels
+    return total / 1e9
+
+
+def timed(function, argument, repeats):
+    """Runs ``function(argument)`` twice to warm up, then ``repeats`` times.
+
+    Returns:
+        list of wall-clock seconds of the timed runs.
+    """
+    for _ in range(2):
+        _block(function(argument))
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _block(function(argument))
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def _block(result):
+    for tensor in tf.nest.flatten(result):
+        tensor.numpy()
+
+
+def matmul_peak(dtype, size=4096, repeats=5):
+    """Best GFLOP/s of a ``size x size`` tf.matmul in ``dtype``."""
+    a = tf.cast(tf.random.normal((size, size)), dtype)
+    b = tf.cast(tf.random.normal((size, size)), dtype)
+    product = tf.function(lambda x: tf.matmul(x, b))
+    return 2 * size**3 / min(timed(product, a, repeats)) / 1e9
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="resnet50")
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--implementations", default="conv3d,frames")
+    parser.add_argument("--policies", default="float32,mixed_bfloat16")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--jit", action="store_true", help="XLA-compile the forward")
+    args = parser.parse_args(argv)
+
+    def peaks():
+        return {
+            "float32": matmul_peak(tf.float32, repeats=args.repeats),
+            "mixed_bfloat16": matmul_peak(tf.bfloat16, repeats=args.repeats),
+        }
+
+    shape = (args.frames, args.size, args.size, 3)
+    video = tf.constant(
+        np.random.default_rng(0).normal(size=(args.batch,) + shape), tf.float32
+    )
+    print(
+        f"preset={args.preset} clip={shape} batch={args.batch} jit={args.jit} "
+        f"threads={os.cpu_count()}"
+    )
+    for implementation in args.implementations.split(","):
+        for policy in args.policies.split(","):
+            backbone = build_backbone(
+                args.preset,
+                input_shape=shape,
+                conv_implementation=implementation,
+                dtype=policy,
+                output_endpoints=("res4", "res5"),
+            )
+            gflop = conv_gflop_per_clip(backbone)
+            forward = tf.function(
+                lambda x, model=backbone: model(x, training=False),
+                jit_compile=args.jit,
+            )
+            # Peaks measured right before and after each model (best of the
+            # two) so that load from other processes affects both alike.
+            before = peaks()
+            seconds = [s / args.batch for s in timed(forward, video, args.repeats)]
+            after = peaks()
+            peak = {key: max(before[key], after[key]) for key in before}
+            best, median = min(seconds), statistics.median(seconds)
+            rate = gflop / best
+            print(
+                f"{implementation:7s} {policy:15s} {best:.3f} s/clip "
+                f"(median {median:.3f})  {gflop:.1f} GFLOP/clip  "
+                f"{rate:.0f} GFLOP/s = {rate / peak['float32']:.2f} x f32 matmul "
+                f"peak ({peak['float32']:.0f}), {rate / peak[policy]:.2f} x "
+                f"{policy} peak ({peak[policy]:.0f})",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
