@@ -1,0 +1,296 @@
+"""Ask a TensorFlow Serving model server to classify a video.
+
+Builds both request kinds the server understands from one video file:
+
+* REST: ``POST <server>/v1/models/<model>[/versions/<N>]:predict`` with a JSON
+  body, ``{"signature_name": ..., "instances": [clip]}`` (row format) or
+  ``{"signature_name": ..., "inputs": {"video": ...}}`` (columnar format);
+* gRPC: a ``tensorflow.serving.PredictRequest`` for
+  ``PredictionService/Predict`` (needs ``tensorflow-serving-api``; install
+  it with ``pip install --no-deps tensorflow-serving-api==2.21.0`` so it does
+  not pull in a second TensorFlow wheel).
+
+Signatures (see ``glimpse_keras/export.py``):
+
+* ``serving_default``: the client samples one clip of T frames (the centre
+  frame of T equal bins, as validation does) and sends uint8
+  ``[1, T, H, W, 3]``;
+* ``whole_video``: the client sends every frame, ``[frames, H, W, 3]``; the
+  server samples K clips and averages them (columnar format only, because
+  the input has no batch axis).
+
+Frames are squashed to ``--frame-size`` pixels square before sending (default
+256, the stored size of the training data, which the server would resize to
+anyway); ``--frame-size 0`` sends them at full resolution.
+
+Examples::
+
+    # print what would be sent, write the bodies to files
+    python examples/serving_client.py video.avi --write-rest body.json --write-grpc request.pb
+    # query a running server
+    python examples/serving_client.py video.avi --server http://localhost:8501
+    python examples/serving_client.py video.avi --grpc-server localhost:8500 --signature whole_video
+"""
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+import numpy as np
+
+SIGNATURES = ("serving_default", "whole_video")
+SERVING_API_HINT = (
+    "the gRPC request needs tensorflow-serving-api: "
+    "pip install --no-deps tensorflow-serving-api==2.21.0"
+)
+
+
+class ServingClientError(ValueError):
+    """A request that cannot be built or sent; the message says why."""
+
+
+# === Frames ===
+
+
+def clip_frame_indices(num_video_frames, num_frames):
+    """The centre frame of each of T equal bins: floor((t + 0.5) * F / T).
+
+    Args:
+        num_video_frames: int F >= 1.
+        num_frames: int T >= 1.
+
+    Returns:
+        int64 (T,), clamped to [0, F - 1]; frames repeat when F < T.
+    """
+    if num_video_frames < 1 or num_frames < 1:
+        raise ServingClientError(f"need at least one frame, received F={num_video_frames}, T={num_frames}")
+    positions = (np.arange(num_frames) + 0.5) * num_video_frames / num_frames
+    return np.clip(np.floor(positions).astype(np.int64), 0, num_video_frames - 1)
+
+
+def load_frames(path, frame_size=256):
+    """Decodes a video file to uint8 RGB frames.
+
+    Args:
+        path: the video file.
+        frame_size: int; frames are squashed to frame_size x frame_size
+            (area interpolation), 0 or None keeps the original size.
+
+    Returns:
+        uint8 (F, H, W, 3).
+
+    Raises:
+        VideoDecodeError: naming the path and the reason.
+    """
+    from glimpse_keras.data.video import read_video
+
+    return read_video(path, (frame_size, frame_size) if frame_size else None)
+
+
+def request_video(frames, signature_name, num_frames):
+    """The uint8 tensor one request carries for `signature_name`.
+
+    Returns:
+        `[1, T, H, W, 3]` for serving_default (one sampled clip) or the
+        frames unchanged `[F, H, W, 3]` for whole_video.
+    """
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ServingClientError(
+            f"frames must be uint8 [frames, height, width, 3], received {frames.dtype} {frames.shape}"
+        )
+    if signature_name == "whole_video":
+        return frames
+    if signature_name != "serving_default":
+        raise ServingClientError(f"unknown signature {signature_name!r}; known: {SIGNATURES}")
+    return frames[clip_frame_indices(len(frames), num_frames)][None]
+
+
+# === Requests ===
+
+
+def build_rest_body(video, signature_name="serving_default", row_format=True):
+    """The JSON body of a TF Serving REST predict request.
+
+    Args:
+        video: uint8 array, the signature's "video" input.
+        signature_name: "serving_default" or "whole_video".
+        row_format: True for {"instances": [...]} (one list item per batch
+            element); False for {"inputs": {"video": ...}}. The whole_video
+            signature has no batch axis and needs the columnar format.
+
+    Returns:
+        dict, ready for `json.dumps`.
+    """
+    video = np.asarray(video, dtype=np.uint8)
+    if row_format and signature_name == "whole_video":
+        raise ServingClientError("the whole_video signature has no batch axis: use the columnar 'inputs' format")
+    body = {"signature_name": signature_name}
+    if row_format:
+        body["instances"] = [{"video": example.tolist()} for example in video]
+    else:
+        body["inputs"] = {"video": video.tolist()}
+    return body
+
+
+def rest_url(server, model_name="glimpse_clouds", version=None):
+    """`<server>/v1/models/<model>[/versions/<N>]:predict`."""
+    server = server.rstrip("/")
+    if "://" not in server:
+        server = "http://" + server
+    versioned = f"/versions/{int(version)}" if version is not None else ""
+    return f"{server}/v1/models/{model_name}{versioned}:predict"
+
+
+def _serving_apis():
+    try:
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    except ImportError as error:
+        raise ServingClientError(f"{SERVING_API_HINT} ({error})") from error
+    return predict_pb2, prediction_service_pb2_grpc
+
+
+def build_grpc_request(video, model_name="glimpse_clouds", signature_name="serving_default", version=None):
+    """A `tensorflow.serving.PredictRequest` carrying `video` as uint8.
+
+    Raises:
+        ServingClientError: when tensorflow-serving-api is not installed.
+    """
+    predict_pb2, _ = _serving_apis()
+    from tensorflow.core.framework import tensor_pb2, types_pb2
+
+    video = np.ascontiguousarray(video, dtype=np.uint8)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature_name
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_UINT8, tensor_content=video.tobytes())
+    for size in video.shape:
+        tensor.tensor_shape.dim.add(size=size)
+    request.inputs["video"].CopyFrom(tensor)
+    return request
+
+
+# === Sending ===
+
+
+def send_rest(url, body, timeout=60.0):
+    """POSTs a JSON body; returns the decoded JSON response.
+
+    Raises:
+        ServingClientError: naming the URL and the server's message.
+    """
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        raise ServingClientError(f"{url} answered {error.code}: {error.read().decode(errors='replace')}") from error
+    except (urllib.error.URLError, OSError) as error:
+        raise ServingClientError(f"cannot reach {url}: {error}") from error
+
+
+def send_grpc(target, request, timeout=60.0):
+    """Calls PredictionService/Predict; returns {output name: np.ndarray}."""
+    _, prediction_service_pb2_grpc = _serving_apis()
+    import grpc
+    import tensorflow as tf
+
+    with grpc.insecure_channel(target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        try:
+            response = stub.Predict(request, timeout=timeout)
+        except grpc.RpcError as error:
+            raise ServingClientError(f"gRPC Predict on {target} failed: {error.code()}: {error.details()}") from error
+    return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
+
+def summarise_prediction(outputs):
+    """One line per video: class name, id and probability."""
+    lines = []
+    if "predictions" in outputs:  # REST row format: a list of dicts
+        rows = outputs["predictions"]
+    elif "outputs" in outputs:  # REST columnar format
+        columns = outputs["outputs"]
+        rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
+    else:  # gRPC: arrays with a batch axis
+        rows = [dict(zip(outputs, values)) for values in zip(*outputs.values())]
+    for row in rows:
+        name = row["class_name"]
+        name = name.decode() if isinstance(name, bytes) else name
+        probability = float(np.max(row["probabilities"]))
+        lines.append(f"{name} (class {int(row['class_id'])}, p={probability:.3f})")
+    return lines
+
+
+# === Command line ===
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("video", help="video file (anything PyAV or OpenCV decodes)")
+    parser.add_argument("--signature", choices=SIGNATURES, default="serving_default")
+    parser.add_argument("--num-frames", type=int, default=8, help="T of the exported model (serving_default)")
+    parser.add_argument("--frame-size", type=int, default=256,
+                        help="squash frames to N x N before sending; 0 = as decoded")
+    parser.add_argument("--columnar", action="store_true",
+                        help='REST body as {"inputs": ...} instead of {"instances": ...}')
+    parser.add_argument("--model", default="glimpse_clouds", help="served model name")
+    parser.add_argument("--version", type=int, help="model version (default: the server's latest)")
+    parser.add_argument("--write-rest", metavar="FILE", help="write the REST JSON body here")
+    parser.add_argument("--write-grpc", metavar="FILE", help="write the serialized PredictRequest here")
+    parser.add_argument("--server", help="REST endpoint, e.g. http://localhost:8501: send the request")
+    parser.add_argument("--grpc-server", help="gRPC endpoint, e.g. localhost:8500: send the request")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        frames = load_frames(args.video, args.frame_size)
+        video = request_video(frames, args.signature, args.num_frames)
+        row_format = not args.columnar and args.signature == "serving_default"
+        body = build_rest_body(video, args.signature, row_format)
+        url = rest_url(args.server or "http://localhost:8501", args.model, args.version)
+        text = json.dumps(body)
+        print(f"video {args.video}: {len(frames)} frames decoded; sending uint8 {list(video.shape)} "
+              f"to signature {args.signature}")
+        print(f"REST: POST {url}  body {len(text) / 1e6:.1f} MB ({'instances' if row_format else 'inputs'} format)")
+        if args.write_rest:
+            with open(args.write_rest, "w") as handle:
+                handle.write(text)
+            print(f"  written to {args.write_rest}")
+        try:
+            request = build_grpc_request(video, args.model, args.signature, args.version)
+        except ServingClientError as error:
+            request = None
+            print(f"gRPC: skipped, {error}")
+        if request is not None:
+            print(f"gRPC: PredictionService/Predict  request {request.ByteSize() / 1e6:.1f} MB")
+            if args.write_grpc:
+                with open(args.write_grpc, "wb") as handle:
+                    handle.write(request.SerializeToString())
+                print(f"  written to {args.write_grpc}")
+        if args.server:
+            for line in summarise_prediction(send_rest(url, body, args.timeout)):
+                print(f"REST prediction: {line}")
+        if args.grpc_server:
+            if request is None:
+                raise ServingClientError(SERVING_API_HINT)
+            for line in summarise_prediction(send_grpc(args.grpc_server, request, args.timeout)):
+                print(f"gRPC prediction: {line}")
+    except ValueError as error:  # ServingClientError, VideoDecodeError
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
