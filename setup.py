@@ -14,7 +14,7 @@ setuptools.setup(
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["glimpse_keras", "glimpse_keras.*"]),
     package_data={"glimpse_keras": ["data/resources/*.txt"]},
-    py_modules=["train", "evaluate"],
+    py_modules=["train", "evaluate", "tune", "export"],
     # Versions that are known to work together (see the README).
     install_requires=[
         "tensorflow-cpu==2.21.0",

@@ -1,0 +1,213 @@
+"""Training losses of Glimpse Clouds: classification, pose and glimpse terms.
+
+All functions are pure tensor functions written with `keras.ops`, so they run
+inside a compiled `train_step`. Every input is cast to float32 first: under a
+`mixed_bfloat16` policy the model's outputs may be bfloat16, but the losses are
+always reduced in float32.
+
+Reductions follow the authors' code (MODEL_SPEC.md sections 6 and 11): the
+classification loss is a batch mean; the pose, attraction and diversity losses
+are summed over time and glimpses, then averaged over the batch ("sum over T,
+mean over B"), which keeps the loss balances of the original weights
+(1, 0.1, 1, 1).
+
+Coordinates: pose targets and glimpse centres share one frame, normalised to
+[-1, 1] over the input crop, x along the width (columns) and y along the rows.
+
+Reference: Baradel et al., "Glimpse Clouds: Human Activity Recognition from
+Unstructured Feature Points", CVPR 2018.
+"""
+
+from keras import ops
+
+# Stand-in distance for masked joints before a minimum; large enough never to
+# win against a real squared distance in [-1, 1] coordinates (at most 8), and
+# finite so no inf * 0 = NaN can appear in a gradient.
+_MASKED_DISTANCE = 1e9
+
+
+def classification_loss(labels, logits):
+    """Mean sparse categorical cross-entropy on raw logits.
+
+    Args:
+        labels: int tensor `(batch,)` of class ids in `[0, num_classes)`.
+        logits: float tensor `(batch, num_classes)` of unnormalised scores (the
+            model averages raw logits over time and workers before this).
+
+    Returns:
+        Scalar float32 tensor: cross-entropy averaged over the batch.
+    """
+    logits = ops.cast(logits, "float32")
+    labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
+    per_sample = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    return ops.mean(per_sample)
+
+
+def _person_errors(pred, target, mask):
+    """Masked mean squared error of every (prediction slot, GT person) pair.
+
+    Args:
+        pred: `(batch, time, persons, joints, 2)` float32.
+        target: same shape as `pred`.
+        mask: `(batch, time, persons, joints)` float32 in {0, 1}.
+
+    Returns:
+        `(errors, present)`: `errors[..., i, j]` `(batch, time, persons,
+        persons)` is the mean of the squared differences between prediction
+        slot i and GT person j over the valid coordinates of person j (0 when
+        person j has no valid joint); `present` `(batch, time, persons)` is 1.0
+        where the GT person has at least one valid joint.
+    """
+    # diff[b, t, i, j, k, d] = pred slot i minus GT person j.
+    diff = ops.expand_dims(pred, 3) - ops.expand_dims(target, 2)
+    squared = ops.sum(ops.square(diff), axis=-1)
+    joint_mask = ops.expand_dims(mask, 2)
+    valid_coords = 2.0 * ops.sum(mask, axis=-1)
+    summed = ops.sum(squared * joint_mask, axis=-1)
+    errors = summed / ops.maximum(ops.expand_dims(valid_coords, 2), 1.0)
+    present = ops.cast(valid_coords > 0, "float32")
+    return errors, present
+
+
+def pose_loss(pred, target, mask, match_single_person=True):
+    """Masked pose regression loss with two-person matching.
+
+    For each frame, the error of a (prediction slot, GT person) pair is the mean
+    of the squared coordinate differences over that person's valid joints
+    (masked joints are ignored; a person with no valid joint is absent and
+    contributes 0, so a frame without any skeleton contributes 0). With two GT
+    persons present, the pairing (straight: slot 0 <-> person 0, slot 1 <->
+    person 1; or swapped) with the smaller **total** error is used, so a
+    prediction whose two persons are swapped costs the same as the straight one
+    (MODEL_SPEC.md 11.10; the authors' code judged on person 0's errors only).
+
+    With exactly one GT person present, the same rule (minimum total error,
+    absent person contributing 0) matches that person to whichever prediction
+    slot is closer; the other slot is unconstrained in that frame. With
+    `match_single_person=False` the person is compared with the prediction
+    slot of the same index instead (the authors' behaviour when the single
+    person is in slot 0).
+
+    Args:
+        pred: `(batch, time, persons, joints, 2)` predicted coordinates in
+            [-1, 1]; `persons` is 1 or 2.
+        target: same shape, ground-truth coordinates.
+        mask: `(batch, time, persons, joints)`, 1 where the joint is valid.
+        match_single_person: whether a lone GT person may be matched to either
+            prediction slot.
+
+    Returns:
+        Scalar float32 tensor: per-frame errors summed over time, averaged over
+        the batch.
+
+    Raises:
+        ValueError: if the shapes disagree or `persons` is not 1 or 2.
+    """
+    pred = ops.cast(pred, "float32")
+    target = ops.cast(target, "float32")
+    mask = ops.cast(mask, "float32")
+    _check_pose_shapes(pred, target, mask)
+    errors, present = _person_errors(pred, target, mask)
+    if pred.shape[2] == 1:
+        per_frame = errors[..., 0, 0]
+    else:
+        straight = errors[..., 0, 0] + errors[..., 1, 1]
+        swapped = errors[..., 1, 0] + errors[..., 0, 1]
+        both_present = present[..., 0] * present[..., 1]
+        if match_single_person:
+            allow_swap = ops.maximum(present[..., 0], present[..., 1])
+        else:
+            allow_swap = both_present
+        per_frame = ops.where(allow_swap > 0, ops.minimum(straight, swapped), straight)
+    return ops.mean(ops.sum(per_frame, axis=1))
+
+
+def _check_pose_shapes(pred, target, mask):
+    if len(pred.shape) != 5 or pred.shape[-1] != 2:
+        raise ValueError(
+            f"pose prediction must have shape (batch, time, persons, joints, 2), got {pred.shape}"
+        )
+    if tuple(target.shape[1:]) != tuple(pred.shape[1:]):
+        raise ValueError(
+            f"pose target shape {target.shape} does not match prediction shape {pred.shape}"
+        )
+    if tuple(mask.shape[1:]) != tuple(pred.shape[1:-1]):
+        raise ValueError(
+            f"pose mask shape {mask.shape} must be (batch, time, persons, joints) = "
+            f"{pred.shape[:-1]}"
+        )
+    if pred.shape[2] not in (1, 2):
+        raise ValueError(f"pose loss supports 1 or 2 persons, got {pred.shape[2]}")
+
+
+def glimpse_attraction_loss(locations, target, mask, per_axis_min=False):
+    """Pulls every glimpse centre towards the nearest visible joint.
+
+    For each frame and glimpse, the squared Euclidean distance from the glimpse
+    centre `(x, y)` to the nearest visible joint (of any person); summed over
+    glimpses and time, averaged over the batch. Frames without a visible joint
+    contribute 0. Glimpse scales are not used.
+
+    With `per_axis_min=True`, the authors' variant: the minimum over joints is
+    taken separately for x and for y, and the two minima are added (the two
+    minima may come from different joints, so this is never larger than the
+    Euclidean version).
+
+    Args:
+        locations: `(batch, time, glimpses, 4)` glimpse parameters
+            `[x, y, scale_x, scale_y]`, centres in [-1, 1].
+        target: `(batch, time, persons, joints, 2)` joint coordinates in the
+            same frame.
+        mask: `(batch, time, persons, joints)`, 1 where the joint is visible.
+        per_axis_min: use the authors' per-axis minimum.
+
+    Returns:
+        Scalar float32 tensor.
+    """
+    locations = ops.cast(locations, "float32")
+    target = ops.cast(target, "float32")
+    mask = ops.cast(mask, "float32")
+    centres = locations[..., :2]
+    batch, time = ops.shape(target)[0], ops.shape(target)[1]
+    joints = ops.reshape(target, (batch, time, -1, 2))
+    joint_mask = ops.reshape(mask, (batch, time, 1, -1, 1))
+    # squared[b, t, g, k, d]: squared difference of glimpse g and joint k.
+    squared = ops.square(ops.expand_dims(centres, 3) - ops.expand_dims(joints, 2))
+    if not per_axis_min:
+        squared = ops.sum(squared, axis=-1, keepdims=True)
+    masked = ops.where(joint_mask > 0, squared, _MASKED_DISTANCE)
+    nearest = ops.sum(ops.min(masked, axis=3), axis=-1)
+    frame_has_joint = ops.max(ops.reshape(mask, (batch, time, -1)), axis=-1, keepdims=True)
+    nearest = ops.where(frame_has_joint > 0, nearest, 0.0)
+    return ops.mean(ops.sum(nearest, axis=(1, 2)))
+
+
+def glimpse_diversity_loss(locations, include_self_pairs=False):
+    """Pushes the glimpses of one frame apart: `1 / (1 + mean squared spread)`.
+
+    Per frame, `d = mean over ordered glimpse pairs (g, g') of the squared
+    coordinate difference averaged over x and y` (that is half the squared
+    Euclidean distance, as in the authors' code), and the frame's loss is
+    `1 / (1 + d)`: 1 when all glimpses coincide, towards 0 as they spread.
+    Summed over time, averaged over the batch.
+
+    By default only pairs with `g != g'` count; `include_self_pairs=True` also
+    averages the `G` zero self-distances in, as the authors' code does (this
+    scales `d` by `(G - 1) / G`). With a single glimpse there is no pair, `d`
+    is 0 and every frame costs a constant 1.
+
+    Args:
+        locations: `(batch, time, glimpses, 4)` glimpse parameters, centres in
+            the first two channels.
+        include_self_pairs: average over all `G * G` pairs.
+
+    Returns:
+        Scalar float32 tensor.
+    """
+    centres = ops.cast(locations, "float32")[..., :2]
+    num_glimpses = centres.shape[2]
+    squared = ops.square(ops.expand_dims(centres, 3) - ops.expand_dims(centres, 2))
+    total = ops.sum(ops.mean(squared, axis=-1), axis=(2, 3))
+    num_pairs = num_glimpses * num_glimpses if include_self_pairs else num_glimpses * (num_glimpses - 1)
+    spread = total / float(max(num_pairs, 1))
+    return ops.mean(ops.sum(1.0 / (1.0 + spread), axis=1))

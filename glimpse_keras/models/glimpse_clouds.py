@@ -1,0 +1,537 @@
+"""The Glimpse Clouds model: backbone, glimpse/worker core, heads and losses.
+
+`GlimpseClouds` is a subclassed `keras.Model` with a custom `train_step` that
+adds the four named loss terms of the paper
+`L = L_D + w_P L_P + w_G1 L_diversity + w_G2 L_attraction` (MODEL_SPEC.md
+sections 5, 6 and 11) and one metric tracker per term.
+
+Reference: Baradel et al., "Glimpse Clouds: Human Activity Recognition from
+Unstructured Feature Points", CVPR 2018.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from glimpse_keras import losses
+from glimpse_keras.layers.glimpse_clouds_core import GlimpseCloudsCore
+from glimpse_keras.layers.initialization import check_initialization
+from glimpse_keras.layers.worker_classifier import WorkerClassifier
+from glimpse_keras.models.backbone import InflatedResNet3D
+from glimpse_keras.models.backbone import build_backbone
+from glimpse_keras.models.heads import GlobalPoolClassifier
+from glimpse_keras.models.heads import PoseHead
+
+VARIANTS = ("global", "global_pose", "glimpse_gru", "glimpse_clouds")
+GLOBAL_VARIANTS = ("global", "global_pose")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+LOSS_TERMS = ("loss", "class_loss", "pose_loss", "diversity_loss", "attraction_loss")
+
+
+class ModelConfigError(ValueError):
+    """An invalid `GlimpseClouds` constructor argument."""
+
+
+class TargetsError(ValueError):
+    """Training targets that `GlimpseClouds.train_step` cannot use."""
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ModelConfigError(f"`{name}` must be a positive int, received {name}={value!r}.")
+    return value
+
+
+def _check_weight(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ModelConfigError(f"`{name}` must be a number >= 0, received {name}={value!r}.")
+    return float(value)
+
+
+def normalise_video(video):
+    """Maps `[0, 255]` RGB video to ImageNet-standardised float32.
+
+    Args:
+        video: uint8 or float tensor `(..., 3)` with values in [0, 255], RGB.
+
+    Returns:
+        float32 tensor of the same shape: `(video / 255 - mean) / std` with the
+        ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225).
+    """
+    video = ops.cast(video, "float32") / 255.0
+    mean = ops.convert_to_tensor(IMAGENET_MEAN, "float32")
+    std = ops.convert_to_tensor(IMAGENET_STD, "float32")
+    return (video - mean) / std
+
+
+@keras.saving.register_keras_serializable(package="glimpse_keras")
+class GlimpseClouds(keras.Model):
+    """Glimpse Clouds action recognition model and its ablation variants.
+
+    The uint8 (or [0, 255] float) RGB clip is standardised inside the model and
+    runs through the inflated 3D ResNet backbone. `c_t`, the spatial mean of
+    the res4 map, feeds the pose head (and the glimpse locator); Z, the res5
+    map, is either average-pooled into a linear classifier (global variants)
+    or attended by G glimpses per frame whose features are softly assigned to
+    C worker GRUs; each worker has its own linear classifier and the raw
+    logits are averaged over time and workers.
+
+    Variants:
+        "global": backbone + average pooling + linear classifier; loss L_D.
+        "global_pose": the same plus the pose head trained with L_P (the
+            authors' stage 1).
+        "glimpse_gru": glimpses summed into a single GRU (the core's
+            `aggregation="gru"`), L_D + L_P + glimpse losses.
+        "glimpse_clouds": the full model (stage 2 when `freeze_backbone`).
+
+    Args:
+        num_classes: int, number of action classes.
+        variant: one of `VARIANTS`.
+        backbone: a `BACKBONE_PRESETS` name (e.g. "resnet50", "tiny") or an
+            `InflatedResNet3D` instance (e.g. with inflated ImageNet weights);
+            the config always stores the serialised backbone.
+        num_glimpses: int G, glimpses per frame.
+        num_workers: int C, worker GRUs (G and C are independent).
+        glimpse_type: "attention" | "tube" | "random" | "saliency", passed to
+            the core (see `GlimpseCloudsCore`).
+        zoomer_units: int, hidden size of the glimpse (zoomer) GRU.
+        worker_units: int, hidden size of every worker GRU.
+        where_units: int, hidden size of the what/where fusion MLP (lambda),
+            the core's `fusion_hidden_units`.
+        core_options: dict or None, further `GlimpseCloudsCore` keyword
+            arguments (paper/code switches such as the assignment axis).
+        num_persons: int, person slots of the pose head (2 for NTU).
+        num_joints: int, joints per person (25 for NTU).
+        pose_loss_weight: float w_P (authors: 0.1); forced to 0 for "global".
+        diversity_loss_weight: float w_G1 (authors: 1); 0 for global variants.
+        attraction_loss_weight: float w_G2 (authors: 1); 0 for global variants.
+        attraction_per_axis_min: bool, the authors' per-axis attraction minimum
+            instead of the Euclidean nearest joint.
+        diversity_include_self_pairs: bool, average the diversity spread over
+            all G*G glimpse pairs as the authors' code does.
+        match_single_person: bool, see `losses.pose_loss`.
+        freeze_backbone: bool. When True the backbone always runs with
+            `training=False` (BatchNorm in inference mode, statistics frozen),
+            its weights are non-trainable and its outputs pass through
+            `stop_gradient`, so a training step only differentiates the heads
+            (stage 2 costs little more than inference).
+        initialization: "torch" or "keras" initialisers for the heads and core.
+        **kwargs: forwarded to `keras.Model` (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: video `(batch, T, H, W, 3)` uint8 or float in [0, 255], or a
+            dict with that tensor under "video". A rank-6 video
+            `(batch, clips, T, H, W, 3)` is evaluated clip by clip: the logits
+            are averaged over clips, the other outputs keep the clip axis.
+        training: bool.
+
+    Returns:
+        dict with
+        "logits": `(batch, num_classes)` float32 raw logits;
+        "pose": `(batch, T, num_persons, num_joints, 2)` float32 in [-1, 1];
+        "locations": `(batch, T, G, 4)` glimpse `[x, y, s_x, s_y]` (zeros for
+        global variants);
+        "assignments": `(batch, T, C, G)` soft assignment of glimpses to
+        workers (zeros for global variants; for "glimpse_gru" the worker axis
+        has size 1 and holds ones: every glimpse is summed into the GRU).
+
+    Metrics (names shown by `fit`/`evaluate`): "loss", "class_loss", and for
+    every variant but "global" "pose_loss"; for glimpse variants also
+    "diversity_loss" and "attraction_loss"; then "accuracy" and
+    "top5_accuracy". Loss terms are the unweighted values; "loss" is the
+    weighted total that is minimised.
+
+    Raises:
+        ModelConfigError: for an invalid argument (named with its value).
+
+    Example:
+        >>> model = GlimpseClouds(num_classes=60, backbone="tiny")
+        >>> model.compile(optimizer=keras.optimizers.Adam(1e-4))
+        >>> model.fit(dataset)  # ({"video": uint8}, {"label", "pose", "pose_mask"})
+
+    Reference:
+        MODEL_SPEC.md sections 1-6, 8 and 11.
+    """
+
+    def __init__(
+        self,
+        num_classes=60,
+        variant="glimpse_clouds",
+        backbone="resnet50",
+        num_glimpses=3,
+        num_workers=3,
+        glimpse_type="attention",
+        zoomer_units=512,
+        worker_units=512,
+        where_units=256,
+        core_options=None,
+        num_persons=2,
+        num_joints=25,
+        pose_loss_weight=0.1,
+        diversity_loss_weight=1.0,
+        attraction_loss_weight=1.0,
+        attraction_per_axis_min=False,
+        diversity_include_self_pairs=False,
+        match_single_person=True,
+        freeze_backbone=False,
+        initialization="torch",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        # === Validation ===
+        if variant not in VARIANTS:
+            raise ModelConfigError(f"`variant` must be one of {VARIANTS}, received variant={variant!r}.")
+        if core_options is not None and not isinstance(core_options, dict):
+            raise ModelConfigError(f"`core_options` must be a dict or None, received {core_options!r}.")
+        self.num_classes = _check_positive_int("num_classes", num_classes)
+        self.variant = variant
+        self.num_glimpses = _check_positive_int("num_glimpses", num_glimpses)
+        self.num_workers = _check_positive_int("num_workers", num_workers)
+        self.glimpse_type = glimpse_type
+        self.zoomer_units = _check_positive_int("zoomer_units", zoomer_units)
+        self.worker_units = _check_positive_int("worker_units", worker_units)
+        self.where_units = _check_positive_int("where_units", where_units)
+        self.core_options = dict(core_options or {})
+        self.num_persons = _check_positive_int("num_persons", num_persons)
+        self.num_joints = _check_positive_int("num_joints", num_joints)
+        self.pose_loss_weight = _check_weight("pose_loss_weight", pose_loss_weight)
+        self.diversity_loss_weight = _check_weight("diversity_loss_weight", diversity_loss_weight)
+        self.attraction_loss_weight = _check_weight("attraction_loss_weight", attraction_loss_weight)
+        self.attraction_per_axis_min = bool(attraction_per_axis_min)
+        self.diversity_include_self_pairs = bool(diversity_include_self_pairs)
+        self.match_single_person = bool(match_single_person)
+        self.freeze_backbone = bool(freeze_backbone)
+        self.initialization = check_initialization(initialization)
+
+        # === Layers ===
+        if isinstance(backbone, str):
+            backbone = build_backbone(backbone)
+        elif isinstance(backbone, dict):
+            backbone = keras.saving.deserialize_keras_object(backbone)
+        if not isinstance(backbone, InflatedResNet3D):
+            raise ModelConfigError(
+                "`backbone` must be a backbone preset name or an InflatedResNet3D, "
+                f"received {type(backbone).__name__}."
+            )
+        missing = {"res4", "res5"} - set(backbone.output_endpoints)
+        if missing:
+            raise ModelConfigError(
+                f"the backbone must output res4 and res5, its output_endpoints are "
+                f"{backbone.output_endpoints!r}."
+            )
+        self.backbone = backbone
+        if self.freeze_backbone:
+            self.backbone.trainable = False
+        # The heads that produce losses run in float32 under mixed precision.
+        self.pose_head = PoseHead(
+            num_persons, num_joints, initialization=initialization, dtype="float32", name="pose_head"
+        )
+        if variant == "global":
+            # No pose loss in this variant: keep the head out of the optimiser.
+            self.pose_head.trainable = False
+        if self.is_global:
+            self.global_classifier = GlobalPoolClassifier(
+                num_classes, initialization=initialization, dtype="float32", name="global_classifier"
+            )
+        else:
+            aggregation = "gru" if variant == "glimpse_gru" else "workers"
+            self.core = GlimpseCloudsCore(
+                **self._core_arguments(aggregation), name="glimpse_clouds_core"
+            )
+            self.worker_classifier = WorkerClassifier(
+                num_classes,
+                1 if aggregation == "gru" else num_workers,
+                initialization=initialization,
+                dtype="float32",
+                name="worker_classifier",
+            )
+
+        # === Metrics ===
+        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_TERMS}
+        self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.top5_metric = keras.metrics.SparseTopKCategoricalAccuracy(
+            k=min(5, num_classes), name="top5_accuracy"
+        )
+
+    def _core_arguments(self, aggregation):
+        arguments = {
+            "num_glimpses": self.num_glimpses,
+            "num_workers": self.num_workers,
+            "glimpse_type": self.glimpse_type,
+            "aggregation": aggregation,
+            "zoomer_units": self.zoomer_units,
+            "worker_units": self.worker_units,
+            "fusion_hidden_units": self.where_units,
+            "initialization": self.initialization,
+        }
+        clash = set(arguments) & set(self.core_options)
+        if clash:
+            raise ModelConfigError(
+                f"`core_options` must not repeat model arguments, received {sorted(clash)}."
+            )
+        arguments.update(self.core_options)
+        return arguments
+
+    @property
+    def is_global(self):
+        """True for the variants without glimpses ("global", "global_pose")."""
+        return self.variant in GLOBAL_VARIANTS
+
+    @property
+    def effective_loss_weights(self):
+        """The weights actually applied: dict term -> float (0 when inactive)."""
+        glimpse = 0.0 if self.is_global else 1.0
+        return {
+            "class_loss": 1.0,
+            "pose_loss": 0.0 if self.variant == "global" else self.pose_loss_weight,
+            "diversity_loss": glimpse * self.diversity_loss_weight,
+            "attraction_loss": glimpse * self.attraction_loss_weight,
+        }
+
+    # === Forward pass ===
+
+    def build(self, inputs_shape):
+        # Keras' automatic build traces `call` symbolically, where the core's
+        # randomly initialised weights cannot be created; a concrete forward
+        # pass on one all-zero clip creates every weight instead (this is also
+        # what `load_model` relies on to restore weights).
+        shape = inputs_shape["video"] if isinstance(inputs_shape, dict) else inputs_shape
+        shape = tuple(shape)
+        if len(shape) == 6:
+            shape = (shape[0],) + shape[2:]
+        if len(shape) != 5 or any(dim is None for dim in shape[1:]):
+            raise ValueError(
+                "GlimpseClouds needs a video shape (batch, T, H, W, 3) with known T, H, W to "
+                f"build, received {shape}."
+            )
+        self.call(ops.zeros((1,) + shape[1:], "uint8"), training=False)
+        super().build(inputs_shape)
+
+    def call(self, inputs, training=None):
+        video = inputs["video"] if isinstance(inputs, dict) else inputs
+        if len(video.shape) == 6:
+            return self._call_multi_clip(video, training)
+        if len(video.shape) != 5:
+            raise ValueError(
+                f"GlimpseClouds expects video (batch, T, H, W, 3) or (batch, clips, T, H, W, 3), "
+                f"received shape {video.shape}."
+            )
+        features = self.backbone(
+            ops.cast(normalise_video(video), self.backbone.compute_dtype),
+            training=False if self.freeze_backbone else training,
+        )
+        res4, res5 = features["res4"], features["res5"]
+        if self.freeze_backbone:
+            res4, res5 = ops.stop_gradient(res4), ops.stop_gradient(res5)
+        context = ops.mean(res4, axis=(2, 3))
+        pose = self.pose_head(context)
+        if self.is_global:
+            logits = self.global_classifier(res5)
+            frames = ops.zeros_like(ops.cast(context[:, :, :1, None], "float32"))
+            locations = ops.tile(frames, (1, 1, self.num_glimpses, 4))
+            assignments = ops.tile(frames, (1, 1, self.num_workers, self.num_glimpses))
+        else:
+            core_outputs = self.core(res5, context, training=training)
+            per_step = self.worker_classifier(core_outputs["worker_states"])
+            logits = ops.mean(per_step, axis=(1, 2))
+            locations = ops.cast(core_outputs["locations"], "float32")
+            assignments = ops.cast(core_outputs["assignments"], "float32")
+        return {
+            "logits": ops.cast(logits, "float32"),
+            "pose": ops.cast(pose, "float32"),
+            "locations": locations,
+            "assignments": assignments,
+        }
+
+    def _call_multi_clip(self, video, training):
+        shape = ops.shape(video)
+        batch, clips = shape[0], shape[1]
+        outputs = self.call(ops.reshape(video, (-1,) + tuple(video.shape[2:])), training=training)
+        result = {}
+        for key, value in outputs.items():
+            unfolded = ops.reshape(value, (batch, clips) + tuple(value.shape[1:]))
+            result[key] = ops.mean(unfolded, axis=1) if key == "logits" else unfolded
+        return result
+
+    # === Losses and training ===
+
+    def compute_loss_terms(self, targets, outputs):
+        """Computes every loss term and the weighted total.
+
+        Args:
+            targets: dict with "label" int `(batch,)` and, unless the variant
+                is "global", "pose" `(batch, [clips,] T, P, J, 2)` and
+                "pose_mask" `(batch, [clips,] T, P, J)`; or a bare label
+                tensor for the "global" variant.
+            outputs: the dict returned by `call`.
+
+        Returns:
+            dict term -> scalar float32: "loss" (weighted total) and the
+            unweighted "class_loss", "pose_loss", "diversity_loss",
+            "attraction_loss" (0 for terms inactive in this variant).
+
+        Raises:
+            TargetsError: if a target the variant needs is missing.
+        """
+        if not isinstance(targets, dict):
+            targets = {"label": targets}
+        weights = self.effective_loss_weights
+        needs_pose = weights["pose_loss"] > 0 or weights["attraction_loss"] > 0
+        required = ("label", "pose", "pose_mask") if needs_pose else ("label",)
+        missing = [key for key in required if key not in targets]
+        if missing:
+            raise TargetsError(
+                f"variant {self.variant!r} needs targets {list(required)}, missing {missing} "
+                f"(received keys {sorted(targets)})."
+            )
+        zero = ops.zeros((), "float32")
+        terms = {"class_loss": losses.classification_loss(targets["label"], outputs["logits"])}
+        terms["pose_loss"] = zero
+        terms["diversity_loss"] = zero
+        terms["attraction_loss"] = zero
+        if needs_pose:
+            pose = self._fold_clips(outputs["pose"], 5)
+            target_pose = self._fold_clips(targets["pose"], 5)
+            mask = self._fold_clips(targets["pose_mask"], 4)
+        if weights["pose_loss"] > 0:
+            terms["pose_loss"] = losses.pose_loss(
+                pose, target_pose, mask, match_single_person=self.match_single_person
+            )
+        if not self.is_global:
+            locations = self._fold_clips(outputs["locations"], 4)
+            terms["diversity_loss"] = losses.glimpse_diversity_loss(
+                locations, include_self_pairs=self.diversity_include_self_pairs
+            )
+            if weights["attraction_loss"] > 0:
+                terms["attraction_loss"] = losses.glimpse_attraction_loss(
+                    locations, target_pose, mask, per_axis_min=self.attraction_per_axis_min
+                )
+        total = terms["class_loss"]
+        for name in ("pose_loss", "diversity_loss", "attraction_loss"):
+            if weights[name] > 0:
+                total = total + weights[name] * terms[name]
+        terms["loss"] = total
+        return terms
+
+    @staticmethod
+    def _fold_clips(tensor, rank):
+        """Merges a test-time clip axis into the batch axis."""
+        if len(tensor.shape) == rank + 1:
+            return ops.reshape(tensor, (-1,) + tuple(tensor.shape[2:]))
+        return tensor
+
+    def train_step(self, data):
+        inputs, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self._reject_sample_weight(sample_weight)
+        with tf.GradientTape() as tape:
+            outputs = self(inputs, training=True)
+            terms = self.compute_loss_terms(targets, outputs)
+            loss = terms["loss"]
+            if self.losses:
+                loss = loss + ops.cast(ops.sum(self.losses), "float32")
+            scaled_loss = self.optimizer.scale_loss(loss)
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled_loss, variables)
+        self.optimizer.apply(gradients, variables)
+        return self._update_metrics(terms, targets, outputs)
+
+    def test_step(self, data):
+        inputs, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self._reject_sample_weight(sample_weight)
+        outputs = self(inputs, training=False)
+        terms = self.compute_loss_terms(targets, outputs)
+        return self._update_metrics(terms, targets, outputs)
+
+    def predict_step(self, data):
+        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self(inputs, training=False)
+
+    @staticmethod
+    def _reject_sample_weight(sample_weight):
+        if sample_weight is not None:
+            raise TargetsError("GlimpseClouds does not support sample weights; received some.")
+
+    def _update_metrics(self, terms, targets, outputs):
+        labels = targets["label"] if isinstance(targets, dict) else targets
+        for metric in self.metrics:
+            if metric.name in terms:
+                metric.update_state(terms[metric.name])
+        self.accuracy_metric.update_state(labels, outputs["logits"])
+        self.top5_metric.update_state(labels, outputs["logits"])
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    @property
+    def metrics(self):
+        names = ["loss", "class_loss"]
+        if self.variant != "global":
+            names.append("pose_loss")
+        if not self.is_global:
+            names += ["diversity_loss", "attraction_loss"]
+        return [self.loss_trackers[name] for name in names] + [self.accuracy_metric, self.top5_metric]
+
+    # === Weight transfer between stages ===
+
+    def copy_shared_weights(self, source):
+        """Copies the backbone and pose-head weights of another GlimpseClouds.
+
+        Used between the authors' stages: the stage-1 "global_pose" model's
+        backbone and pose head initialise the stage-2 glimpse model. Both
+        models must be built (called once) and have identical backbones.
+
+        Args:
+            source: a built `GlimpseClouds`.
+
+        Raises:
+            ModelConfigError: if `source` is not a GlimpseClouds or the
+                backbone/pose-head weight shapes differ.
+        """
+        if not isinstance(source, GlimpseClouds):
+            raise ModelConfigError(f"source must be a GlimpseClouds, received {type(source).__name__}.")
+        for name in ("backbone", "pose_head"):
+            target_layer, source_layer = getattr(self, name), getattr(source, name)
+            target_shapes = [tuple(w.shape) for w in target_layer.weights]
+            source_shapes = [tuple(w.shape) for w in source_layer.weights]
+            if target_shapes != source_shapes:
+                raise ModelConfigError(
+                    f"{name} weights differ between models: {len(source_shapes)} source "
+                    f"vs {len(target_shapes)} target tensors or different shapes."
+                )
+            target_layer.set_weights(source_layer.get_weights())
+
+    # === Config ===
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "variant": self.variant,
+                "backbone": keras.saving.serialize_keras_object(self.backbone),
+                "num_glimpses": self.num_glimpses,
+                "num_workers": self.num_workers,
+                "glimpse_type": self.glimpse_type,
+                "zoomer_units": self.zoomer_units,
+                "worker_units": self.worker_units,
+                "where_units": self.where_units,
+                "core_options": dict(self.core_options),
+                "num_persons": self.num_persons,
+                "num_joints": self.num_joints,
+                "pose_loss_weight": self.pose_loss_weight,
+                "diversity_loss_weight": self.diversity_loss_weight,
+                "attraction_loss_weight": self.attraction_loss_weight,
+                "attraction_per_axis_min": self.attraction_per_axis_min,
+                "diversity_include_self_pairs": self.diversity_include_self_pairs,
+                "match_single_person": self.match_single_person,
+                "freeze_backbone": self.freeze_backbone,
+                "initialization": self.initialization,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("backbone"), dict):
+            config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)

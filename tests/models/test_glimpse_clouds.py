@@ -1,0 +1,287 @@
+"""GlimpseClouds: forward maths, losses, training, freezing, saving, precision."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from glimpse_keras import losses
+from glimpse_keras.models.glimpse_clouds import GlimpseClouds
+from glimpse_keras.models.glimpse_clouds import ModelConfigError
+from glimpse_keras.models.glimpse_clouds import TargetsError
+from glimpse_keras.models.glimpse_clouds import normalise_video
+from glimpse_keras.models.presets import UnknownPresetError
+from glimpse_keras.models.presets import build_model_from_preset
+from glimpse_keras.models.presets import preset_video_shape
+
+FRAMES, SIZE, CLASSES = 2, 64, 5
+
+
+def make_batch(batch_size=2, frames=FRAMES, seed=0):
+    rng = np.random.default_rng(seed)
+    inputs = {"video": rng.integers(0, 256, (batch_size, frames, SIZE, SIZE, 3), dtype=np.uint8)}
+    mask = np.ones((batch_size, frames, 2, 25), "float32")
+    mask[:, :, 1, 10:] = 0.0
+    targets = {
+        "label": rng.integers(0, CLASSES, batch_size).astype("int32"),
+        "pose": rng.uniform(-0.8, 0.8, (batch_size, frames, 2, 25, 2)).astype("float32"),
+        "pose_mask": mask,
+    }
+    return inputs, targets
+
+
+def tiny_model(**overrides):
+    keras.utils.set_random_seed(1)
+    arguments = {"num_classes": CLASSES}
+    arguments.update(overrides)
+    return build_model_from_preset("tiny", **arguments)
+
+
+def compiled(model, learning_rate=1e-3, run_eagerly=True):
+    # Tracing a training graph of the recurrent core takes 10-30 s on a busy
+    # 2-core machine, so most tests run the same train_step eagerly; the
+    # frozen-backbone test covers the compiled path.
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate), jit_compile=False, run_eagerly=run_eagerly
+    )
+    return model
+
+
+def test_normalise_video_uses_imagenet_statistics():
+    video = np.array([[0, 255, 128]], dtype=np.uint8).reshape(1, 1, 3)
+    expected = (np.array([0, 1, 128 / 255]) - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
+    np.testing.assert_allclose(normalise_video(video).numpy().ravel(), expected, rtol=1e-5)
+
+
+def test_outputs_follow_the_heads_maths():
+    model = tiny_model()
+    inputs, _ = make_batch()
+    outputs = model(inputs)
+    features = model.backbone(normalise_video(inputs["video"]))
+    context = tf.reduce_mean(features["res4"], axis=(2, 3))
+    pose = tf.tanh(context @ model.pose_head.kernel + model.pose_head.bias)
+    np.testing.assert_allclose(outputs["pose"], tf.reshape(pose, (2, FRAMES, 2, 25, 2)), atol=1e-5)
+    core = model.core(features["res5"], context)
+    per_step = (
+        tf.einsum("btcu,cuk->btck", core["worker_states"], model.worker_classifier.kernel)
+        + model.worker_classifier.bias
+    )
+    np.testing.assert_allclose(outputs["logits"], tf.reduce_mean(per_step, axis=(1, 2)), atol=1e-5)
+    np.testing.assert_allclose(outputs["locations"], core["locations"], atol=1e-6)
+    assert outputs["assignments"].shape == (2, FRAMES, 3, 3)
+    np.testing.assert_allclose(np.sum(outputs["assignments"], axis=-1), 1.0, atol=1e-5)
+    # A float video in [0, 255] gives the same outputs as the uint8 one.
+    float_outputs = model(tf.cast(inputs["video"], "float32"))
+    np.testing.assert_allclose(float_outputs["logits"], outputs["logits"], atol=1e-6)
+
+
+def test_global_variant_pools_res5_and_returns_zero_glimpses():
+    model = tiny_model(variant="global")
+    inputs, _ = make_batch()
+    outputs = model(inputs)
+    res5 = model.backbone(normalise_video(inputs["video"]))["res5"]
+    pooled = tf.reduce_mean(res5, axis=(1, 2, 3))
+    expected = pooled @ model.global_classifier.kernel + model.global_classifier.bias
+    np.testing.assert_allclose(outputs["logits"], expected, atol=1e-5)
+    assert outputs["locations"].shape == (2, FRAMES, 3, 4)
+    assert outputs["assignments"].shape == (2, FRAMES, 3, 3)
+    assert not np.any(outputs["locations"]) and not np.any(outputs["assignments"])
+
+
+def test_loss_terms_are_the_weighted_sum_of_the_losses_module():
+    model = tiny_model(pose_loss_weight=0.5, diversity_loss_weight=2.0, attraction_loss_weight=3.0)
+    inputs, targets = make_batch()
+    outputs = model(inputs)
+    terms = model.compute_loss_terms(targets, outputs)
+    expected = {
+        "class_loss": losses.classification_loss(targets["label"], outputs["logits"]),
+        "pose_loss": losses.pose_loss(outputs["pose"], targets["pose"], targets["pose_mask"]),
+        "diversity_loss": losses.glimpse_diversity_loss(outputs["locations"]),
+        "attraction_loss": losses.glimpse_attraction_loss(
+            outputs["locations"], targets["pose"], targets["pose_mask"]
+        ),
+    }
+    for name, value in expected.items():
+        np.testing.assert_allclose(float(terms[name]), float(value), rtol=1e-6)
+    total = (
+        expected["class_loss"] + 0.5 * expected["pose_loss"]
+        + 2.0 * expected["diversity_loss"] + 3.0 * expected["attraction_loss"]
+    )
+    np.testing.assert_allclose(float(terms["loss"]), float(total), rtol=1e-6)
+
+
+def test_global_variant_loss_is_classification_only():
+    model = tiny_model(variant="global")
+    inputs, targets = make_batch()
+    outputs = model(inputs)
+    terms = model.compute_loss_terms(targets["label"], outputs)
+    np.testing.assert_allclose(float(terms["loss"]), float(terms["class_loss"]), rtol=1e-7)
+    assert [m.name for m in model.metrics] == ["loss", "class_loss", "accuracy", "top5_accuracy"]
+
+
+def test_missing_pose_targets_are_named():
+    model = tiny_model(variant="global_pose")
+    inputs, targets = make_batch()
+    with pytest.raises(TargetsError, match="pose_mask"):
+        model.compute_loss_terms({"label": targets["label"], "pose": targets["pose"]}, model(inputs))
+
+
+def test_full_model_fit_decreases_the_losses():
+    model = compiled(tiny_model())
+    inputs, targets = make_batch(batch_size=4)
+    history = model.fit(inputs, targets, batch_size=4, epochs=6, verbose=0).history
+    names = ["loss", "class_loss", "pose_loss", "diversity_loss", "attraction_loss"]
+    assert set(names + ["accuracy", "top5_accuracy"]) <= set(history)
+    for name in names:
+        assert np.all(np.isfinite(history[name])), name
+    for name in ("loss", "class_loss", "pose_loss"):
+        assert history[name][-1] < history[name][0], (name, history[name])
+    evaluation = model.evaluate(inputs, targets, batch_size=4, verbose=0, return_dict=True)
+    assert set(names) <= set(evaluation)
+
+
+VARIANT_CASES = [("global", "attention"), ("global_pose", "attention")] + [
+    (variant, glimpse_type)
+    for variant in ("glimpse_gru", "glimpse_clouds")
+    for glimpse_type in ("attention", "tube", "random", "saliency")
+]
+
+
+@pytest.mark.parametrize("variant,glimpse_type", VARIANT_CASES)
+def test_every_variant_and_glimpse_type_trains_one_step(variant, glimpse_type):
+    model = compiled(tiny_model(variant=variant, glimpse_type=glimpse_type))
+    inputs, targets = make_batch(frames=2)
+    model(inputs)
+    before = [w.numpy() for w in model.trainable_weights]
+    logs = model.train_on_batch(inputs, targets, return_dict=True)
+    assert all(np.isfinite(v) for v in logs.values())
+    changed = [not np.allclose(b, w.numpy()) for b, w in zip(before, model.trainable_weights)]
+    assert sum(changed) >= len(changed) // 2
+    outputs = model.predict_on_batch(inputs)
+    workers = 1 if variant == "glimpse_gru" else 3
+    assert outputs["assignments"].shape == (2, 2, 3 if model.is_global else workers, 3)
+    if glimpse_type in ("random", "saliency") and not model.is_global:
+        np.testing.assert_allclose(outputs["locations"][..., 2:], 0.5)
+
+
+def test_glimpses_and_workers_can_differ():
+    model = compiled(tiny_model(num_glimpses=2, num_workers=4))
+    inputs, targets = make_batch()
+    logs = model.train_on_batch(inputs, targets, return_dict=True)
+    assert np.isfinite(logs["loss"])
+    outputs = model(inputs)
+    assert outputs["locations"].shape == (2, FRAMES, 2, 4)
+    assert outputs["assignments"].shape == (2, FRAMES, 4, 2)
+    assert model.worker_classifier.kernel.shape == (4, 32, CLASSES)
+
+
+def test_frozen_backbone_is_untouched_while_heads_train():
+    model = compiled(tiny_model(freeze_backbone=True), learning_rate=1e-2, run_eagerly=False)
+    inputs, targets = make_batch()
+    model(inputs)
+    backbone_ids = {id(v) for v in model.backbone.weights}
+    assert not backbone_ids & {id(v) for v in model.trainable_variables}
+    backbone_before = [w.numpy() for w in model.backbone.weights]  # incl. BN moving stats
+    heads_before = [w.numpy() for w in model.pose_head.weights + model.worker_classifier.weights]
+    model.train_on_batch(inputs, targets)
+    for before, weight in zip(backbone_before, model.backbone.weights):
+        np.testing.assert_array_equal(before, weight.numpy(), err_msg=weight.path)
+    heads_after = [w.numpy() for w in model.pose_head.weights + model.worker_classifier.weights]
+    assert all(not np.allclose(b, a) for b, a in zip(heads_before, heads_after))
+    # Even a tape that watches the backbone sees no path through it.
+    with tf.GradientTape() as tape:
+        watched = [w.value for w in model.backbone.weights]
+        tape.watch(watched)
+        terms = model.compute_loss_terms(targets, model(inputs, training=True))
+    gradients = tape.gradient(terms["loss"], watched)
+    assert all(g is None for g in gradients)
+
+
+def test_unfrozen_backbone_updates_batchnorm_statistics():
+    model = compiled(tiny_model(variant="global_pose"))
+    inputs, targets = make_batch()
+    model(inputs)
+    moving = [w for w in model.backbone.non_trainable_weights if "moving_mean" in w.path]
+    before = [w.numpy() for w in moving]
+    model.train_on_batch(inputs, targets)
+    assert any(not np.allclose(b, w.numpy()) for b, w in zip(before, moving))
+
+
+def test_multi_clip_video_averages_logits_over_clips():
+    model = tiny_model()
+    first, _ = make_batch(seed=1)
+    second, _ = make_batch(seed=2)
+    clips = np.stack([first["video"], second["video"]], axis=1)
+    outputs = model({"video": clips})
+    expected = (model(first)["logits"] + model(second)["logits"]) / 2.0
+    np.testing.assert_allclose(outputs["logits"], expected, atol=1e-5)
+    assert outputs["pose"].shape == (2, 2, FRAMES, 2, 25, 2)
+
+
+def test_config_round_trip_is_identical():
+    model = tiny_model(variant="glimpse_gru", num_glimpses=2, core_options={"decay": "code"})
+    config = model.get_config()
+    rebuilt = GlimpseClouds.from_config(json.loads(json.dumps(config)))
+    assert json.dumps(rebuilt.get_config(), sort_keys=True) == json.dumps(config, sort_keys=True)
+    assert rebuilt.core.decay == "code"
+
+
+def test_keras_file_round_trip_gives_the_same_outputs(tmp_path):
+    model = compiled(tiny_model(freeze_backbone=True))
+    inputs, targets = make_batch()
+    model.train_on_batch(inputs, targets)
+    expected = model(inputs)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert isinstance(restored, GlimpseClouds) and restored.freeze_backbone
+    actual = restored(inputs)
+    for key in expected:
+        np.testing.assert_allclose(actual[key], expected[key], atol=1e-6, err_msg=key)
+
+
+def test_mixed_bfloat16_step_keeps_logits_and_losses_float32():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = compiled(tiny_model())
+        inputs, targets = make_batch()
+        logs = model.train_on_batch(inputs, targets, return_dict=True)
+        outputs = model(inputs)
+        assert model.backbone.compute_dtype == "bfloat16"
+        assert outputs["logits"].dtype == tf.float32
+        assert model.compute_loss_terms(targets, outputs)["loss"].dtype == tf.float32
+        assert np.isfinite(logs["loss"])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_copy_shared_weights_transfers_backbone_and_pose_head():
+    source, target = tiny_model(variant="global_pose"), tiny_model()
+    inputs, _ = make_batch()
+    source(inputs)
+    keras.utils.set_random_seed(7)
+    target = GlimpseClouds.from_config(target.get_config())
+    target(inputs)
+    target.copy_shared_weights(source)
+    np.testing.assert_allclose(target(inputs)["pose"], source(inputs)["pose"], atol=1e-6)
+
+
+def test_invalid_arguments_are_named():
+    with pytest.raises(ModelConfigError, match="variant='glimpse'"):
+        GlimpseClouds(variant="glimpse", backbone="tiny")
+    with pytest.raises(ModelConfigError, match="pose_loss_weight"):
+        GlimpseClouds(backbone="tiny", pose_loss_weight=-1)
+    with pytest.raises(ModelConfigError, match="fusion_hidden_units"):
+        GlimpseClouds(backbone="tiny", core_options={"fusion_hidden_units": 3})
+    with pytest.raises(UnknownPresetError, match="huge"):
+        build_model_from_preset("huge")
+
+
+def test_presets_describe_the_authors_configuration():
+    assert preset_video_shape("resnet50") == (8, 224, 224, 3)
+    model = build_model_from_preset("resnet50")
+    assert (model.num_glimpses, model.num_workers) == (3, 3)
+    assert (model.zoomer_units, model.worker_units, model.where_units) == (512, 512, 256)
+    assert model.backbone.res4_channels == 1024 and model.backbone.res5_channels == 2048
