@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from glimpse_keras.io_utils import atomic_write_json
+from glimpse_keras.io_utils import atomic_path, atomic_write_json
 
 
 def save_weights_atomically(model, path):
@@ -17,14 +17,8 @@ def save_weights_atomically(model, path):
     The file holds the model's weights and, when compiled, its optimizer
     state; a reader never sees a partial file.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    try:
+    with atomic_path(path) as tmp:
         model.save_weights(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 class StopOnNonFinite(keras.callbacks.Callback):

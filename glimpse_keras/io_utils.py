@@ -11,13 +11,14 @@ def atomic_path(path):
     """Yields a temporary path beside `path`; renames it onto `path` on success.
 
     The temporary file lives in the same directory, so the final `os.replace`
-    is atomic. On an exception the temporary file is removed and `path` is
-    left as it was.
+    is atomic, and its name ends with the whole final name, so writers that
+    look at the extension (video muxers, `.weights.h5`) see the right one. On
+    an exception the temporary file is removed and `path` is left as it was.
     """
     directory = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(directory, exist_ok=True)
     handle, tmp = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
+        prefix=".tmp-", suffix=f"-{os.path.basename(path)}", dir=directory
     )
     os.close(handle)
     try:

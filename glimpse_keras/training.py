@@ -32,7 +32,7 @@ from glimpse_keras.callbacks import (
 )
 from glimpse_keras.data import pipeline, preparation
 from glimpse_keras.io_utils import atomic_write_json
-from glimpse_keras.models.glimpse_clouds import GlimpseClouds
+from glimpse_keras.models.glimpse_clouds import GlimpseClouds, normalise_video
 from glimpse_keras.models.presets import get_model_preset
 
 CHECKPOINT = "checkpoint.weights.h5"
@@ -190,6 +190,39 @@ def load_run_model(run_dir, stage_name=None, weights=None):
     return model, config
 
 
+def adapt_memory_metric(model, dataset, batches=8):
+    """Initialises the memory's learned distance from glimpse features.
+
+    Spec section 11.2: A (phi(x, y) = |A (x - y)|) starts from a regularised
+    inverse covariance (per-feature variances with shrinkage) of the fused
+    glimpse features v_{t,g} of a few training batches, computed with the
+    current (stage-1) backbone, instead of the authors' singular per-batch
+    covariance. A then trains with everything else and is saved.
+
+    Returns:
+        number of feature vectors used (0 when the model has no learned
+        memory distance).
+    """
+    memory = getattr(getattr(model, "core", None), "memory", None)
+    if memory is None or memory.distance != "learned":
+        return 0
+    samples = []
+    for inputs, _ in dataset.take(batches):
+        video = inputs["video"] if isinstance(inputs, dict) else inputs
+        features = model.backbone(
+            keras.ops.cast(normalise_video(video), model.backbone.compute_dtype), training=False
+        )
+        context = keras.ops.mean(features["res4"], axis=(2, 3))
+        outputs = model.core(features["res5"], context, training=False)
+        glimpses = np.asarray(keras.ops.convert_to_numpy(outputs["glimpse_features"]), "float64")
+        samples.append(glimpses.reshape(-1, glimpses.shape[-1]))
+    if not samples:
+        return 0
+    samples = np.concatenate(samples)
+    memory.adapt_metric(samples)
+    return len(samples)
+
+
 def _read_state(stage_dir):
     path = os.path.join(stage_dir, STATE)
     if not os.path.exists(path):
@@ -221,9 +254,7 @@ def train_dataset(config, converted_dir, stage, seed):
 
 
 def validation_dataset(config, converted_dir, batch_size):
-    """One clip per test video (bin-centre frames, centre crop), or None."""
-    if not config.train.validate:
-        return None
+    """One clip per test video (bin-centre frames, centre crop)."""
     data = config.data
     return pipeline.build_dataset(
         preparation.split_files(converted_dir, data, "test"),
@@ -267,10 +298,19 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
             ) from error
         initial_epoch = int(state["epoch"])
         print(f"[{stage.name}] resumed after epoch {initial_epoch}")
-    elif previous_model is not None:
-        copied, fresh = transfer_weights(previous_model, model)
-        print(f"[{stage.name}] initialised {copied} from the previous model; new: {fresh}")
-    validation_data = validation_dataset(config, converted_dir, stage.batch_size)
+    else:
+        copied = []
+        if previous_model is not None:
+            copied, fresh = transfer_weights(previous_model, model)
+            print(f"[{stage.name}] initialised {copied} from the previous model; new: {fresh}")
+        if "core" not in copied:
+            seed = config.train.seed + 1000 * config.train.stages.index(stage)
+            count = adapt_memory_metric(model, train_dataset(config, converted_dir, stage, seed))
+            if count:
+                print(f"[{stage.name}] memory distance initialised from {count} glimpse features")
+    validation_data = None
+    if config.train.validate:
+        validation_data = validation_dataset(config, converted_dir, stage.batch_size)
     nonfinite = StopOnNonFinite()
     callbacks = [
         nonfinite,
@@ -280,6 +320,7 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
         *extra_callbacks,
     ]
     stage_seed = config.train.seed + 1000 * config.train.stages.index(stage)
+    steps = stage.steps_per_epoch or _full_pass_steps(config, converted_dir, stage)
     # One fit call per epoch, each on a dataset seeded by the epoch number, so a
     # resumed run sees exactly the clips the uninterrupted run would have.
     for epoch in range(initial_epoch, stage.epochs):
@@ -287,7 +328,7 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
             train_dataset(config, converted_dir, stage, stage_seed + epoch),
             epochs=epoch + 1,
             initial_epoch=epoch,
-            steps_per_epoch=stage.steps_per_epoch or None,
+            steps_per_epoch=steps,
             validation_data=validation_data,
             callbacks=callbacks,
             verbose=1 if os.environ.get("GLIMPSE_QUIET") != "1" else 2,
@@ -303,6 +344,19 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
     save_weights_atomically(model, final_path)
     atomic_write_json(os.path.join(stage_dir, STATE), {"epoch": stage.epochs, "done": True})
     return model
+
+
+def _full_pass_steps(config, converted_dir, stage):
+    """Batches in one pass over the training split (the last partial batch
+    is dropped), so progress bars know the epoch length."""
+    protocol = preparation.split_protocol(config.data)
+    videos = pipeline.count_split_videos(converted_dir, protocol, "train")
+    if videos < stage.batch_size:
+        raise TrainingError(
+            f"[{stage.name}] the training split has {videos} videos, fewer than "
+            f"batch_size={stage.batch_size}; lower train.stages.*.batch_size"
+        )
+    return videos // stage.batch_size
 
 
 def _append_history(stage_dir, history, initial_epoch):

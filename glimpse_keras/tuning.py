@@ -46,7 +46,7 @@ import yaml
 from glimpse_keras import config as config_lib
 from glimpse_keras import training
 from glimpse_keras.callbacks import StopOnNonFinite
-from glimpse_keras.data import pipeline, preparation
+from glimpse_keras.data import preparation
 from glimpse_keras.io_utils import atomic_write_json, atomic_write_text
 
 
@@ -418,26 +418,9 @@ class GlimpseHyperModel(keras_tuner.HyperModel):
 
     def datasets(self, config):
         """(train, validation) datasets of the tuned stage for `config`."""
-        data = config.data
         stage = config.train.stages[-1]
-        train = pipeline.build_dataset(
-            preparation.split_files(self.converted_dir, data, "train"),
-            "train",
-            num_frames=data.num_frames,
-            image_size=data.image_size,
-            batch_size=stage.batch_size,
-            flip=data.flip,
-            shuffle_buffer=data.shuffle_buffer,
-            seed=config.train.seed,
-            repeat=bool(stage.steps_per_epoch),
-        )
-        validation = pipeline.build_dataset(
-            preparation.split_files(self.converted_dir, data, "test"),
-            "eval",
-            num_frames=data.num_frames,
-            image_size=data.image_size,
-            batch_size=stage.batch_size,
-        )
+        train = training.train_dataset(config, self.converted_dir, stage, config.train.seed)
+        validation = training.validation_dataset(config, self.converted_dir, stage.batch_size)
         return train, validation
 
     def fit(self, hp, model, *args, **kwargs):

@@ -100,7 +100,9 @@ class GlimpseClouds(keras.Model):
         where_units: int, hidden size of the what/where fusion MLP (lambda),
             the core's `fusion_hidden_units`.
         core_options: dict or None, further `GlimpseCloudsCore` keyword
-            arguments (paper/code switches such as the assignment axis).
+            arguments (paper/code switches such as the assignment axis). Under
+            a mixed (16-bit) policy the core runs in float32 unless
+            `core_options` sets its "dtype".
         num_persons: int, person slots of the pose head (2 for NTU).
         num_joints: int, joints per person (25 for NTU).
         pose_loss_weight: float w_P (authors: 0.1); forced to 0 for "global".
@@ -236,9 +238,15 @@ class GlimpseClouds(keras.Model):
             )
         else:
             aggregation = "gru" if variant == "glimpse_gru" else "workers"
-            self.core = GlimpseCloudsCore(
-                **self._core_arguments(aggregation), name="glimpse_clouds_core"
-            )
+            # Under mixed precision the recurrent core runs in float32: its
+            # matmuls are matrix-vector products (batch x G rows) that oneDNN
+            # runs ~2.5x slower in bfloat16 on CPU, and autocasting re-casts
+            # every weight at each of the T*G steps (profiled: casts took more
+            # time than the matmuls; benchmarks/README.md).
+            core_arguments = self._core_arguments(aggregation)
+            if self.compute_dtype in ("float16", "bfloat16"):
+                core_arguments.setdefault("dtype", "float32")
+            self.core = GlimpseCloudsCore(**core_arguments, name="glimpse_clouds_core")
             self.worker_classifier = WorkerClassifier(
                 num_classes,
                 1 if aggregation == "gru" else num_workers,
@@ -324,6 +332,23 @@ class GlimpseClouds(keras.Model):
         res4, res5 = features["res4"], features["res5"]
         if self.freeze_backbone:
             res4, res5 = ops.stop_gradient(res4), ops.stop_gradient(res5)
+        return self.call_on_features(res4, res5, training=training)
+
+    def call_on_features(self, res4, res5, training=None):
+        """Runs everything after the backbone on its res4 and res5 maps.
+
+        `call` is `call_on_features(*backbone(video))`; with a frozen backbone
+        (stage 2 without augmentation) the maps can be computed once and
+        cached, and a training step then only runs this part.
+
+        Args:
+            res4: `(batch, T, H/16, W/16, channels4)` backbone res4 map.
+            res5: `(batch, T, H/32, W/32, channels5)` backbone res5 map.
+            training: bool.
+
+        Returns:
+            The dict of `call` ("logits", "pose", "locations", "assignments").
+        """
         context = ops.mean(res4, axis=(2, 3))
         pose = self.pose_head(context)
         if self.is_global:
@@ -332,7 +357,11 @@ class GlimpseClouds(keras.Model):
             locations = ops.tile(frames, (1, 1, self.num_glimpses, 4))
             assignments = ops.tile(frames, (1, 1, self.num_workers, self.num_glimpses))
         else:
-            core_outputs = self.core(res5, context, training=training)
+            core_outputs = self.core(
+                ops.cast(res5, self.core.compute_dtype),
+                ops.cast(context, self.core.compute_dtype),
+                training=training,
+            )
             per_step = self.worker_classifier(core_outputs["worker_states"])
             logits = ops.mean(per_step, axis=(1, 2))
             locations = ops.cast(core_outputs["locations"], "float32")

@@ -244,7 +244,7 @@ def test_rerun_skips_complete_samples_and_rebuilds_missing_ones(ntu_root, tmp_pa
     assert (second["generated"], second["skipped"]) == (1, 3)
     with open(video, "rb") as stream:
         assert stream.read() == original
-    assert not [n for n in os.listdir(os.path.join(root, "nturgb+d_rgb")) if ".part" in n]
+    assert not [n for n in os.listdir(os.path.join(root, "nturgb+d_rgb")) if n.startswith(".tmp-")]
     with pytest.raises(ManifestMismatchError, match="seed"):
         generate("ntu", root, seed=SEED + 1, workers=1, overrides=overrides, progress=False)
 

@@ -6,19 +6,9 @@ An interrupted run therefore never leaves a half-written file under a final name
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 
-
-def temporary_path_for(path: str) -> str:
-    """Creates an empty temporary file beside `path` (same directory, same suffix) and returns its name."""
-    directory, name = os.path.split(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    suffix = os.path.splitext(name)[1]
-    handle, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".part{suffix}", dir=directory)
-    os.close(handle)
-    return temp
+from glimpse_keras.io_utils import atomic_path
 
 
 def write_atomically(path: str, produce: Callable[[str], None]) -> None:
@@ -26,14 +16,8 @@ def write_atomically(path: str, produce: Callable[[str], None]) -> None:
 
     The temp file is removed if `produce` raises.
     """
-    temp = temporary_path_for(path)
-    try:
+    with atomic_path(path) as temp:
         produce(temp)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
 
 
 def write_bytes_atomically(path: str, data: bytes) -> None:

@@ -15,7 +15,8 @@ import numpy as np
 from glimpse_keras.data.synthetic import kinematics as K
 from glimpse_keras.data.synthetic import motions
 from glimpse_keras.data.synthetic.defects import assign_defects
-from glimpse_keras.data.synthetic.fileio import temporary_path_for, write_text_atomically
+from glimpse_keras.data.synthetic.fileio import write_text_atomically
+from glimpse_keras.io_utils import atomic_path
 from glimpse_keras.data.synthetic.kinematics import body_shape_for_subject
 from glimpse_keras.data.synthetic.ntu_skeleton_text import SkeletonBody, round_like_file, skeleton_text
 from glimpse_keras.data.synthetic.performance import build_performance
@@ -338,16 +339,11 @@ def write_ntu_sample(seed: int, config: dict, task: NtuTask, root: str) -> dict:
     video_path, skeleton_path = ntu_paths(root, task.name)
     record = sample.record
     write_text_atomically(skeleton_path, sample.skeleton, newline="\r\n" if record["crlf"] else "\n")
-    temp = temporary_path_for(video_path)
-    try:
+    with atomic_path(video_path) as temp:
         encode_avi(temp, iter(sample.frames), tuple(config["size"]))
         if "truncated_avi" in task.defects:
             original, kept = truncate_tail(temp, 0.35)
             record["defects"]["truncated_avi"] = {"original_bytes": original, "kept_bytes": kept}
-        os.replace(temp, video_path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
     record["files"] = {"video": os.path.relpath(video_path, root), "skeleton": os.path.relpath(skeleton_path, root)}
     record["video_bytes"] = os.path.getsize(video_path)
     return record
