@@ -368,7 +368,6 @@ def _cli(root, output, max_trials):
                       "--cache-dir", str(root / "cache"), "--no-tensorboard"])
 
 
-@pytest.mark.slow
 def test_two_trial_search_resumes_and_writes_a_trainable_best_config(search_root, capsys):
     assert _cli(search_root, "search", 1) == 0
     first = _read_csv(search_root / "search" / "results.csv")
