@@ -83,6 +83,20 @@ class ModelConfig:
         ("attention", "tube", "random", "saliency"),
         "how glimpse locations are chosen",
     )
+    backbone: str = _choice(
+        "",
+        ("", "resnet50", "resnet50_keras", "tiny"),
+        "backbone preset replacing the model preset's (empty = the preset's)",
+    )
+    pretrained_weights: str = _value(
+        "",
+        "2D ImageNet ResNet-50 weights inflated into the backbone before the "
+        "first stage: a Keras .h5 file (backbone resnet50_keras) or a .npz of a "
+        "torchvision state_dict (backbone resnet50); empty = random init",
+    )
+    inflation: str = _choice(
+        "centre", ("centre", "mean"), "how 2D kernels are inflated in time"
+    )
     num_classes: int = _value(60, "number of action classes", 2)
     num_glimpses: int = _value(3, "glimpses per frame (G)", 1)
     num_workers: int = _value(3, "worker GRUs (C)", 1)

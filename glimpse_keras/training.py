@@ -33,6 +33,7 @@ from glimpse_keras.callbacks import (
 from glimpse_keras.data import pipeline, preparation
 from glimpse_keras.io_utils import atomic_write_json
 from glimpse_keras.models.glimpse_clouds import GlimpseClouds, normalise_video
+from glimpse_keras.models.inflation import InflationError, load_imagenet_weights
 from glimpse_keras.models.presets import get_model_preset
 
 CHECKPOINT = "checkpoint.weights.h5"
@@ -87,6 +88,8 @@ def build_model(config, variant, freeze_backbone=False):
     """The one place where the config becomes model constructor arguments."""
     model_config = config.model
     kwargs = get_model_preset(model_config.preset)["kwargs"]
+    if model_config.backbone:
+        kwargs["backbone"] = model_config.backbone
     kwargs.update(
         num_classes=model_config.num_classes,
         variant=variant,
@@ -303,6 +306,17 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
         if previous_model is not None:
             copied, fresh = transfer_weights(previous_model, model)
             print(f"[{stage.name}] initialised {copied} from the previous model; new: {fresh}")
+        elif config.model.pretrained_weights:
+            try:
+                load_imagenet_weights(
+                    model.backbone, config.model.pretrained_weights, config.model.inflation
+                )
+            except InflationError as error:
+                raise TrainingError(f"model.pretrained_weights: {error}") from error
+            print(
+                f"[{stage.name}] backbone inflated ({config.model.inflation}) from "
+                f"{config.model.pretrained_weights}"
+            )
         if "core" not in copied:
             seed = config.train.seed + 1000 * config.train.stages.index(stage)
             count = adapt_memory_metric(model, train_dataset(config, converted_dir, stage, seed))

@@ -182,3 +182,45 @@ def test_cli_missing_data_dir_explains_what_is_expected(capsys, tmp_path):
 def test_evaluate_cli_on_missing_run(capsys, tmp_path):
     assert evaluate_cli.main(["--run", str(tmp_path)]) == 1
     assert "is not a training run" in capsys.readouterr().err
+
+
+def test_mirrored_strategy_trains(workspace):
+    config = tiny_config(
+        "train.strategy=mirrored",
+        "train.validate=false",
+        "train.stages=[{name: only, variant: glimpse_clouds, epochs: 1, batch_size: 4, "
+        "steps_per_epoch: 1, learning_rate: 0.001}]",
+    )
+    run = str(workspace / "mirrored")
+    outcome = training.train(config, run, cache_root=str(workspace / "data_cache"))
+    assert json.load(open(os.path.join(run, "only", "state.json"))) == {"epoch": 1, "done": True}
+    assert outcome["model"].distribute_strategy.num_replicas_in_sync >= 1
+
+
+def test_multi_worker_strategy_needs_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(config_lib.ConfigError, match="TF_CONFIG"):
+        training.make_strategy("multi_worker")
+
+
+def test_first_stage_starts_from_inflated_imagenet_weights(workspace, tmp_path):
+    from tests.models.test_inflation import _torchvision_style_2d
+
+    _, state_dict = _torchvision_style_2d((1, 1, 1, 1), (8, 16, 32, 64), 8)
+    path = str(tmp_path / "imagenet.npz")
+    np.savez(path, **state_dict)
+    config = tiny_config(
+        f"model.pretrained_weights={path}",
+        "train.validate=false",
+        "train.stages=[{name: only, variant: global_pose, epochs: 1, batch_size: 4, "
+        "steps_per_epoch: 1, learning_rate: 0.0}]",
+    )
+    run = str(workspace / "pretrained")
+    model = training.train(config, run, cache_root=str(workspace / "data_cache"))["model"]
+    kernel = np.asarray(model.backbone.get_layer("res3_block1_conv2").kernel)
+    np.testing.assert_array_equal(kernel[1], np.transpose(state_dict["layer2.0.conv2.weight"], (2, 3, 1, 0)))
+    np.testing.assert_array_equal(kernel[[0, 2]], 0)
+
+    broken = tiny_config(f"model.pretrained_weights={tmp_path / 'nope.npz'}", "train.validate=false")
+    with pytest.raises(training.TrainingError, match="model.pretrained_weights: .*nope.npz.*does not exist"):
+        training.train(broken, str(workspace / "broken"), cache_root=str(workspace / "data_cache"))

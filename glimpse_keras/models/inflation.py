@@ -317,3 +317,55 @@ def convert_torchvision_state_dict(
             "no counterpart in the backbone (different depth or missing endpoints?)"
         )
     return mapping
+
+
+def load_imagenet_weights(backbone, path, mode="centre"):
+    """Inflates 2D ImageNet ResNet-50 weights from a local file.
+
+    No download ever happens: the file must exist.
+
+    Args:
+        backbone: InflatedResNet3D whose layout matches the file.
+        path: either a Keras ``ResNet50`` weights file (``.h5``, with or
+            without the top, e.g. from ``~/.keras/models/``), for a
+            ``"resnet50_keras"`` backbone; or a ``.npz`` of a torchvision
+            ``state_dict`` (``np.savez(path, **{k: v.numpy() for k, v in
+            torch.load("resnet50-19c8e357.pth").items()})``), for a
+            ``"resnet50"`` backbone.
+        mode: ``"centre"`` or ``"mean"`` inflation.
+
+    Returns:
+        the layer mapping of the inflation function used.
+
+    Raises:
+        InflationError: for a missing file, an unknown extension or weights
+            that do not fit the backbone.
+    """
+    import os
+
+    if not os.path.isfile(path):
+        raise InflationError(f"pretrained weights file {path!r} does not exist")
+    if path.endswith(".npz"):
+        with np.load(path) as archive:
+            state_dict = {key: archive[key] for key in archive.files}
+        return convert_torchvision_state_dict(backbone, state_dict, mode)
+    if path.endswith(".h5"):
+        import keras
+
+        errors = []
+        for include_top in (False, True):
+            try:
+                resnet2d = keras.applications.ResNet50(
+                    weights=path, include_top=include_top, input_shape=(224, 224, 3)
+                )
+            except ValueError as error:
+                errors.append(str(error))
+                continue
+            return inflate_from_keras_resnet50(backbone, resnet2d, mode)
+        raise InflationError(
+            f"{path!r} is not a keras.applications.ResNet50 weights file: {errors[-1]}"
+        )
+    raise InflationError(
+        f"pretrained weights file {path!r}: expected a Keras ResNet50 .h5 file or a "
+        ".npz of a torchvision state_dict"
+    )

@@ -11,6 +11,7 @@ from glimpse_keras.models.inflation import (
     convert_torchvision_state_dict,
     inflate_from_keras_resnet50,
     inflate_kernel,
+    load_imagenet_weights,
 )
 
 
@@ -240,3 +241,41 @@ def test_conv_bn_pairs_cover_every_backbone_conv():
              or "_conv" in layer.name}
     assert {pair["conv"] for pair in pairs} == convs
     assert len(pairs) == 1 + 4 * 4
+
+
+# === Loading from a local file ===
+
+
+def test_load_imagenet_weights_from_torchvision_npz(torchvision_tiny, tmp_path):
+    reference_model, state_dict = torchvision_tiny
+    path = str(tmp_path / "resnet.npz")
+    np.savez(path, **state_dict)
+    backbone = build_backbone("tiny", input_shape=(2, 64, 64, 3))
+    load_imagenet_weights(backbone, path, mode="centre")
+    frames = _frames(2, 64, seed=5)
+    features = backbone(frames[None])
+    reference = reference_model(frames)
+    _assert_close_relative(features["res5"].numpy()[0], reference["res5"].numpy())
+
+
+def test_load_imagenet_weights_from_keras_h5(tmp_path):
+    source = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(64, 64, 3))
+    _randomise_2d(source, seed=3)
+    path = str(tmp_path / "resnet50_notop.weights.h5")
+    source.save_weights(path)
+    backbone = build_backbone("resnet50_keras", input_shape=(1, 64, 64, 3))
+    load_imagenet_weights(backbone, path, mode="mean")
+    kernel = backbone.get_layer("res4_block2_conv2").kernel.numpy()
+    expected = source.get_layer("conv4_block2_2_conv").kernel.numpy() / kernel.shape[0]
+    for index in range(kernel.shape[0]):
+        np.testing.assert_allclose(kernel[index], expected, rtol=1e-6)
+
+
+def test_load_imagenet_weights_errors_name_the_file(tmp_path):
+    backbone = build_backbone("tiny", input_shape=(2, 64, 64, 3))
+    with pytest.raises(InflationError, match="missing.h5.*does not exist"):
+        load_imagenet_weights(backbone, str(tmp_path / "missing.h5"))
+    other = tmp_path / "weights.bin"
+    other.write_bytes(b"x")
+    with pytest.raises(InflationError, match="weights.bin.*expected a Keras ResNet50 .h5"):
+        load_imagenet_weights(backbone, str(other))
