@@ -11,16 +11,19 @@ Usage:
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/backbone_speed.py \
         [--preset resnet50] [--frames 8] [--size 224] [--batch 1] \
         [--implementations conv3d,frames] [--policies float32,mixed_bfloat16] \
-        [--repeats 5] [--jit]
+        [--repeats 5] [--jit] [--fold-bn]
 """
 
 import argparse
 import os
 import statistics
-import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # noqa: F401  (sets sys.path and TF_CPP_MIN_LOG_LEVEL)
+from common import frozen_forward  # noqa: E402
+from common import load_average  # noqa: E402
+from common import matmul_peaks  # noqa: E402
+from common import peak_for_policy  # noqa: E402
+from common import timed  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -48,35 +51,6 @@ def conv_gflop_per_clip(backbone):
     return total / 1e9
 
 
-def timed(function, argument, repeats):
-    """Runs ``function(argument)`` twice to warm up, then ``repeats`` times.
-
-    Returns:
-        list of wall-clock seconds of the timed runs.
-    """
-    for _ in range(2):
-        _block(function(argument))
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        _block(function(argument))
-        seconds.append(time.perf_counter() - start)
-    return seconds
-
-
-def _block(result):
-    for tensor in tf.nest.flatten(result):
-        tensor.numpy()
-
-
-def matmul_peak(dtype, size=4096, repeats=5):
-    """Best GFLOP/s of a ``size x size`` tf.matmul in ``dtype``."""
-    a = tf.cast(tf.random.normal((size, size)), dtype)
-    b = tf.cast(tf.random.normal((size, size)), dtype)
-    product = tf.function(lambda x: tf.matmul(x, b))
-    return 2 * size**3 / min(timed(product, a, repeats)) / 1e9
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="resnet50")
@@ -87,13 +61,12 @@ def main(argv=None):
     parser.add_argument("--policies", default="float32,mixed_bfloat16")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--jit", action="store_true", help="XLA-compile the forward")
+    parser.add_argument("--fold-bn", action="store_true",
+                        help="also time the forward with weights frozen (BatchNorm folded)")
     args = parser.parse_args(argv)
 
     def peaks():
-        return {
-            "float32": matmul_peak(tf.float32, repeats=args.repeats),
-            "mixed_bfloat16": matmul_peak(tf.bfloat16, repeats=args.repeats),
-        }
+        return matmul_peaks(repeats=args.repeats)
 
     shape = (args.frames, args.size, args.size, 3)
     video = tf.constant(
@@ -101,7 +74,7 @@ def main(argv=None):
     )
     print(
         f"preset={args.preset} clip={shape} batch={args.batch} jit={args.jit} "
-        f"threads={os.cpu_count()}"
+        f"threads={os.cpu_count()} {load_average()}"
     )
     for implementation in args.implementations.split(","):
         for policy in args.policies.split(","):
@@ -117,22 +90,34 @@ def main(argv=None):
                 lambda x, model=backbone: model(x, training=False),
                 jit_compile=args.jit,
             )
+            candidates = {"": forward}
+            if args.fold_bn:
+                # Weights frozen into the graph: Grappler folds BN into the convs.
+                candidates[" BN folded"] = frozen_forward(
+                    lambda x, model=backbone: model(x, training=False),
+                    [tf.TensorSpec(video.shape, tf.float32)],
+                )
             # Peaks measured right before and after each model (best of the
             # two) so that load from other processes affects both alike.
             before = peaks()
-            seconds = [s / args.batch for s in timed(forward, video, args.repeats)]
+            figures = {
+                label: [s / args.batch for s in timed(lambda f=function: f(video), args.repeats, warmup=2)]
+                for label, function in candidates.items()
+            }
             after = peaks()
             peak = {key: max(before[key], after[key]) for key in before}
-            best, median = min(seconds), statistics.median(seconds)
-            rate = gflop / best
-            print(
-                f"{implementation:7s} {policy:15s} {best:.3f} s/clip "
-                f"(median {median:.3f})  {gflop:.1f} GFLOP/clip  "
-                f"{rate:.0f} GFLOP/s = {rate / peak['float32']:.2f} x f32 matmul "
-                f"peak ({peak['float32']:.0f}), {rate / peak[policy]:.2f} x "
-                f"{policy} peak ({peak[policy]:.0f})",
-                flush=True,
-            )
+            peak_policy = peak_for_policy(peak, policy)
+            for label, seconds in figures.items():
+                best, median = min(seconds), statistics.median(seconds)
+                rate = gflop / best
+                print(
+                    f"{implementation:7s} {policy + label:25s} {best:.3f} s/clip "
+                    f"(median {median:.3f})  {gflop:.1f} GFLOP/clip  "
+                    f"{rate:.0f} GFLOP/s = {rate / peak['float32']:.2f} x f32 matmul "
+                    f"peak ({peak['float32']:.0f}), {rate / peak_policy:.2f} x "
+                    f"{policy} peak ({peak_policy:.0f})  {load_average()}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -15,9 +15,12 @@ one clip (batch 1), the median seconds of:
 and the ratios reloaded / tf.function and reloaded / eager. Timings drift on
 shared machines: only ratios within one run are meaningful.
 
+The 4096^2 matmul peak is measured in the same run and the in-memory and
+reloaded one-clip rates are printed as fractions of it.
+
 Usage:
-    python benchmarks/export_speed.py                    # tiny preset, seconds
-    python benchmarks/export_speed.py --preset resnet50  # the authors' size
+    python benchmarks/export_speed.py                    # the authors' size, ~2 min
+    python benchmarks/export_speed.py --preset tiny      # seconds
 """
 
 import argparse
@@ -26,7 +29,10 @@ import shutil
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import common  # noqa: F401,E402  (sets sys.path and TF_CPP_MIN_LOG_LEVEL)
+from common import graph_gflops  # noqa: E402
+from common import load_average  # noqa: E402
+from common import matmul_peaks  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -65,7 +71,7 @@ def interleaved_median_seconds(functions, iterations, warmup=2):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=sorted(MODEL_PRESETS), default="tiny")
+    parser.add_argument("--preset", choices=sorted(MODEL_PRESETS), default="resnet50")
     parser.add_argument("--iterations", type=int, default=10, help="timed calls per figure (median)")
     parser.add_argument("--clips", type=int, default=5, help="K of the whole_video signature")
     args = parser.parse_args(argv)
@@ -81,6 +87,12 @@ def main(argv=None):
     offset = (stored - size) // 2
     crop = tf.constant(stored_clip[:, :, offset : offset + size, offset : offset + size])
     model(crop, training=False)
+    gflop = graph_gflops(
+        tf.function(lambda x: model(x, training=False)).get_concrete_function(
+            tf.TensorSpec(crop.shape, tf.uint8)
+        )
+    )
+    peak = matmul_peaks()["float32"]
     print(f"preset {args.preset}: T={frames}, input {size}x{size} cropped from {stored}x{stored}, "
           f"{num_classes} classes; TF {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs")
 
@@ -133,6 +145,10 @@ def main(argv=None):
     for name, seconds in figures.items():
         print(f"  {name:48s} {seconds * 1000:9.1f} ms")
     reloaded = figures[f"SavedModel serving_default ({stored}x{stored})"]
+    for name in ("in-memory, tf.function", f"SavedModel serving_default ({stored}x{stored})"):
+        rate = gflop / figures[name]
+        print(f"  {name}: {rate:.0f} GFLOP/s = {rate / peak:.2f} of the float32 matmul peak ({peak:.0f})")
+    print(f"{load_average()}")
     print(f"ratio reloaded / in-memory tf.function: {reloaded / figures['in-memory, tf.function']:.2f}")
     print(f"ratio reloaded / in-memory eager:       {reloaded / figures['in-memory, eager']:.2f}")
 
