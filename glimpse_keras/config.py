@@ -97,6 +97,12 @@ class ModelConfig:
     inflation: str = _choice(
         "centre", ("centre", "mean"), "how 2D kernels are inflated in time"
     )
+    input_normalization: str = _choice(
+        "imagenet",
+        ("imagenet", "caffe"),
+        "input convention: imagenet (RGB mean/std, torchvision weights) or "
+        "caffe (BGR mean subtraction, Keras ResNet50 weights)",
+    )
     num_classes: int = _value(60, "number of action classes", 2)
     num_glimpses: int = _value(3, "glimpses per frame (G)", 1)
     num_workers: int = _value(3, "worker GRUs (C)", 1)

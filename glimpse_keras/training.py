@@ -32,7 +32,7 @@ from glimpse_keras.callbacks import (
 )
 from glimpse_keras.data import pipeline, preparation
 from glimpse_keras.io_utils import atomic_write_json
-from glimpse_keras.models.glimpse_clouds import GlimpseClouds, normalise_video
+from glimpse_keras.models.glimpse_clouds import GlimpseClouds
 from glimpse_keras.models.inflation import InflationError, load_imagenet_weights
 from glimpse_keras.models.presets import get_model_preset
 
@@ -100,6 +100,7 @@ def build_model(config, variant, freeze_backbone=False):
         diversity_loss_weight=config.loss.diversity_weight,
         attraction_loss_weight=config.loss.attraction_weight,
         freeze_backbone=freeze_backbone,
+        input_normalization=model_config.input_normalization,
         core_options=core_options(model_config),
         name="glimpse_clouds",
     )
@@ -212,9 +213,7 @@ def adapt_memory_metric(model, dataset, batches=8):
     samples = []
     for inputs, _ in dataset.take(batches):
         video = inputs["video"] if isinstance(inputs, dict) else inputs
-        features = model.backbone(
-            keras.ops.cast(normalise_video(video), model.backbone.compute_dtype), training=False
-        )
+        features = model.backbone_features(video, training=False)
         context = keras.ops.mean(features["res4"], axis=(2, 3))
         outputs = model.core(features["res5"], context, training=False)
         glimpses = np.asarray(keras.ops.convert_to_numpy(outputs["glimpse_features"]), "float64")

@@ -49,20 +49,30 @@ def _check_weight(name, value):
     return float(value)
 
 
-def normalise_video(video):
-    """Maps `[0, 255]` RGB video to ImageNet-standardised float32.
+INPUT_NORMALIZATIONS = ("imagenet", "caffe")
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+def normalise_video(video, mode="imagenet"):
+    """Maps `[0, 255]` RGB video to the backbone's input convention.
 
     Args:
         video: uint8 or float tensor `(..., 3)` with values in [0, 255], RGB.
+        mode: "imagenet": `(video / 255 - mean) / std` with the ImageNet mean
+            (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225), RGB (the
+            torchvision weights the authors start from); "caffe": channels
+            reversed to BGR minus the mean (103.939, 116.779, 123.68), the
+            convention of `keras.applications.ResNet50`'s ImageNet weights.
 
     Returns:
-        float32 tensor of the same shape: `(video / 255 - mean) / std` with the
-        ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225).
+        float32 tensor of the same shape.
     """
-    video = ops.cast(video, "float32") / 255.0
+    video = ops.cast(video, "float32")
+    if mode == "caffe":
+        return ops.flip(video, axis=-1) - ops.convert_to_tensor(CAFFE_BGR_MEAN, "float32")
     mean = ops.convert_to_tensor(IMAGENET_MEAN, "float32")
     std = ops.convert_to_tensor(IMAGENET_STD, "float32")
-    return (video - mean) / std
+    return (video / 255.0 - mean) / std
 
 
 @keras.saving.register_keras_serializable(package="glimpse_keras")
@@ -119,6 +129,9 @@ class GlimpseClouds(keras.Model):
             `stop_gradient`, so a training step only differentiates the heads
             (stage 2 costs little more than inference).
         initialization: "torch" or "keras" initialisers for the heads and core.
+        input_normalization: "imagenet" (RGB mean/std, for torchvision
+            weights) or "caffe" (BGR mean subtraction, for
+            `keras.applications.ResNet50` weights); see `normalise_video`.
         **kwargs: forwarded to `keras.Model` (`name`, `dtype`, ...).
 
     Call arguments:
@@ -178,6 +191,7 @@ class GlimpseClouds(keras.Model):
         match_single_person=True,
         freeze_backbone=False,
         initialization="torch",
+        input_normalization="imagenet",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -205,6 +219,12 @@ class GlimpseClouds(keras.Model):
         self.match_single_person = bool(match_single_person)
         self.freeze_backbone = bool(freeze_backbone)
         self.initialization = check_initialization(initialization)
+        if input_normalization not in INPUT_NORMALIZATIONS:
+            raise ModelConfigError(
+                f"`input_normalization` must be one of {INPUT_NORMALIZATIONS}, received "
+                f"input_normalization={input_normalization!r}."
+            )
+        self.input_normalization = input_normalization
 
         # === Layers ===
         if isinstance(backbone, str):
@@ -325,14 +345,21 @@ class GlimpseClouds(keras.Model):
                 f"GlimpseClouds expects video (batch, T, H, W, 3) or (batch, clips, T, H, W, 3), "
                 f"received shape {video.shape}."
             )
-        features = self.backbone(
-            ops.cast(normalise_video(video), self.backbone.compute_dtype),
-            training=False if self.freeze_backbone else training,
-        )
+        features = self.backbone_features(video, training=training)
         res4, res5 = features["res4"], features["res5"]
         if self.freeze_backbone:
             res4, res5 = ops.stop_gradient(res4), ops.stop_gradient(res5)
         return self.call_on_features(res4, res5, training=training)
+
+    def backbone_features(self, video, training=None):
+        """The backbone's endpoints for a `(batch, T, H, W, 3)` [0, 255] video.
+
+        A frozen backbone always runs in inference mode.
+        """
+        return self.backbone(
+            ops.cast(normalise_video(video, self.input_normalization), self.backbone.compute_dtype),
+            training=False if self.freeze_backbone else training,
+        )
 
     def call_on_features(self, res4, res5, training=None):
         """Runs everything after the backbone on its res4 and res5 maps.
@@ -459,7 +486,10 @@ class GlimpseClouds(keras.Model):
             loss = terms["loss"]
             if self.losses:
                 loss = loss + ops.cast(ops.sum(self.losses), "float32")
-            scaled_loss = self.optimizer.scale_loss(loss)
+            # Gradients are summed over replicas by the optimizer, so each
+            # replica's mean loss is divided by the number of replicas.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_loss = self.optimizer.scale_loss(loss / replicas)
         variables = self.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply(gradients, variables)
@@ -554,6 +584,7 @@ class GlimpseClouds(keras.Model):
                 "match_single_person": self.match_single_person,
                 "freeze_backbone": self.freeze_backbone,
                 "initialization": self.initialization,
+                "input_normalization": self.input_normalization,
             }
         )
         return config

@@ -55,6 +55,19 @@ def test_normalise_video_uses_imagenet_statistics():
     np.testing.assert_allclose(normalise_video(video).numpy().ravel(), expected, rtol=1e-5)
 
 
+def test_caffe_normalisation_is_bgr_minus_mean_and_selectable():
+    video = np.array([[0, 255, 128]], dtype=np.uint8).reshape(1, 1, 3)
+    expected = np.array([128 - 103.939, 255 - 116.779, 0 - 123.68])
+    np.testing.assert_allclose(normalise_video(video, "caffe").numpy().ravel(), expected, rtol=1e-5)
+    model = build_model_from_preset("tiny", num_classes=5, variant="global", input_normalization="caffe")
+    clip = np.random.default_rng(0).integers(0, 256, (1, 4, 64, 64, 3), dtype=np.uint8)
+    features = model.backbone_features(clip)
+    reference = model.backbone(normalise_video(clip, "caffe"), training=False)
+    np.testing.assert_allclose(features["res5"].numpy(), reference["res5"].numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ModelConfigError, match="input_normalization='bgr'"):
+        build_model_from_preset("tiny", num_classes=5, input_normalization="bgr")
+
+
 def test_outputs_follow_the_heads_maths():
     model = tiny_model()
     inputs, _ = make_batch()
