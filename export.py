@@ -39,6 +39,9 @@ def main(argv=None):
     if args.version is not None and args.version < 1:
         print(f"error: --version must be >= 1, received {args.version}", file=sys.stderr)
         return 2
+    if args.clips is not None and args.clips < 1:
+        print(f"error: --clips must be >= 1, received {args.clips}", file=sys.stderr)
+        return 2
     from glimpse_keras import config as config_lib
     from glimpse_keras import export as export_lib
     from glimpse_keras import training

@@ -2,7 +2,7 @@
 
     python train.py                                   # the synthetic demo, end to end
     python train.py --dataset ntu --data-dir /data/nturgbd --config configs/ntu_xsub.yaml
-    python train.py --dataset nucla --data-dir /data/multiview_action \
+    python train.py --dataset nucla --data-dir /data/multiview_action \\
         --config configs/nucla.yaml --init-from runs/ntu_xsub
     python train.py --config configs/tiny.yaml --set train.stages.0.epochs=1 --resume
 
@@ -17,16 +17,14 @@ import os
 import sys
 import time
 
+from glimpse_keras import config as config_lib
+
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "demo.yaml")
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=("ntu", "nucla", "synthetic"), help="overrides data.dataset")
-    parser.add_argument("--data-dir", help="raw dataset or converted shards (overrides data.data_dir)")
-    parser.add_argument("--config", help=f"experiment YAML (default: {os.path.relpath(DEFAULT_CONFIG)})")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set model.num_glimpses=4 (repeatable)")
+    config_lib.add_config_arguments(parser, DEFAULT_CONFIG, "model.num_glimpses=4")
     parser.add_argument("--output-dir", help="run directory (default: runs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
     parser.add_argument("--init-from", metavar="RUN_DIR",
@@ -40,13 +38,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from glimpse_keras import config as config_lib
-
-    overrides = list(args.overrides)
-    if args.dataset:
-        overrides.insert(0, f"data.dataset={args.dataset}")
-    if args.data_dir:
-        overrides.insert(0, f"data.data_dir={args.data_dir}")
+    overrides = config_lib.overrides_from_args(args)
     if args.strategy:
         overrides.append(f"train.strategy={args.strategy}")
     config_path = args.config or DEFAULT_CONFIG

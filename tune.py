@@ -2,9 +2,9 @@
 weights of Glimpse Clouds with keras-tuner.
 
     python tune.py --dataset synthetic --max-trials 8
-    python tune.py --config configs/ntu_xsub.yaml --data-dir /data/nturgbd \
+    python tune.py --config configs/ntu_xsub.yaml --data-dir /data/nturgbd \\
         --tuner hyperband --init-from runs/ntu_xsub --output-dir runs/tune_xsub
-    python tune.py --space my_space.yaml --space-set num_glimpses.max=6 \
+    python tune.py --space my_space.yaml --space-set num_glimpses.max=6 \\
         --space-set attraction_weight=null
 
 Each trial trains the LAST stage of the config (with --init-from, starting
@@ -26,6 +26,8 @@ import argparse
 import os
 import sys
 
+from glimpse_keras import config as config_lib
+
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "demo.yaml")
 
 
@@ -33,11 +35,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--dataset", choices=("ntu", "nucla", "synthetic"), help="overrides data.dataset")
-    parser.add_argument("--data-dir", help="raw dataset or converted shards (overrides data.data_dir)")
-    parser.add_argument("--config", help=f"experiment YAML (default: {os.path.relpath(DEFAULT_CONFIG)})")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set train.stages.1.epochs=2 (repeatable)")
+    config_lib.add_config_arguments(parser, DEFAULT_CONFIG, "train.stages.1.epochs=2")
     parser.add_argument("--tuner", choices=("random", "hyperband", "bayesian"), default="random",
                         help="search algorithm (bayesian needs scipy and scikit-learn)")
     parser.add_argument("--max-trials", type=int, default=10,
@@ -62,18 +60,12 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from glimpse_keras import config as config_lib
     from glimpse_keras import tuning
     from glimpse_keras.data.preparation import DataDirError
     from glimpse_keras.training import TrainingError
 
-    overrides = list(args.overrides)
-    if args.dataset:
-        overrides.insert(0, f"data.dataset={args.dataset}")
-    if args.data_dir:
-        overrides.insert(0, f"data.data_dir={args.data_dir}")
     try:
-        config = config_lib.load_config(args.config or DEFAULT_CONFIG, overrides)
+        config = config_lib.load_config(args.config or DEFAULT_CONFIG, config_lib.overrides_from_args(args))
         space = tuning.load_search_space(args.space, args.space_overrides)
         tuning.check_search_space(config, space)
     except (config_lib.ConfigError, tuning.SearchSpaceError) as error:

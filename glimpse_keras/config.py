@@ -406,10 +406,49 @@ def load_config(path=None, overrides=()):
     if path:
         file_values = read_yaml(path)
         # Validate the file's keys before merging so errors point at the file.
-        _from_dict(ExperimentConfig, file_values, "")
+        try:
+            _from_dict(ExperimentConfig, file_values, "")
+        except ConfigError as error:
+            raise ConfigError(f"config file {path!r}: {error}") from None
         values = _merge(values, file_values)
     values = apply_overrides(values, overrides)
     return config_from_dict(values)
+
+
+def add_config_arguments(parser, default_config, set_example):
+    """Adds the options every config-driven CLI shares to an argparse parser.
+
+    --dataset, --data-dir, --config and the repeatable --set KEY=VALUE; turn
+    the parsed values into overrides with `overrides_from_args`.
+
+    Args:
+        parser: `argparse.ArgumentParser`.
+        default_config: path shown as --config's default.
+        set_example: a `section.key=value` shown in --set's help.
+    """
+    parser.add_argument("--dataset", choices=DataConfig.__dataclass_fields__["dataset"].metadata["choices"],
+                        help="overrides data.dataset")
+    parser.add_argument("--data-dir", help="raw dataset or converted shards (overrides data.data_dir)")
+    parser.add_argument("--config", help=f"experiment YAML (default: {os.path.relpath(default_config)})")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config value, e.g. --set {set_example} (repeatable)")
+
+
+def overrides_from_args(args):
+    """`--data-dir` and `--dataset` as overrides, before the `--set` ones.
+
+    Args:
+        args: an argparse namespace from a parser given `add_config_arguments`.
+
+    Returns:
+        list of `section.key=value` strings for `load_config`.
+    """
+    overrides = []
+    if args.data_dir:
+        overrides.append(f"data.data_dir={args.data_dir}")
+    if args.dataset:
+        overrides.append(f"data.dataset={args.dataset}")
+    return overrides + list(args.overrides)
 
 
 def save_config(config, path):

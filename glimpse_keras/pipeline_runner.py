@@ -30,8 +30,9 @@ def evaluate_model(model, config, converted_dir, split="test", clips=None, outpu
         split's expected size, the skipped samples and the file paths.
 
     Raises:
-        evaluation.EvaluationError: when fewer videos were evaluated than the
-            split index lists.
+        evaluation.EvaluationError: when the videos evaluated are not the
+            split index's count of distinct videos (one missing, or one read
+            twice, e.g. from a shard listed twice).
     """
     data = config.data
     files = preparation.split_files(converted_dir, data, split)
@@ -61,6 +62,13 @@ def evaluate_model(model, config, converted_dir, split="test", clips=None, outpu
     if len(ids) != expected:
         raise evaluation.EvaluationError(
             f"evaluated {len(ids)} videos but the {split} split lists {expected}"
+        )
+    # A count that matches can still hide a missing video behind a repeated one.
+    repeated = sorted({video_id for video_id in ids if ids.count(video_id) > 1})
+    if repeated:
+        raise evaluation.EvaluationError(
+            f"the {split} split yielded {len(repeated)} video(s) more than once "
+            f"(e.g. {repeated[:3]}), so others may be missing"
         )
     if output:
         evaluation.write_report(report, output, names)

@@ -379,10 +379,12 @@ class GlimpseHyperModel(keras_tuner.HyperModel):
         space: tuple of `HyperParameterSpec` (default: `load_search_space()`).
         init_from: optional finished training run; its final model's matching
             sub-layers initialise every trial (see `training.transfer_weights`).
+            It is loaded here, once.
         strategy: `tf.distribute` strategy (default: from the config).
 
     Raises:
         SearchSpaceError: a space that does not fit the config.
+        TrainingError: `init_from` is not a finished run (naming the file).
     """
 
     def __init__(self, base_config, converted_dir, space=None, init_from=None, strategy=None):
@@ -392,8 +394,10 @@ class GlimpseHyperModel(keras_tuner.HyperModel):
         self.space = tuple(space) if space is not None else load_search_space()
         self.init_from = init_from
         self.strategy = strategy or training.make_strategy(base_config.train.strategy)
-        self._init_model = None
         check_search_space(base_config, self.space)
+        # Loaded now, not in `build`: keras-tuner turns an exception in `build`
+        # into failed trials and a vague "too many failures" after a few.
+        self._init_model = training.load_run_model(init_from)[0] if init_from else None
 
     def declare(self, hp):
         """Registers the whole space on `hp`; returns {name: value}."""
@@ -410,9 +414,7 @@ class GlimpseHyperModel(keras_tuner.HyperModel):
         # build_stage_model calls the model on a dummy batch: keras-tuner then
         # can load trial weights into it (see TOOLCHAIN.md).
         model = training.build_stage_model(config, config.train.stages[-1], self.strategy)
-        if self.init_from:
-            if self._init_model is None:
-                self._init_model = training.load_run_model(self.init_from)[0]
+        if self._init_model is not None:
             training.transfer_weights(self._init_model, model)
         return model
 

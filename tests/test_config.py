@@ -69,7 +69,11 @@ def test_bad_values_name_key_and_value(override, message):
 def test_yaml_file_errors_name_the_file_and_key(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("model:\n  num_workers: -1\n")
-    with pytest.raises(config_lib.ConfigError, match="model.num_workers: expected a value >= 1, got -1"):
+    with pytest.raises(config_lib.ConfigError, match="model.num_workers: expected a value >= 1, got -1") as info:
+        config_lib.load_config(str(path))
+    assert "bad.yaml" in str(info.value)
+    path.write_text("model:\n  num_glimpse: 2\n")
+    with pytest.raises(config_lib.ConfigError, match="bad.yaml.*unknown key model.num_glimpse "):
         config_lib.load_config(str(path))
     path.write_text("model: [1, 2\n")
     with pytest.raises(config_lib.ConfigError, match="bad.yaml.*not valid YAML"):

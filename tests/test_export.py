@@ -250,6 +250,14 @@ def test_export_refuses_bad_arguments_and_existing_versions(served, tmp_path):
     assert not os.path.exists(target)
 
 
+@pytest.mark.parametrize("clips", ["0", "-2"])
+def test_export_cli_refuses_clips_below_one(clips, capsys, tmp_path):
+    # 0 used to fall back silently to data.clips_per_video.
+    argv = ["--run", str(tmp_path), "--output", str(tmp_path / "out"), "--clips", clips]
+    assert export_cli.main(argv) == 2
+    assert f"--clips must be >= 1, received {clips}" in capsys.readouterr().err
+
+
 def test_version_numbering(tmp_path):
     assert export.next_version(str(tmp_path / "missing")) == 1
     for name in ("1", "3", "10", ".10.tmp-x", "notes"):

@@ -184,6 +184,29 @@ def test_evaluate_cli_on_missing_run(capsys, tmp_path):
     assert "is not a training run" in capsys.readouterr().err
 
 
+def test_evaluation_refuses_a_repeated_video_even_when_the_count_matches(monkeypatch):
+    from glimpse_keras import evaluation, pipeline_runner
+
+    # Three videos read for a three-video split, but "b" twice and "c" never.
+    logits = np.eye(3, dtype=np.float32)
+    monkeypatch.setattr(pipeline_runner.preparation, "split_files", lambda *args: ["unused"])
+    monkeypatch.setattr(pipeline_runner.pipeline, "count_split_videos", lambda *args: 3)
+    monkeypatch.setattr(pipeline_runner.pipeline, "build_dataset", lambda *args, **kwargs: None)
+    monkeypatch.setattr(
+        pipeline_runner.evaluation, "collect_logits",
+        lambda *args, **kwargs: (logits, np.array([0, 1, 1]), ["a", "b", "b"]),
+    )
+    config = tiny_config("model.num_classes=3")
+    with pytest.raises(evaluation.EvaluationError, match=r"more than once \(e.g. \['b'\]\)"):
+        pipeline_runner.evaluate_model(None, config, "unused", progress=False)
+    monkeypatch.setattr(
+        pipeline_runner.evaluation, "collect_logits",
+        lambda *args, **kwargs: (logits, np.array([0, 1, 2]), ["a", "b", "c"]),
+    )
+    report = pipeline_runner.evaluate_model(None, config, "unused", progress=False)
+    assert (report["videos"], report["top1"], report["video_ids"]) == (3, 1.0, ["a", "b", "c"])
+
+
 def test_mirrored_strategy_trains(workspace):
     config = tiny_config(
         "train.strategy=mirrored",

@@ -179,6 +179,15 @@ def test_init_from_copies_the_finished_runs_backbone_into_every_trial(tmp_path):
             np.testing.assert_array_equal(got, want)
 
 
+def test_init_from_without_a_finished_run_fails_before_any_trial(tmp_path):
+    from glimpse_keras import training
+
+    # An exception inside `build` would become failed trials and keras-tuner's
+    # vague "too many failures"; the missing file must be named up front.
+    with pytest.raises(training.TrainingError, match="config.yaml is missing"):
+        tuning.GlimpseHyperModel(tiny_config(), "unused", init_from=str(tmp_path))
+
+
 # === Results and resume checks (no training) ===
 
 

@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from glimpse_keras.data import schema, sharding, sources
 from glimpse_keras.data.errors import DataReadError
+from glimpse_keras.io_utils import atomic_write_json
 
 SETTINGS_FILE = "conversion_settings.json"
 MANIFEST_FILE = "manifest.json"
@@ -78,16 +79,6 @@ class ConversionSummary:
 # === Small file helpers ===
 
 
-def write_json_atomic(path, value):
-    """Writes JSON to a temporary name in the same directory, then renames."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    temporary = path + PARTIAL_SUFFIX
-    with open(temporary, "w") as handle:
-        json.dump(value, handle, indent=1, sort_keys=True)
-        handle.write("\n")
-    os.replace(temporary, path)
-
-
 def _read_json(path):
     with open(path) as handle:
         return json.load(handle)
@@ -115,7 +106,7 @@ def _check_settings(output, settings):
                 f"({', '.join(f'{k}: {previous.get(k)!r} -> {settings.get(k)!r}' for k in changed)}); "
                 "use a new --output directory or delete the old one")
     else:
-        write_json_atomic(path, settings)
+        atomic_write_json(path, settings)
 
 
 # === Work done in the worker processes (no TensorFlow) ===
@@ -195,7 +186,7 @@ class _ShardWriter:
 
     def finish(self):
         self.writer.close()
-        write_json_atomic(self.final_path + ".json", {
+        atomic_write_json(self.final_path + ".json", {
             "videos": self.videos, "errors": self.errors, "warnings": self.warnings,
             "splits": [list(pair) for pair in self.plan.splits],
         })
@@ -203,8 +194,22 @@ class _ShardWriter:
 
 
 def _is_finished(output, plan):
+    """True when the shard exists and its sidecar lists exactly plan's samples.
+
+    Shard names depend only on the group and the shard count, so a sample added
+    to (or removed from) the raw directory can change a shard's members while
+    its name stays; such a shard is rewritten rather than trusted.
+    """
     final = os.path.join(output, plan.path)
-    return os.path.isfile(final) and os.path.isfile(final + ".json")
+    if not (os.path.isfile(final) and os.path.isfile(final + ".json")):
+        return False
+    try:
+        sidecar = _read_json(final + ".json")
+        written = [v["id"] for v in sidecar["videos"]]
+        written += [e["video_id"] for e in sidecar["errors"]]
+    except (ValueError, KeyError, TypeError):
+        return False  # an unreadable sidecar: the shard is redone
+    return sorted(written) == sorted(s.video_id for s in plan.samples)
 
 
 # === Reports ===
@@ -236,7 +241,7 @@ def _write_reports(output, dataset, settings, plans, problems):
             if not sharding.shards_of_split(plans, protocol, split):
                 continue
             class_counts = collections.Counter(v["label"] for v in videos)
-            write_json_atomic(os.path.join(output, "splits", protocol, f"{split}.json"), {
+            atomic_write_json(os.path.join(output, "splits", protocol, f"{split}.json"), {
                 "dataset": dataset, "protocol": protocol, "split": split,
                 "num_videos": len(videos),
                 "class_counts": {str(k): class_counts[k] for k in sorted(class_counts)},
@@ -248,11 +253,11 @@ def _write_reports(output, dataset, settings, plans, problems):
     mismatched = sorted(v["id"] for v in all_videos
                         if v["num_skeleton_frames"]
                         and v["num_skeleton_frames"] != v["num_video_frames"])
-    write_json_atomic(os.path.join(output, ERRORS_FILE), {
+    atomic_write_json(os.path.join(output, ERRORS_FILE), {
         "dataset": dataset, "found": found, "converted": converted,
         "skipped": len(errors), "errors": errors, "warnings": warnings,
     })
-    write_json_atomic(os.path.join(output, MANIFEST_FILE), {
+    atomic_write_json(os.path.join(output, MANIFEST_FILE), {
         "dataset": dataset, "settings": settings, "found": found,
         "converted": converted, "skipped": len(errors), "splits": split_counts,
         "num_shards": len(plans),

@@ -355,8 +355,11 @@ def select_ntu_bodies(skeleton, max_persons=2, *, min_body_frames=12,
     slot_intervals = [[] for _ in range(max_persons)]
     slot_ids = [[] for _ in range(max_persons)]
     for body_id, frames, joints, usable, _ in ranked:
-        present_frames = frames[usable.any(axis=1)]
-        first, last = int(present_frames[0]), int(present_frames[-1])
+        # Only frames with a usable joint are written: the id's other frames may
+        # lie inside the interval of an earlier body sharing the slot.
+        present = usable.any(axis=1)
+        frames, joints, usable = frames[present], joints[present], usable[present]
+        first, last = int(frames[0]), int(frames[-1])
         for slot in range(max_persons):
             if all(last < start or first > end for start, end in slot_intervals[slot]):
                 slot_intervals[slot].append((first, last))

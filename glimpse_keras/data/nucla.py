@@ -194,8 +194,12 @@ class NuclaSample:
         return len(self.frame_indices)
 
 
-def _find_view_dirs(root):
-    """Returns [(view_number, path)] under root or root/multiview_action."""
+def find_view_dirs(root):
+    """Returns [(view_number, path)] of the view_<v> folders, sorted by view.
+
+    Looks in `root` first, then in `root/multiview_action`; [] when neither
+    holds a view_<v> folder.
+    """
     for candidate in (root, os.path.join(root, "multiview_action")):
         if not os.path.isdir(candidate):
             continue
@@ -257,7 +261,7 @@ def list_nucla_samples(root):
         InvalidSampleIdError: a sample folder has an unknown action id (e.g. a07).
     """
     root = os.fspath(root)
-    views = _find_view_dirs(root)
+    views = find_view_dirs(root)
     if not views:
         raise FileNotFoundError(
             f"{root}: no 'view_<v>' folders here or in '{root}/multiview_action'")
@@ -334,7 +338,8 @@ def read_nucla_skeleton(path):
     """Reads one `*_skeletons.txt` file; see parse_nucla_skeleton.
 
     Raises:
-        SkeletonFormatError: as parse_nucla_skeleton, or an unreadable file.
+        OSError (e.g. FileNotFoundError): the file cannot be opened.
+        SkeletonFormatError: as parse_nucla_skeleton, or the file is not ASCII.
     """
     try:
         with open(path, "rb") as handle:

@@ -12,7 +12,6 @@ No TensorFlow here: this module runs inside the conversion worker processes.
 
 import dataclasses
 import os
-import re
 
 import cv2
 import numpy as np
@@ -184,21 +183,6 @@ def list_ntu_samples(data_dir, protocols, missing_list=None):
     return samples, problems
 
 
-_VIEW_DIR = re.compile(r"view_(\d+)")
-
-
-def _nucla_view_dirs(data_dir):
-    for candidate in (data_dir, os.path.join(data_dir, "multiview_action")):
-        if os.path.isdir(candidate):
-            views = sorted(
-                os.path.join(candidate, entry) for entry in os.listdir(candidate)
-                if _VIEW_DIR.fullmatch(entry)
-                and os.path.isdir(os.path.join(candidate, entry)))
-            if views:
-                return views
-    return []
-
-
 def list_nucla_raw_samples(data_dir, protocols):
     """Every N-UCLA sample folder under data_dir, sorted by id.
 
@@ -206,7 +190,7 @@ def list_nucla_raw_samples(data_dir, protocols):
         (list of RawSample, list of SampleProblem).
     """
     samples, problems = [], []
-    for view_dir in _nucla_view_dirs(data_dir):
+    for _, view_dir in nucla.find_view_dirs(data_dir):
         for entry in sorted(os.listdir(view_dir)):
             path = os.path.join(view_dir, entry)
             if not os.path.isdir(path):
@@ -265,12 +249,15 @@ def list_raw_samples(dataset, data_dir, protocols, missing_list=None):
 # === Loading ===
 
 
-def _encode_jpeg(rgb, quality, source):
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                            [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+def _encode_bgr_jpeg(bgr, quality, source):
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise DataReadError(source, "JPEG encoding of a frame failed")
     return data.tobytes()
+
+
+def _encode_jpeg(rgb, quality, source):
+    return _encode_bgr_jpeg(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), quality, source)
 
 
 def _empty_pose(num_frames, num_persons):
@@ -315,10 +302,7 @@ def _load_nucla(raw, stored_size, jpeg_quality, num_persons, warnings):
         if bgr is None:
             raise DataReadError(path, "unreadable or corrupt JPEG frame")
         bgr = cv2.resize(bgr, (stored_size, stored_size), interpolation=cv2.INTER_AREA)
-        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
-        if not ok:
-            raise DataReadError(path, "JPEG encoding of a frame failed")
-        jpegs.append(data.tobytes())
+        jpegs.append(_encode_bgr_jpeg(bgr, jpeg_quality, path))
     skeleton_frames = sum(path is not None for path in sample.skeleton_paths)
     if skeleton_frames < len(jpegs):
         warnings.append(f"{len(jpegs) - skeleton_frames} of {len(jpegs)} frames have "

@@ -80,6 +80,11 @@ def test_frame_indices(num_frames, num_samples, num_clips):
     return _bin_indices(num_frames, offsets)
 
 
+# The name starts with "test", so pytest would collect it if a test module
+# imported it by name.
+test_frame_indices.__test__ = False
+
+
 # === Spatial crops ===
 
 

@@ -294,12 +294,16 @@ class GlimpseCloudsCore(keras.layers.Layer):
 
     def _raw_from_locations(self, locations):
         """Inverse of the locator activations, for Lambda's raw input."""
+        # In float32: in 16-bit floats 1 - 1e-6 rounds to 1, and a centre at
+        # the map border (saliency) or a scale of 1 would give an infinite raw.
         limit = 1.0 - 1e-6
-        centre = ops.clip(locations[..., :2], -limit, limit)
-        scale = ops.clip(locations[..., 2:], 1e-6, limit)
+        clipped = ops.cast(locations, "float32")
+        centre = ops.clip(clipped[..., :2], -limit, limit)
+        scale = ops.clip(clipped[..., 2:], 1e-6, limit)
         raw_centre = 0.5 * ops.log((1.0 + centre) / (1.0 - centre))
         raw_scale = ops.log(scale / (1.0 - scale)) - float(self.scale_bias)
-        return ops.concatenate([raw_centre, raw_scale], axis=-1)
+        raw = ops.concatenate([raw_centre, raw_scale], axis=-1)
+        return ops.cast(raw, locations.dtype)
 
     def _with_fixed_scale(self, centres):
         scale = ops.full(ops.shape(centres), self.fixed_glimpse_scale, centres.dtype)

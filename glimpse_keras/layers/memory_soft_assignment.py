@@ -60,8 +60,9 @@ class MemorySoftAssignment(keras.layers.Layer):
     softmax axis (the paper's figure normalises over workers);
     `distance="code"` uses the squared distance, clipped to [0, 1e5] and
     divided by its maximum over the whole batch instead of per sample;
-    `decay="code"` weights frame t' by exp(-t'/tau) (older counts more)
-    instead of exp(-(t - t')/tau) (the most recent frame counts 1).
+    `decay="code"` weights frame t' by exp(-t'/tau) (frame 0 counts 1, older
+    counts more) instead of exp(-(t - t')/tau) (recent counts more; the most
+    recent frame t' = t - 1 counts exp(-1/tau)).
 
     Args:
         num_workers: int >= 1, the number C of workers.

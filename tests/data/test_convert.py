@@ -162,6 +162,26 @@ def test_resume_after_interruption(raw_ntu, tmp_path, monkeypatch):
             assert a.read() == b.read()
 
 
+def test_resume_rewrites_a_finished_shard_whose_samples_changed(tmp_path):
+    raw = str(tmp_path / "raw")
+    for action in (1, 3, 4):  # all xsub-train and xview-train: one group
+        write_ntu_sample(raw, f"S001C002P001R001A{action:03d}", 10)
+    kwargs = dict(shard_size=2, stored_size=32, protocols=("xsub", "xview"),
+                  progress=False, log=lambda _: None)
+    out = str(tmp_path / "out")
+    assert convert.convert_dataset("ntu", raw, out, **kwargs).converted == 3
+    # A new sample sorts into the first shard; both shard names stay the same
+    # (-00000-of-00002, -00001-of-00002) but their members change.
+    write_ntu_sample(raw, "S001C002P001R001A002", 10)
+    summary = convert.convert_dataset("ntu", raw, out, **kwargs)
+    assert (summary.found, summary.converted, summary.skipped) == (4, 4, 0)
+    assert summary.loaded_this_run == 4
+    index = _read(os.path.join(out, "splits", "xsub", "train.json"))
+    assert index["video_ids"] == [f"S001C002P001R001A{a:03d}" for a in (1, 2, 3, 4)]
+    files = pipeline.list_split_files(out, "xsub", "train")
+    assert pipeline.count_records(files) == 4
+
+
 def test_other_settings_in_the_same_output_are_refused(raw_ntu, tmp_path, capsys):
     assert _convert(raw_ntu, tmp_path) == 0
     assert _convert(raw_ntu, tmp_path, "--jpeg-quality", "70") == 1

@@ -162,6 +162,20 @@ def test_actor_redetected_under_a_new_id_keeps_its_slot():
     assert track.mask[:, 0].all() and not track.mask[:, 1].any()
 
 
+def test_later_id_with_unusable_frames_does_not_erase_the_earlier_id():
+    # Id 41 is seen in frames 0-14. Id 42 is seen in frames 0-29 but has a usable
+    # joint only in frames 15-29, so the two share slot 0; the all-zero frames of
+    # 42 must not overwrite 41's targets.
+    zero_body = ["42 0 0 0 0 0 0 0 0 0", "25"] + ["0 0 0 0 0 0 0 0 0 0 0 0"] * 25
+    frames = [[person_lines("41", dx=0.1 * t), zero_body] for t in range(15)]
+    frames += [[person_lines("42", dx=1.5 + 0.1 * t)] for t in range(15)]
+    track = select_ntu_bodies(parse_ntu_skeleton(skeleton_text(frames)))
+    assert sorted(track.body_ids[0].split("+")) == ["41", "42"]
+    assert track.mask[:, 0].all() and not track.mask[:, 1].any()
+    expected_x = [1000 + 100 * 0.1 * t for t in range(15)]
+    np.testing.assert_allclose(track.uv[:15, 0, 0, 0] * 1920, expected_x, rtol=1e-6)
+
+
 def test_all_zero_body_is_masked_and_not_selected():
     zero_body = ["8 0 0 0 0 0 0 0 0 0", "25"] + ["0 0 0 0 0 0 0 0 0 0 0 0"] * 25
     frames = [[zero_body, person_lines("9", dx=0.1 * t)] for t in range(12)]

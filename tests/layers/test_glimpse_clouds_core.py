@@ -124,6 +124,24 @@ def test_saliency_picks_the_strongest_cells_with_suppression():
     )
 
 
+def test_raw_locations_at_the_map_border_stay_finite_in_bfloat16():
+    # A uniform map puts the saliency glimpse on the first corner cell
+    # (centre (-1, -1)) and fixed_glimpse_scale=1 gives scales of 1: their
+    # inverse activations must be the clipped finite values, not +-inf (which
+    # made v NaN in bfloat16).
+    features = np.ones((1, 1, HEIGHT, WIDTH, CHANNELS), "float32")
+    core = tiny_core(
+        num_glimpses=1, glimpse_type="saliency", fixed_glimpse_scale=1.0,
+        use_raw_location=True, dtype="mixed_bfloat16",
+    )
+    out = core(features, np.zeros((1, 1, CONTEXT), "float32"))
+    raw = np.asarray(tf.cast(out["raw_locations"], "float32"))
+    border = 0.5 * np.log((2.0 - 1e-6) / 1e-6)  # atanh(1 - 1e-6), about 7.25
+    np.testing.assert_allclose(raw[0, 0, :, :2], -border, rtol=1e-2)
+    np.testing.assert_allclose(raw[0, 0, :, 2:], np.log(1e6 - 1.0) - 3.0, rtol=1e-2)
+    assert np.all(np.isfinite(np.asarray(tf.cast(out["glimpse_features"], "float32"))))
+
+
 def test_random_glimpses_use_a_grid_at_inference_and_sample_in_training():
     core = tiny_core(num_glimpses=3, glimpse_type="random", seed=7)
     features, context = tiny_inputs(4)
