@@ -225,6 +225,23 @@ def adapt_memory_metric(model, dataset, batches=8):
     return len(samples)
 
 
+def _check_resumable(previous, config, path):
+    """Refuses to resume with other data or another architecture.
+
+    The checkpoints of `path`'s run would not fit (or would silently mean
+    something else); schedule changes such as more epochs are allowed.
+    """
+    changed = []
+    for section in ("data", "model"):
+        old, new = previous.to_dict()[section], config.to_dict()[section]
+        changed += [f"{section}.{key}: {old[key]!r} -> {new[key]!r}" for key in old if old[key] != new[key]]
+    if changed:
+        raise TrainingError(
+            f"--resume with a different config than {path}: {'; '.join(changed)}. "
+            f"Resume with the same data and model settings, or use a new --output-dir."
+        )
+
+
 def _read_state(stage_dir):
     path = os.path.join(stage_dir, STATE)
     if not os.path.exists(path):
@@ -285,7 +302,7 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
     state = _read_state(stage_dir) if resume else {"epoch": 0, "done": False}
     os.makedirs(stage_dir, exist_ok=True)
     model = build_stage_model(config, stage, strategy)
-    if resume and state.get("done") and os.path.exists(final_path):
+    if resume and state.get("done") and state["epoch"] >= stage.epochs and os.path.exists(final_path):
         print(f"[{stage.name}] already finished; skipping (resume)")
         model.load_weights(final_path)
         return model
@@ -406,7 +423,10 @@ def train(config, run_dir, resume=False, init_from=None, cache_root=None, callba
     set_seed(config.train.seed)
     keras.mixed_precision.set_global_policy(config.train.precision)
     os.makedirs(run_dir, exist_ok=True)
-    config_lib.save_config(config, os.path.join(run_dir, "config.yaml"))
+    config_path = os.path.join(run_dir, "config.yaml")
+    if resume and os.path.exists(config_path):
+        _check_resumable(config_lib.load_config(config_path), config, config_path)
+    config_lib.save_config(config, config_path)
     cache_root = cache_root or os.path.join(os.path.dirname(os.path.abspath(run_dir)), "data_cache")
     converted_dir = preparation.prepare_data(config.data, cache_root)
     strategy = make_strategy(config.train.strategy)

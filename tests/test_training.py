@@ -247,3 +247,25 @@ def test_first_stage_starts_from_inflated_imagenet_weights(workspace, tmp_path):
     broken = tiny_config(f"model.pretrained_weights={tmp_path / 'nope.npz'}", "train.validate=false")
     with pytest.raises(training.TrainingError, match="model.pretrained_weights: .*nope.npz.*does not exist"):
         training.train(broken, str(workspace / "broken"), cache_root=str(workspace / "data_cache"))
+
+
+def test_resume_refuses_a_changed_model_but_allows_more_epochs(workspace):
+    config = _stage_config()
+    cache = str(workspace / "data_cache")
+    run = str(workspace / "changed")
+    training.train(config, run, cache_root=cache)
+    other = tiny_config(
+        "model.num_glimpses=2",
+        "train.stages=[{name: only, variant: glimpse_clouds, epochs: 2, batch_size: 4, "
+        "steps_per_epoch: 2, learning_rate: 0.001}]",
+        "train.validate=false",
+    )
+    with pytest.raises(training.TrainingError, match="model.num_glimpses: 3 -> 2"):
+        training.train(other, run, resume=True, cache_root=cache)
+    longer = tiny_config(
+        "train.stages=[{name: only, variant: glimpse_clouds, epochs: 3, batch_size: 4, "
+        "steps_per_epoch: 2, learning_rate: 0.001}]",
+        "train.validate=false",
+    )
+    training.train(longer, run, resume=True, cache_root=cache)
+    assert json.load(open(os.path.join(run, "only", "state.json"))) == {"epoch": 3, "done": True}

@@ -50,9 +50,9 @@ def _run(command):
     print("$ " + " ".join(command), flush=True)
     result = subprocess.run(command)
     if result.returncode != 0:
-        raise RuntimeError(
-            f"command failed with exit code {result.returncode}: "
-            + " ".join(command)
+        raise DataDirError(
+            f"data preparation failed (exit code {result.returncode}; its messages "
+            f"are above): " + " ".join(command)
         )
 
 
