@@ -14,6 +14,7 @@ The config is turned into constructor arguments in exactly one place
 import copy
 import dataclasses
 import os
+import re
 import typing
 
 import yaml
@@ -21,6 +22,22 @@ import yaml
 
 class ConfigError(ValueError):
     """A configuration file, key or value is invalid; the message names it."""
+
+
+# PyYAML follows YAML 1.1, which reads `1e-5` (no dot) as a string.
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def parse_yaml_value(text):
+    """Parses a command-line value as YAML, reading `1e-5` as a number.
+
+    Raises:
+        yaml.YAMLError: the text is not valid YAML.
+    """
+    value = yaml.safe_load(text) if text.strip() else ""
+    if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+        return float(value)
+    return value
 
 
 def _choice(default, choices, doc):
@@ -251,6 +268,8 @@ def _coerce(key, value, tp, field_meta):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
     elif tp is float:
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         value = float(value)
@@ -351,7 +370,7 @@ def apply_overrides(values, overrides):
         if not key:
             raise ConfigError(f"override {item!r}: the key is empty")
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = parse_yaml_value(text)
         except yaml.YAMLError as error:
             raise ConfigError(f"{key}: cannot parse value {text!r}: {error}")
         _set_path(values, key, value)

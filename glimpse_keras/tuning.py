@@ -37,7 +37,6 @@ import io
 import json
 import math
 import os
-import re
 
 import keras
 import keras_tuner
@@ -64,7 +63,6 @@ KINDS = ("int", "float", "choice")
 SAMPLINGS = ("linear", "log", "reverse_log")
 # `stage.<field>` addresses the tuned stage, i.e. the config's last stage.
 STAGE_PREFIX = "stage."
-_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 FINISHED_STATUSES = ("COMPLETED", "FAILED", "INVALID")
 
 # The default search space: G, C, the learning rate and the three loss
@@ -271,12 +269,9 @@ def _parse_space_override(item):
         raise SearchSpaceError(f"space override {item!r}: expected name.key=value or name=null")
     path, text = item.split("=", 1)
     try:
-        value = yaml.safe_load(text)
+        value = config_lib.parse_yaml_value(text)
     except yaml.YAMLError as error:
         raise SearchSpaceError(f"space override {item!r}: cannot parse the value: {error}") from None
-    # PyYAML (YAML 1.1) reads '1e-5', which has no dot, as a string.
-    if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
-        value = float(value)
     parts = path.strip().split(".")
     if len(parts) == 1 and parts[0]:
         return parts[0], None, value

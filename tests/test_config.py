@@ -88,3 +88,13 @@ def test_saved_config_reloads_identically(tmp_path):
     config_lib.save_config(config, str(path))
     again = config_lib.config_from_dict(yaml.safe_load(path.read_text()))
     assert again == config
+
+
+def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
+    config = config_lib.load_config(overrides=["train.stages.0.learning_rate=3e-5"])
+    assert config.train.stages[0].learning_rate == pytest.approx(3e-5)
+    path = tmp_path / "lr.yaml"
+    path.write_text("loss:\n  pose_weight: 5e-2\n")
+    assert config_lib.load_config(str(path)).loss.pose_weight == pytest.approx(0.05)
+    with pytest.raises(config_lib.ConfigError, match="model.num_glimpses: expected an integer, got 3.0"):
+        config_lib.load_config(overrides=["model.num_glimpses=3e0"])

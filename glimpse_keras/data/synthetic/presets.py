@@ -10,6 +10,8 @@ import copy
 
 import yaml
 
+from glimpse_keras.config import parse_yaml_value
+
 
 class SyntheticConfigError(ValueError):
     """A generator configuration key or value is invalid."""
@@ -139,7 +141,7 @@ def parse_override(text: str) -> tuple[str, object]:
         raise SyntheticConfigError(f"override {text!r} is not of the form key=value")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw)
+        value = parse_yaml_value(raw)
     except yaml.YAMLError as error:
         raise SyntheticConfigError(f"override {text!r}: value is not valid YAML ({error})") from None
     return key.strip(), value
