@@ -142,7 +142,7 @@ class ModelConfig:
         "learned metric (paper) or fixed squared distance with batch max (code)",
     )
     memory_capacity: int = _value(
-        0, "memory entries kept (0 = all past glimpses of the clip)", 0
+        0, "past frames kept in memory, oldest evicted first (0 = all of the clip)", 0
     )
     share_first_worker_state: bool = _value(
         False, "reproduce the authors' bug: workers share worker 0's state"

@@ -11,8 +11,9 @@ Layout of a run directory::
 
 Every file is written atomically, so a run killed at any moment resumes from
 its last completed epoch (`resume=True`) with the optimizer state and epoch
-counter it had. Each stage starts from the previous stage's final weights
-(matched by layer path; the new heads of a later stage start fresh).
+counter it had. Each stage starts from the previous stage's model (backbone,
+pose head and any other sub-model of the same shape; the new heads of a later
+stage start fresh); the first stage may start from inflated ImageNet weights.
 """
 
 import json

@@ -529,35 +529,6 @@ class GlimpseClouds(keras.Model):
             names += ["diversity_loss", "attraction_loss"]
         return [self.loss_trackers[name] for name in names] + [self.accuracy_metric, self.top5_metric]
 
-    # === Weight transfer between stages ===
-
-    def copy_shared_weights(self, source):
-        """Copies the backbone and pose-head weights of another GlimpseClouds.
-
-        Used between the authors' stages: the stage-1 "global_pose" model's
-        backbone and pose head initialise the stage-2 glimpse model. Both
-        models must be built (called once) and have identical backbones.
-
-        Args:
-            source: a built `GlimpseClouds`.
-
-        Raises:
-            ModelConfigError: if `source` is not a GlimpseClouds or the
-                backbone/pose-head weight shapes differ.
-        """
-        if not isinstance(source, GlimpseClouds):
-            raise ModelConfigError(f"source must be a GlimpseClouds, received {type(source).__name__}.")
-        for name in ("backbone", "pose_head"):
-            target_layer, source_layer = getattr(self, name), getattr(source, name)
-            target_shapes = [tuple(w.shape) for w in target_layer.weights]
-            source_shapes = [tuple(w.shape) for w in source_layer.weights]
-            if target_shapes != source_shapes:
-                raise ModelConfigError(
-                    f"{name} weights differ between models: {len(source_shapes)} source "
-                    f"vs {len(target_shapes)} target tensors or different shapes."
-                )
-            target_layer.set_weights(source_layer.get_weights())
-
     # === Config ===
 
     def get_config(self):

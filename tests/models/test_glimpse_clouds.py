@@ -270,14 +270,18 @@ def test_mixed_bfloat16_step_keeps_logits_and_losses_float32():
         keras.mixed_precision.set_global_policy("float32")
 
 
-def test_copy_shared_weights_transfers_backbone_and_pose_head():
+def test_stage_transfer_copies_backbone_and_pose_head():
+    from glimpse_keras.training import transfer_weights
+
     source, target = tiny_model(variant="global_pose"), tiny_model()
     inputs, _ = make_batch()
     source(inputs)
     keras.utils.set_random_seed(7)
     target = GlimpseClouds.from_config(target.get_config())
     target(inputs)
-    target.copy_shared_weights(source)
+    assert transfer_weights(source, target) == (
+        ["backbone", "pose_head"], ["core", "worker_classifier"]
+    )
     np.testing.assert_allclose(target(inputs)["pose"], source(inputs)["pose"], atol=1e-6)
 
 
