@@ -1,6 +1,7 @@
 """The end-to-end job behind `python train.py`: data, training stages, test
 evaluation and SavedModel export, with the location of every result."""
 
+import collections
 import os
 
 from glimpse_keras import evaluation, training
@@ -64,7 +65,7 @@ def evaluate_model(model, config, converted_dir, split="test", clips=None, outpu
             f"evaluated {len(ids)} videos but the {split} split lists {expected}"
         )
     # A count that matches can still hide a missing video behind a repeated one.
-    repeated = sorted({video_id for video_id in ids if ids.count(video_id) > 1})
+    repeated = sorted(video_id for video_id, count in collections.Counter(ids).items() if count > 1)
     if repeated:
         raise evaluation.EvaluationError(
             f"the {split} split yielded {len(repeated)} video(s) more than once "
