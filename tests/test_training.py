@@ -269,3 +269,32 @@ def test_resume_refuses_a_changed_model_but_allows_more_epochs(workspace):
     )
     training.train(longer, run, resume=True, cache_root=cache)
     assert json.load(open(os.path.join(run, "only", "state.json"))) == {"epoch": 3, "done": True}
+
+
+def test_nucla_fine_tunes_an_ntu_run_with_new_ten_way_heads(workspace, tmp_path):
+    import subprocess
+    import sys
+
+    cache = str(workspace / "data_cache")
+    ntu_run = str(workspace / "ntu_for_nucla")
+    training.train(_stage_config(), ntu_run, cache_root=cache)
+
+    raw = str(tmp_path / "nucla_raw")
+    subprocess.run([sys.executable, "-m", "glimpse_keras.data.synthetic", "--format", "nucla",
+                    "--preset", "tiny", "--output", raw, "--quiet"], check=True)
+    config = tiny_config(
+        "data.dataset=nucla",
+        f"data.data_dir={raw}",
+        "model.num_classes=10",
+        "train.validate=false",
+        "train.stages=[{name: heads, variant: glimpse_clouds, epochs: 1, batch_size: 4, "
+        "steps_per_epoch: 1, learning_rate: 0.001, freeze_backbone: true}]",
+    )
+    source, _ = training.load_run_model(ntu_run)
+    model = training.train(config, str(workspace / "nucla"), init_from=ntu_run, cache_root=cache)["model"]
+    # Backbone, pose head and glimpse core come from the NTU run; the 10-way
+    # worker classifier is new.
+    for a, b in zip(source.backbone.weights, model.backbone.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert model.worker_classifier.weights[0].shape[-1] == 10
+    assert source.worker_classifier.weights[0].shape[-1] == 60
