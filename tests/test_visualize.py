@@ -3,7 +3,6 @@
 import json
 import os
 
-import av
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -34,6 +33,7 @@ from glimpse_keras.visualize.drawing import (
     PERSON_COLOURS,
     panel_height,
 )
+from tests.data.test_video import write_avi
 
 T, SIZE, STORED = 4, 64, 72
 SAMPLE_ID = "S001C001P001R001A003"
@@ -227,19 +227,6 @@ def test_callback_overlay_images_use_draw_clip_strip():
 # === Command line ===
 
 
-def write_avi(path, images, rate=25):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=rate)
-        stream.width, stream.height = images[0].shape[1], images[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"qscale": "2"}
-        for image in images:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 def write_converted(directory):
     """Two converted videos (72 x 72 frames) and an xsub test index."""
     import cv2
@@ -295,7 +282,7 @@ def tiny_run(tmp_path_factory):
     config_lib.save_config(config, str(run / "config.yaml"))
     video_path = root / "clip.avi"
     # 12 flat frames of grey level 20 * i, 96 wide and 80 high
-    write_avi(video_path, [np.full((80, 96, 3), 20 * i, np.uint8) for i in range(12)])
+    write_avi(video_path, [np.full((80, 96, 3), 20 * i, np.uint8) for i in range(12)], rate=25)
     return {"run": str(run), "model": model, "config": config, "video": str(video_path), "root": root}
 
 
