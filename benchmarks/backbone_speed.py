@@ -19,7 +19,6 @@ import os
 import statistics
 
 import common  # noqa: F401  (sets sys.path and TF_CPP_MIN_LOG_LEVEL)
-from common import frozen_forward  # noqa: E402
 from common import load_average  # noqa: E402
 from common import matmul_peaks  # noqa: E402
 from common import peak_for_policy  # noqa: E402
@@ -29,6 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from glimpse_keras.models.backbone import InflatedConv3D, build_backbone  # noqa: E402
+from glimpse_keras.models.folding import fold_backbone_batch_norm  # noqa: E402
 
 
 def conv_gflop_per_clip(backbone):
@@ -62,7 +62,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--jit", action="store_true", help="XLA-compile the forward")
     parser.add_argument("--fold-bn", action="store_true",
-                        help="also time the forward with weights frozen (BatchNorm folded)")
+                        help="also time the BN-folded copy (models.folding.fold_backbone_batch_norm)")
     args = parser.parse_args(argv)
 
     def peaks():
@@ -92,10 +92,9 @@ def main(argv=None):
             )
             candidates = {"": forward}
             if args.fold_bn:
-                # Weights frozen into the graph: Grappler folds BN into the convs.
-                candidates[" BN folded"] = frozen_forward(
-                    lambda x, model=backbone: model(x, training=False),
-                    [tf.TensorSpec(video.shape, tf.float32)],
+                candidates[" BN folded"] = tf.function(
+                    lambda x, model=fold_backbone_batch_norm(backbone): model(x, training=False),
+                    jit_compile=args.jit,
                 )
             # Peaks measured right before and after each model (best of the
             # two) so that load from other processes affects both alike.

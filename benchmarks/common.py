@@ -131,31 +131,6 @@ def graph_gflops(concrete_function):
     return total / 1e9
 
 
-def frozen_forward(function, input_signature):
-    """`function` traced and with its variables turned into graph constants.
-
-    With the weights constant, Grappler folds every inference BatchNorm into
-    the preceding convolution's kernel and bias (and oneDNN fuses the bias
-    and ReLU into the convolution), which removes the BN multiply/add passes
-    over the activations. The result computes the same function (up to
-    float rounding) for the weights at the time of the call.
-
-    Args:
-        function: a Python callable or tf.function taking the tensors of
-            `input_signature`.
-        input_signature: list of `tf.TensorSpec`.
-
-    Returns:
-        A concrete function with the same outputs (a flat structure).
-    """
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
-
-    concrete = tf.function(function).get_concrete_function(*input_signature)
-    return convert_variables_to_constants_v2(concrete)
-
-
 def print_peaks(peaks):
     """Prints the measured matmul peaks on one line."""
     print(

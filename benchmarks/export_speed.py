@@ -5,14 +5,17 @@ it with `tf.saved_model.load` (what the model server runs) and prints, for
 one clip (batch 1), the median seconds of:
 
 * the in-memory model called eagerly (`model(x, training=False)`);
-* the in-memory model inside a `tf.function` (the graph Keras' `predict` runs);
+* the in-memory model inside a `tf.function` (the graph Keras' `predict` runs),
+  as built and as its BN-folded copy (`models.folding.fold_model_batch_norm`,
+  what `export_model` writes by default);
 * the reloaded `serving_default` signature fed a clip at the stored size
   (includes the area resize and the centre crop done in the graph), and fed
   full-HD 1080 x 1920 frames;
 * the reloaded `whole_video` signature on a 60-frame stored-size video
   (K clips, so about K times the one-clip cost);
 
-and the ratios reloaded / tf.function and reloaded / eager. Timings drift on
+and the ratios reloaded / tf.function (folded: the same computation, and as
+built) and reloaded / eager. Timings drift on
 shared machines: only ratios within one run are meaningful.
 
 The 4096^2 matmul peak is measured in the same run and the in-memory and
@@ -39,6 +42,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from glimpse_keras import export  # noqa: E402
+from glimpse_keras.models.folding import fold_model_batch_norm  # noqa: E402
 from glimpse_keras.models.presets import MODEL_PRESETS  # noqa: E402
 from glimpse_keras.models.presets import build_model_from_preset  # noqa: E402
 
@@ -116,6 +120,8 @@ def main(argv=None):
         whole_video = loaded.signatures["whole_video"]
 
         forward = tf.function(lambda x: model(x, training=False))
+        folded = fold_model_batch_norm(model)
+        folded_forward = tf.function(lambda x: folded(x, training=False))
         stored_tensor = tf.constant(stored_clip)
         full_hd = tf.constant(rng.integers(0, 256, (1, frames, 1080, 1920, 3), dtype=np.uint8))
         video = tf.constant(rng.integers(0, 256, (60, stored, stored, 3), dtype=np.uint8))
@@ -123,6 +129,7 @@ def main(argv=None):
             {
                 "in-memory, eager": lambda: model(crop, training=False),
                 "in-memory, tf.function": lambda: forward(crop),
+                "in-memory BN-folded, tf.function": lambda: folded_forward(crop),
                 f"SavedModel serving_default ({stored}x{stored})": lambda: serve(video=stored_tensor),
                 "SavedModel serving_default (1080x1920)": lambda: serve(video=full_hd),
                 f"SavedModel whole_video (60 frames, K={args.clips})": lambda: whole_video(video=video),
@@ -145,10 +152,18 @@ def main(argv=None):
     for name, seconds in figures.items():
         print(f"  {name:48s} {seconds * 1000:9.1f} ms")
     reloaded = figures[f"SavedModel serving_default ({stored}x{stored})"]
-    for name in ("in-memory, tf.function", f"SavedModel serving_default ({stored}x{stored})"):
+    for name in (
+        "in-memory, tf.function",
+        "in-memory BN-folded, tf.function",
+        f"SavedModel serving_default ({stored}x{stored})",
+    ):
         rate = gflop / figures[name]
         print(f"  {name}: {rate:.0f} GFLOP/s = {rate / peak:.2f} of the float32 matmul peak ({peak:.0f})")
     print(f"{load_average()}")
+    print(
+        "ratio reloaded / in-memory BN-folded tf.function (same computation): "
+        f"{reloaded / figures['in-memory BN-folded, tf.function']:.2f}"
+    )
     print(f"ratio reloaded / in-memory tf.function: {reloaded / figures['in-memory, tf.function']:.2f}")
     print(f"ratio reloaded / in-memory eager:       {reloaded / figures['in-memory, eager']:.2f}")
 

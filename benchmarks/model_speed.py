@@ -9,12 +9,14 @@ candidates of a group timed round-robin):
 * the analytic FLOPs of one clip (convolutions and matmuls of the traced
   forward graph);
 * per policy (float32, mixed_bfloat16), inference on one clip (batch 1):
-  the full model as Keras runs it (`tf.function` of `model(x)`), the same
-  forward with the weights frozen into the graph so Grappler folds
-  BatchNorm into the convolutions ("BN folded", what an inference export
-  can run), the backbone alone, and the part after the backbone
-  (glimpses, memory, workers, heads: `call_on_features`) alone, with
-  GFLOP/s and the fraction of the float32 and of the policy's peak;
+  the full model as Keras runs it (`tf.function` of `model(x)`), its copy
+  with the backbone's BatchNorms folded into the convolutions ("BN
+  folded", `fold_model_batch_norm`: what the export and the evaluation
+  run), the backbone alone (as built and folded), the part after the
+  backbone (glimpses, memory, workers, heads: `call_on_features`) alone,
+  and the chain of the core's matrix products alone (its weight-read
+  floor, see `weight_read_floor`), with GFLOP/s and the fraction of the
+  float32 and of the policy's peak;
   under mixed_bfloat16 also the core run in bfloat16 (the layout before
   the model pinned its core to float32) for comparison;
 * per policy, training steps (seconds per clip): stage 1 ("global_pose",
@@ -40,7 +42,6 @@ import argparse
 import gc
 
 import common  # noqa: F401  (sets sys.path and TF_CPP_MIN_LOG_LEVEL)
-from common import frozen_forward
 from common import graph_gflops
 from common import interleaved_best
 from common import load_average
@@ -53,6 +54,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from glimpse_keras.layers.glimpse_clouds_core import GlimpseCloudsCore  # noqa: E402
+from glimpse_keras.models.folding import fold_model_batch_norm  # noqa: E402
 from glimpse_keras.models.glimpse_clouds import normalise_video  # noqa: E402
 from glimpse_keras.models.presets import MODEL_PRESETS  # noqa: E402
 from glimpse_keras.models.presets import build_model_from_preset  # noqa: E402
@@ -126,6 +128,49 @@ def with_peaks(candidates, repeats):
     return best, peaks
 
 
+def weight_read_floor(core, batch_size, frames):
+    """A chain of the core's matrix products with nothing else in between.
+
+    Per frame, the matmuls the attention core runs, on the core's own
+    kernels and with the same dependencies (each glimpse waits for the
+    previous zoomer state, each frame for the previous workers): the
+    zoomer's worker-state projection, then per glimpse its glimpse and
+    recurrent projections and Lambda's output layer, then the memory
+    projection of the G glimpses and the workers' input and recurrent
+    projections. At batch 1 these are matrix-vector products bound by
+    reading the ~83 MB of kernels from memory T or T x G times, so the time of
+    this chain is the floor of the part after the backbone on this machine.
+
+    Returns:
+        A zero-argument callable.
+    """
+    zoomer, memory, workers, fusion = core.zoomer, core.memory, core.workers, core.fusion
+    channels = memory.metric_kernel.shape[0]
+    glimpses, num_workers = core.num_glimpses, workers.num_workers
+    glimpse = tf.random.uniform((batch_size, channels))
+
+    @tf.function
+    def chain():
+        zoomer_state = tf.zeros((batch_size, core.zoomer_units))
+        worker_state = tf.zeros((num_workers, batch_size, core.worker_units))
+        for _ in range(frames):
+            worker_part = tf.matmul(tf.reduce_sum(worker_state, 0), zoomer.kernel[channels:])
+            values = []
+            for _ in range(glimpses):
+                value = glimpse * tf.matmul(zoomer_state[:, : fusion.hidden_units], fusion.output_kernel)
+                gates = tf.matmul(value, zoomer.kernel[:channels]) + worker_part
+                gates += tf.matmul(zoomer_state, zoomer.recurrent_kernel)
+                zoomer_state = tf.tanh(gates[:, : core.zoomer_units])
+                values.append(value)
+            queries = tf.matmul(tf.stack(values, 1), memory.metric_kernel)
+            inputs = tf.tile(tf.reduce_mean(queries, 1)[None], (num_workers, 1, 1))
+            gates = tf.matmul(inputs, workers.kernel) + tf.matmul(worker_state, workers.recurrent_kernel)
+            worker_state = tf.tanh(gates[..., : core.worker_units])
+        return worker_state
+
+    return chain
+
+
 def inference_figures(model, clip, repeats):
     """Seconds per clip of the inference candidates of one model (batch 1).
 
@@ -133,19 +178,25 @@ def inference_figures(model, clip, repeats):
         (seconds, peaks) as `with_peaks`.
     """
     video = tf.constant(clip)
-    spec = tf.TensorSpec(video.shape, tf.uint8)
+    folded = fold_model_batch_norm(model)
     forward = tf.function(lambda x: model(x, training=False))
-    frozen = frozen_forward(lambda x: model(x, training=False), [spec])
+    folded_forward = tf.function(lambda x: folded(x, training=False))
     normalised = tf.cast(normalise_video(video), model.backbone.compute_dtype)
     backbone = tf.function(lambda x: model.backbone(x, training=False))
+    folded_backbone = tf.function(lambda x: folded.backbone(x, training=False))
     features = backbone(normalised)
     after = tf.function(lambda a, b: model.call_on_features(a, b, training=False))
     candidates = {
         "full forward": lambda: forward(video),
-        "full forward, BN folded": lambda: frozen(video),
+        "full forward, BN folded": lambda: folded_forward(video),
         "backbone forward": lambda: backbone(normalised),
+        "backbone forward, BN folded": lambda: folded_backbone(normalised),
         "after-backbone forward": lambda: after(features["res4"], features["res5"]),
     }
+    if model.core is not None and model.core.zoomer is not None and model.core.memory is not None:
+        candidates["after-backbone weight-read floor"] = weight_read_floor(
+            model.core, 1, features["res5"].shape[1]
+        )
     if model.core.compute_dtype != model.backbone.compute_dtype:
         # The layout before the fix: the core follows the model's policy.
         config = dict(model.core.get_config(), dtype=model.backbone.dtype_policy.name)
@@ -276,21 +327,30 @@ def fit_prototype_classifier(model, clips):
 def agreement(preset, clips, float32_model):
     """Predicted-class agreement of mixed_bfloat16 with float32 (same weights).
 
+    The bfloat16 model is compared as built and BN-folded (what the export
+    and the evaluation run).
+
     Returns:
-        (agree, count, min_margin, max_logit_difference): the float32 top-1
-        minus top-2 logit margin (smallest over clips) and the largest
-        |logit difference| between the policies.
+        (agree, agree_folded, count, min_margin, max_logit_difference): the
+        float32 top-1 minus top-2 logit margin (smallest over clips) and the
+        largest |logit difference| between the policies (either form).
     """
     mixed = build(preset, "mixed_bfloat16")
     mixed.set_weights(float32_model.get_weights())
-    f32_forward = tf.function(lambda x: float32_model(x, training=False)["logits"])
-    bf16_forward = tf.function(lambda x: mixed(x, training=False)["logits"])
-    f32_logits = np.concatenate([f32_forward(clips[i : i + 1]).numpy() for i in range(len(clips))])
-    bf16_logits = np.concatenate([bf16_forward(clips[i : i + 1]).numpy() for i in range(len(clips))])
+    mixed_folded = fold_model_batch_norm(mixed)
+
+    def logits_of(model):
+        forward = tf.function(lambda x: model(x, training=False)["logits"])
+        return np.concatenate([forward(clips[i : i + 1]).numpy() for i in range(len(clips))])
+
+    f32_logits = logits_of(float32_model)
     ordered = np.sort(f32_logits, axis=-1)
     margin = float(np.min(ordered[:, -1] - ordered[:, -2]))
-    agree = int(np.sum(np.argmax(f32_logits, -1) == np.argmax(bf16_logits, -1)))
-    return agree, len(clips), margin, float(np.max(np.abs(f32_logits - bf16_logits)))
+    agrees, difference = [], 0.0
+    for bf16_logits in (logits_of(mixed), logits_of(mixed_folded)):
+        agrees.append(int(np.sum(np.argmax(f32_logits, -1) == np.argmax(bf16_logits, -1))))
+        difference = max(difference, float(np.max(np.abs(f32_logits - bf16_logits))))
+    return agrees[0], agrees[1], len(clips), margin, difference
 
 
 def main(argv=None):
@@ -347,7 +407,10 @@ def main(argv=None):
         for name, seconds in inference.items():
             gflop = backbone_gflop if name.startswith("backbone") else model_gflop
             if name.startswith("after") or name.startswith("core"):
-                print(f"    {name:42s} {seconds:8.4f} s  = {seconds / inference['backbone forward']:.3f} x backbone")
+                print(
+                    f"    {name:42s} {seconds:8.4f} s  = {seconds / inference['backbone forward']:.3f} x backbone, "
+                    f"{seconds / inference['backbone forward, BN folded']:.3f} x folded backbone"
+                )
                 continue
             rate = gflop / seconds
             print(
@@ -391,15 +454,23 @@ def main(argv=None):
             f"(BN folded: {bf['full forward, BN folded'] / f32['full forward, BN folded']:.2f})"
         )
     for policy, figures in summary.items():
-        print(
-            f"  {policy}: after-backbone / backbone forward = "
-            f"{figures['after-backbone forward'] / figures['backbone forward']:.3f} (target < 0.10)"
+        after = figures["after-backbone forward"]
+        line = (
+            f"  {policy}: after-backbone / backbone forward = {after / figures['backbone forward']:.3f} "
+            f"(folded backbone: {after / figures['backbone forward, BN folded']:.3f}; target < 0.10)"
         )
+        floor = figures.get("after-backbone weight-read floor")
+        if floor:
+            line += (
+                f"; its weight-read floor alone = {floor / figures['backbone forward, BN folded']:.3f} "
+                f"x folded backbone, after-backbone / floor = {after / floor:.2f}"
+            )
+        print(line)
     for label, figures in (("random head", agree_random), ("prototype head", agree)):
         print(
-            f"  predicted class, mixed_bfloat16 vs float32 (same weights, {label}): {figures[0]}/{figures[1]} "
-            f"clips agree; smallest float32 top-1 margin {figures[2]:.3g}, largest |logit difference| "
-            f"{figures[3]:.3g}"
+            f"  predicted class, mixed_bfloat16 vs float32 (same weights, {label}): {figures[0]}/{figures[2]} "
+            f"clips agree (BN-folded bfloat16: {figures[1]}/{figures[2]}); smallest float32 top-1 margin "
+            f"{figures[3]:.3g}, largest |logit difference| {figures[4]:.3g}"
         )
 
 

@@ -11,33 +11,44 @@ import json
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from glimpse_keras.io_utils import atomic_path, atomic_write_json
+from glimpse_keras.models.folding import fold_model_batch_norm
 
 
 class EvaluationError(RuntimeError):
     """The evaluation could not account for every video of the split."""
 
 
-def collect_logits(model, dataset, progress=True):
+def collect_logits(model, dataset, progress=True, fold_batch_norm=True):
     """Runs `model` over a 'test'-mode dataset.
+
+    The forward pass is a `tf.function` (about 2x faster than eager calls).
 
     Args:
         model: a GlimpseClouds model (accepts (B, K, T, H, W, 3) videos and
             averages logits over the K clips).
         dataset: batches of ({"video": (B, K, T, H, W, 3)},
             {"label": (B,), "video_id": (B,)}).
+        progress: bool, show a progress bar.
+        fold_batch_norm: bool, run the copy of `model` whose backbone
+            BatchNorms are folded into its convolutions (same logits up to
+            float rounding, faster; `models.folding`).
 
     Returns:
         (logits float32 (N, classes), labels int (N,), ids list[str]).
     """
     import tqdm
 
+    if fold_batch_norm and not model.backbone.fold_batch_norm:
+        model = fold_model_batch_norm(model)
+    # reduce_retracing: the last batch is smaller; one trace serves both.
+    forward = tf.function(lambda video: model(video, training=False)["logits"], reduce_retracing=True)
     logits, labels, ids = [], [], []
     batches = tqdm.tqdm(dataset, desc="evaluating", unit="batch", disable=not progress)
     for inputs, targets in batches:
-        outputs = model(inputs, training=False)
-        logits.append(np.asarray(outputs["logits"], dtype=np.float32))
+        logits.append(np.asarray(forward(inputs["video"]), dtype=np.float32))
         labels.append(np.asarray(targets["label"]))
         ids.extend(v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(targets["video_id"]))
     if not logits:

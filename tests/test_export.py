@@ -24,6 +24,7 @@ from glimpse_keras import export
 from glimpse_keras import training
 from glimpse_keras.data import video_ops
 from glimpse_keras.data.ntu import NTU60_CLASS_NAMES
+from glimpse_keras.models.folding import fold_model_batch_norm
 
 FRAMES, SIZE, STORED, CLASSES, CLIPS = 2, 32, 48, 5, 3
 CROP = slice((STORED - SIZE) // 2, (STORED - SIZE) // 2 + SIZE)  # 8:40
@@ -72,6 +73,9 @@ def served(tmp_path_factory):
     # differ between inputs (a near-uniform softmax would hide mistakes).
     kernel = model.worker_classifier.kernel
     kernel.assign(kernel * 20.0)
+    # Trained-like BatchNorm statistics, so that the export's BN folding is
+    # exercised (fresh statistics make BN nearly the identity).
+    randomise_batch_norm(model.backbone, seed=3)
     run_dir = root / "run"
     (run_dir / stage.name).mkdir(parents=True)
     model.save_weights(str(run_dir / stage.name / training.FINAL))
@@ -85,6 +89,17 @@ def served(tmp_path_factory):
         version_dir=str(version_dir),
         loaded=tf.saved_model.load(str(version_dir)),
     )
+
+
+def randomise_batch_norm(backbone, seed):
+    rng = np.random.default_rng(seed)
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            size = layer.gamma.shape[0]
+            layer.gamma.assign(rng.uniform(0.5, 1.5, size))
+            layer.beta.assign(rng.uniform(-0.3, 0.3, size))
+            layer.moving_mean.assign(rng.uniform(-0.3, 0.3, size))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, size))
 
 
 def model_reference(model, clips):
@@ -116,8 +131,12 @@ def test_every_weight_is_saved_once(served):
     reader = tf.train.load_checkpoint(os.path.join(served.version_dir, "variables", "variables"))
     saved = {key: shape for key, shape in reader.get_variable_to_shape_map().items()
              if key != "_CHECKPOINTABLE_OBJECT_GRAPH"}
-    assert sum(int(np.prod(shape)) for shape in saved.values()) == served.model.count_params()
-    assert len(saved) == len(served.model.weights)
+    # The export holds the BN-folded copy: each conv gains a bias and each
+    # BatchNorm's four vectors are gone.
+    folded = fold_model_batch_norm(served.model)
+    assert sum(int(np.prod(shape)) for shape in saved.values()) == folded.count_params()
+    assert len(saved) == len(folded.weights)
+    assert folded.count_params() < served.model.count_params()
 
 
 def test_signatures_use_the_predict_method_and_uint8_video(served):

@@ -357,7 +357,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
         mean_context = ops.mean(context, axis=1)
         batch_size = ops.shape(features)[0]
         state = ops.zeros((batch_size, self.zoomer_units), features.dtype)
-        no_workers = ops.zeros((batch_size, self.worker_units), features.dtype)
+        no_workers = ops.zeros((batch_size, 3 * self.zoomer_units), features.dtype)
         locations, raws = [], []
         for _ in range(self.num_glimpses):
             state, location, raw, _, _ = self._glimpse_step(
@@ -369,12 +369,18 @@ class GlimpseCloudsCore(keras.layers.Layer):
 
     # === Recurrent process ===
 
-    def _glimpse_step(self, feature_map, context, state, worker_sum):
+    def _glimpse_step(self, feature_map, context, state, worker_projection):
+        """One glimpse; `worker_projection` is the zoomer's projection of r_{t-1}."""
         location, raw = self.locator(context, state)
         crop = self.crop(feature_map, location[:, None])[:, 0]
         fused = self.fusion(crop, location, raw)
         zoomer_in = fused if self.zoomer_input == "v" else crop
-        state, _ = self.zoomer(ops.concatenate([zoomer_in, worker_sum], axis=-1), [state])
+        # The zoomer input is [v ; r_{t-1}]; r_{t-1} is fixed over the G
+        # glimpses of a frame, so its projection is computed once per frame
+        # (at batch 1 the zoomer is bound by reading its kernel).
+        state = self.zoomer.step(
+            self.zoomer.project_inputs(zoomer_in) + worker_projection, state
+        )
         return state, location, raw, fused, crop
 
     def _precomputed_glimpses(self, features, context, training):
@@ -423,6 +429,11 @@ class GlimpseCloudsCore(keras.layers.Layer):
         num_frames = features.shape[1]
         channels = features.shape[-1]
         context = ops.cast(context, features.dtype)
+        if self.zoomer is not None and not self.zoomer.built:
+            # The zoomer runs through `project_inputs`/`step`, which bypass
+            # the automatic build of `__call__` (a symbolic trace of an
+            # unbuilt core reaches here without `build`).
+            self.zoomer.build((None, channels + self.worker_units))
         worker_state = self.workers.get_initial_state(batch_size)[0]
         memory_state = None
         if self.memory is not None:
@@ -442,10 +453,16 @@ class GlimpseCloudsCore(keras.layers.Layer):
                     if self.memory is not None
                     else worker_state
                 )
+                worker_projection = self.zoomer.project_inputs(
+                    worker_sum, start=channels
+                )
                 frame_locations, frame_raws, frame_glimpses = [], [], []
                 for _ in range(self.num_glimpses):
                     zoomer_state, location, raw, fused, _ = self._glimpse_step(
-                        features[:, step], context[:, step], zoomer_state, worker_sum
+                        features[:, step],
+                        context[:, step],
+                        zoomer_state,
+                        worker_projection,
                     )
                     frame_locations.append(location)
                     frame_raws.append(raw)

@@ -85,10 +85,47 @@ class WorkerGRUCell(keras.layers.Layer):
 
     def call(self, inputs, states, training=False):
         state = states[0] if isinstance(states, (list, tuple)) else states
-        input_part = ops.matmul(inputs, self.kernel) + self.input_bias
-        recurrent_part = ops.matmul(state, self.recurrent_kernel) + self.recurrent_bias
-        new_state = gru_update(input_part, recurrent_part, state)
+        new_state = self.step(self.project_inputs(inputs), state)
         return new_state, [new_state]
+
+    def project_inputs(self, inputs, start=0):
+        """`inputs @ kernel[start : start + input_dim]`, without the bias.
+
+        The projection of one slice of the input features. A caller whose
+        input is `[a ; b]` with `b` fixed over several steps projects `b`
+        once and steps with `project_inputs(a) + project_inputs(b, len(a))`,
+        reading the kernel rows of `b` once instead of at every step (the
+        zoomer's worker-state input, fixed over the G glimpses of a frame).
+
+        Args:
+            inputs: float tensor (batch, d) with start + d <= input_dim.
+            start: int, the first kernel row (input feature) of the slice.
+
+        Returns:
+            (batch, 3 * units).
+        """
+        kernel = ops.cast(self.kernel, inputs.dtype)
+        size = inputs.shape[-1]
+        if start or size != kernel.shape[0]:
+            kernel = kernel[start : start + size]
+        return ops.matmul(inputs, kernel)
+
+    def step(self, input_projection, state):
+        """One GRU step from a pre-computed `x W` (see `project_inputs`).
+
+        Args:
+            input_projection: (batch, 3 * units), `x W` without the bias.
+            state: (batch, units), the previous state h.
+
+        Returns:
+            The new state h', (batch, units).
+        """
+        dtype = state.dtype
+        input_part = input_projection + ops.cast(self.input_bias, dtype)
+        recurrent_part = ops.matmul(
+            state, ops.cast(self.recurrent_kernel, dtype)
+        ) + ops.cast(self.recurrent_bias, dtype)
+        return gru_update(input_part, recurrent_part, state)
 
     def get_initial_state(self, batch_size=None):
         return [ops.zeros((batch_size, self.units), dtype=self.compute_dtype)]

