@@ -75,16 +75,23 @@ def interleaved_best(functions, repeats, warmup=1):
     return {name: min(values) for name, values in times.items()}
 
 
+_PEAK_FUNCTIONS = {}
+
+
 def matmul_peak_function(dtype, size=4096):
     """A zero-argument callable running one `size x size` matmul in `dtype`.
 
     Returns:
         (callable, flop) where flop = 2 * size**3.
     """
-    a = tf.cast(tf.random.normal((size, size), seed=1), dtype)
-    b = tf.cast(tf.random.normal((size, size), seed=2), dtype)
-    product = tf.function(lambda: tf.matmul(a, b))
-    return product, 2.0 * size**3
+    key = (dtype, size)
+    if key not in _PEAK_FUNCTIONS:
+        # One traced function per dtype and size for the whole run: tracing
+        # a new one per measurement makes TensorFlow warn about retracing.
+        a = tf.cast(tf.random.normal((size, size), seed=1), dtype)
+        b = tf.cast(tf.random.normal((size, size), seed=2), dtype)
+        _PEAK_FUNCTIONS[key] = tf.function(lambda: tf.matmul(a, b))
+    return _PEAK_FUNCTIONS[key], 2.0 * size**3
 
 
 def matmul_peaks(repeats=5, size=4096):

@@ -409,8 +409,13 @@ class GlimpseHyperModel(keras_tuner.HyperModel):
         # build_stage_model calls the model on a dummy batch: keras-tuner then
         # can load trial weights into it (see TOOLCHAIN.md).
         model = training.build_stage_model(config, config.train.stages[-1], self.strategy)
+        copied = []
         if self._init_model is not None:
-            training.transfer_weights(self._init_model, model)
+            copied, _ = training.transfer_weights(self._init_model, model)
+        if "core" not in copied:
+            # A fresh core's memory distance starts from the glimpse features,
+            # as in `training.run_stage`.
+            training.adapt_memory_metric(model, self.datasets(config)[0])
         return model
 
     def datasets(self, config):

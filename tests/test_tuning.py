@@ -119,7 +119,41 @@ def test_values_land_in_the_config_fields_of_the_tuned_stage():
         tuning.apply_hyperparameters(base, tuning.load_search_space(), {"num_workers": 0})
 
 
-def test_hypermodel_builds_the_model_the_values_describe():
+@pytest.fixture
+def random_clip_data(monkeypatch):
+    """Trial datasets of two random tiny clips (no converted data needed)."""
+    import tensorflow as tf
+
+    def datasets(self, config):
+        video = np.random.default_rng(0).integers(0, 256, (2, 4, 64, 64, 3), dtype="uint8")
+        train = tf.data.Dataset.from_tensors(({"video": video}, {"label": np.zeros(2, "int32")}))
+        return train.repeat(2), None
+
+    monkeypatch.setattr(tuning.GlimpseHyperModel, "datasets", datasets)
+
+
+def test_hypermodel_initialises_a_fresh_memory_distance_from_the_data(random_clip_data):
+    import tensorflow as tf
+
+    from glimpse_keras import training
+
+    hypermodel = tuning.GlimpseHyperModel(tiny_config(), converted_dir="unused")
+    hp = keras_tuner.HyperParameters()
+    for name, value in VALUES.items():
+        hp.Fixed(name, value)
+    model = hypermodel.build(hp)
+    # The same model built and adapted by hand, as training.run_stage does.
+    config = hypermodel.trial_config(hp)
+    training.set_seed(config.train.seed)
+    expected = training.build_stage_model(config, config.train.stages[-1], tf.distribute.get_strategy())
+    fresh = np.asarray(expected.core.memory.metric_kernel).copy()
+    assert training.adapt_memory_metric(expected, hypermodel.datasets(config)[0]) > 0
+    adapted = np.asarray(model.core.memory.metric_kernel)
+    np.testing.assert_allclose(adapted, np.asarray(expected.core.memory.metric_kernel), rtol=1e-5)
+    assert not np.allclose(adapted, fresh)
+
+
+def test_hypermodel_builds_the_model_the_values_describe(random_clip_data):
     hypermodel = tuning.GlimpseHyperModel(tiny_config(), converted_dir="unused")
     hp = keras_tuner.HyperParameters()
     for name, value in VALUES.items():
@@ -151,7 +185,7 @@ def test_hypermodel_declares_the_space_with_its_bounds():
     assert values["learning_rate"] == pytest.approx(1e-5)
 
 
-def test_init_from_copies_the_finished_runs_backbone_into_every_trial(tmp_path):
+def test_init_from_copies_the_finished_runs_backbone_into_every_trial(tmp_path, random_clip_data):
     import tensorflow as tf
 
     from glimpse_keras import training
@@ -215,7 +249,7 @@ def _read_csv(path):
         return list(csv.DictReader(handle))
 
 
-def test_results_rank_trials_and_best_config_holds_the_best_values(tmp_path):
+def test_results_rank_trials_and_best_config_holds_the_best_values(tmp_path, random_clip_data):
     tuner, hypermodel = _finished_search(tmp_path, [0.25, 0.75, None, 0.5])
     summary = tuning.write_results(tuner, hypermodel.space, hypermodel.base_config,
                                    str(tmp_path), "val_accuracy")
@@ -244,7 +278,7 @@ def test_results_rank_trials_and_best_config_holds_the_best_values(tmp_path):
     assert len(markdown) == 4 + 4
 
 
-def test_a_minimised_objective_ranks_the_lowest_first(tmp_path):
+def test_a_minimised_objective_ranks_the_lowest_first(tmp_path, random_clip_data):
     tuner, hypermodel = _finished_search(tmp_path, [2.0, 1.5, 3.0], objective="val_loss")
     summary = tuning.write_results(tuner, hypermodel.space, hypermodel.base_config,
                                    str(tmp_path), "val_loss")
@@ -252,7 +286,7 @@ def test_a_minimised_objective_ranks_the_lowest_first(tmp_path):
     assert summary["best_score"] == 1.5
 
 
-def test_no_scored_trial_writes_no_best_config(tmp_path):
+def test_no_scored_trial_writes_no_best_config(tmp_path, random_clip_data):
     tuner, hypermodel = _finished_search(tmp_path, [None])
     summary = tuning.write_results(tuner, hypermodel.space, hypermodel.base_config,
                                    str(tmp_path), "val_accuracy")
@@ -260,7 +294,7 @@ def test_no_scored_trial_writes_no_best_config(tmp_path):
     assert not os.path.exists(tmp_path / "best_config.yaml")
 
 
-def test_resuming_with_other_settings_is_refused(tmp_path):
+def test_resuming_with_other_settings_is_refused(tmp_path, random_clip_data):
     config = tiny_config()
     space = tuning.load_search_space()
     settings = tuning.search_settings("random", "val_accuracy", space, config)
@@ -275,7 +309,7 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
             str(tmp_path), tuning.search_settings("hyperband", "val_accuracy", space, config))
 
 
-def test_tuner_arguments_are_checked(tmp_path):
+def test_tuner_arguments_are_checked(tmp_path, random_clip_data):
     hypermodel = tuning.GlimpseHyperModel(tiny_config(), "unused")
     with pytest.raises(tuning.SearchSpaceError, match="tuner: expected one of"):
         tuning.make_tuner("grid", hypermodel, directory=str(tmp_path))
@@ -288,7 +322,7 @@ def test_tuner_arguments_are_checked(tmp_path):
     assert hyperband.oracle.max_epochs == 3
 
 
-def test_bayesian_tuner_names_its_missing_dependency(tmp_path):
+def test_bayesian_tuner_names_its_missing_dependency(tmp_path, random_clip_data):
     hypermodel = tuning.GlimpseHyperModel(tiny_config(), "unused")
     try:
         import sklearn  # noqa: F401
@@ -325,7 +359,7 @@ def _formula_fit(self, hp, model, *args, **kwargs):
     return {"val_accuracy": hp.get("num_glimpses") / 10 + hp.get("num_workers") / 100}
 
 
-def test_search_resumes_and_runs_only_the_missing_trials(tmp_path, monkeypatch):
+def test_search_resumes_and_runs_only_the_missing_trials(tmp_path, monkeypatch, random_clip_data):
     monkeypatch.setattr(tuning.GlimpseHyperModel, "fit", _formula_fit)
     config = _converted_config(tmp_path)
     out = str(tmp_path / "search")
@@ -347,7 +381,7 @@ def test_search_resumes_and_runs_only_the_missing_trials(tmp_path, monkeypatch):
         tuning.run_search(config, out, max_trials=3, objective="val_loss")
 
 
-def test_repeated_failed_trials_stop_the_search_with_the_results_written(tmp_path, monkeypatch):
+def test_repeated_failed_trials_stop_the_search_with_the_results_written(tmp_path, monkeypatch, random_clip_data):
     def failing_fit(self, hp, model, *args, **kwargs):
         raise keras_tuner.errors.FailedTrialError("loss became NaN")
 

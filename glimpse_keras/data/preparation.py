@@ -2,7 +2,8 @@
 
 `--data-dir` may point at converted shards (a directory with `splits/`), at a
 raw NTU RGB+D or N-UCLA tree (converted once into a cache next to the run's
-output), or be empty for the synthetic dataset (generated once, then
+output, keyed by the tree's file list, sizes and times so that changed raw
+files are converted again), or be empty for the synthetic dataset (generated once, then
 converted). The generator and converter run as their own command-line tools,
 so their progress bars and error reports reach the user unchanged.
 """
@@ -127,13 +128,34 @@ def prepare_data(data_config, cache_root):
     expected = "nucla" if dataset == "nucla" else "ntu"
     if layout != expected:
         raise DataDirError(_missing_message(dataset, data_dir))
-    digest = hashlib.sha1(os.path.abspath(data_dir).encode()).hexdigest()[:8]
+    digest = raw_tree_digest(data_dir)
     converted = os.path.join(
         cache_root, f"{expected}_{os.path.basename(os.path.abspath(data_dir))}_{digest}_{data_config.stored_size}"
     )
     if not is_converted(converted):
         _convert(data_dir, expected, converted, data_config)
     return converted
+
+
+def raw_tree_digest(data_dir):
+    """8 hex digits identifying a raw dataset tree and its current contents.
+
+    Hashes the absolute path and the relative path, size and modification
+    time of every file under it, so that adding, removing or replacing a
+    video or skeleton file gives a new conversion cache instead of reusing
+    shards converted from the old files. (Walking the tree stats every file
+    once: about a second for NTU's 114,000 files.)
+    """
+    root = os.path.abspath(data_dir)
+    digest = hashlib.sha1(root.encode())
+    for directory, subdirectories, names in os.walk(root):
+        subdirectories.sort()
+        for name in sorted(names):
+            path = os.path.join(directory, name)
+            stat = os.stat(path)
+            relative = os.path.relpath(path, root)
+            digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:8]
 
 
 def _missing_message(dataset, data_dir):

@@ -357,11 +357,13 @@ class GlimpseCloudsCore(keras.layers.Layer):
         mean_context = ops.mean(context, axis=1)
         batch_size = ops.shape(features)[0]
         state = ops.zeros((batch_size, self.zoomer_units), features.dtype)
-        no_workers = ops.zeros((batch_size, 3 * self.zoomer_units), features.dtype)
+        no_worker_projection = ops.zeros(
+            (batch_size, 3 * self.zoomer_units), features.dtype
+        )
         locations, raws = [], []
         for _ in range(self.num_glimpses):
             state, location, raw, _, _ = self._glimpse_step(
-                mean_map, mean_context, state, no_workers
+                mean_map, mean_context, state, no_worker_projection
             )
             locations.append(location)
             raws.append(raw)

@@ -103,9 +103,17 @@ class WorkerGRUCell(keras.layers.Layer):
 
         Returns:
             (batch, 3 * units).
+
+        Raises:
+            ValueError: if the slice is not inside the kernel's rows.
         """
         kernel = ops.cast(self.kernel, inputs.dtype)
         size = inputs.shape[-1]
+        if start < 0 or start + size > kernel.shape[0]:
+            raise ValueError(
+                f"{self.name}: input features [{start}, {start + size}) are outside "
+                f"the kernel's {kernel.shape[0]} rows."
+            )
         if start or size != kernel.shape[0]:
             kernel = kernel[start : start + size]
         return ops.matmul(inputs, kernel)

@@ -120,3 +120,20 @@ def test_config_round_trip_and_saving(tmp_path):
     assert_save_load_same(
         model, np.random.default_rng(6).normal(size=(2, 4, 2)).astype("float32"), tmp_path
     )
+
+
+def test_step_from_split_projections_equals_the_call():
+    # [a ; b] W = a W[:3] + b W[3:]: the zoomer projects b (the worker state)
+    # once per frame and adds it at every glimpse.
+    rng = np.random.default_rng(0)
+    cell = WorkerGRUCell(4)
+    a, b = rng.normal(size=(2, 3)).astype("float32"), rng.normal(size=(2, 5)).astype("float32")
+    state = rng.normal(size=(2, 4)).astype("float32")
+    expected, _ = cell(np.concatenate([a, b], axis=-1), [state])
+    projection = cell.project_inputs(a) + cell.project_inputs(b, start=3)
+    np.testing.assert_allclose(cell.step(projection, state), expected, atol=1e-6)
+    np.testing.assert_allclose(
+        cell.project_inputs(b, start=3), b @ np.asarray(cell.kernel)[3:], atol=1e-6
+    )
+    with pytest.raises(ValueError, match=r"\[4, 9\) are outside the kernel's 8 rows"):
+        cell.project_inputs(b, start=4)
