@@ -25,6 +25,7 @@ from glimpse_keras import training
 from glimpse_keras.data import video_ops
 from glimpse_keras.data.ntu import NTU60_CLASS_NAMES
 from glimpse_keras.models.folding import fold_model_batch_norm
+from tests.models.model_checks import randomise_batch_norm
 
 FRAMES, SIZE, STORED, CLASSES, CLIPS = 2, 32, 48, 5, 3
 CROP = slice((STORED - SIZE) // 2, (STORED - SIZE) // 2 + SIZE)  # 8:40
@@ -89,17 +90,6 @@ def served(tmp_path_factory):
         version_dir=str(version_dir),
         loaded=tf.saved_model.load(str(version_dir)),
     )
-
-
-def randomise_batch_norm(backbone, seed):
-    rng = np.random.default_rng(seed)
-    for layer in backbone.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            size = layer.gamma.shape[0]
-            layer.gamma.assign(rng.uniform(0.5, 1.5, size))
-            layer.beta.assign(rng.uniform(-0.3, 0.3, size))
-            layer.moving_mean.assign(rng.uniform(-0.3, 0.3, size))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, size))
 
 
 def model_reference(model, clips):

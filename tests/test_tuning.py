@@ -119,6 +119,14 @@ def test_values_land_in_the_config_fields_of_the_tuned_stage():
         tuning.apply_hyperparameters(base, tuning.load_search_space(), {"num_workers": 0})
 
 
+def fixed_values():
+    """HyperParameters holding VALUES as fixed values."""
+    hp = keras_tuner.HyperParameters()
+    for name, value in VALUES.items():
+        hp.Fixed(name, value)
+    return hp
+
+
 @pytest.fixture
 def random_clip_data(monkeypatch):
     """Trial datasets of two random tiny clips (no converted data needed)."""
@@ -138,9 +146,7 @@ def test_hypermodel_initialises_a_fresh_memory_distance_from_the_data(random_cli
     from glimpse_keras import training
 
     hypermodel = tuning.GlimpseHyperModel(tiny_config(), converted_dir="unused")
-    hp = keras_tuner.HyperParameters()
-    for name, value in VALUES.items():
-        hp.Fixed(name, value)
+    hp = fixed_values()
     model = hypermodel.build(hp)
     # The same model built and adapted by hand, as training.run_stage does.
     config = hypermodel.trial_config(hp)
@@ -155,9 +161,7 @@ def test_hypermodel_initialises_a_fresh_memory_distance_from_the_data(random_cli
 
 def test_hypermodel_builds_the_model_the_values_describe(random_clip_data):
     hypermodel = tuning.GlimpseHyperModel(tiny_config(), converted_dir="unused")
-    hp = keras_tuner.HyperParameters()
-    for name, value in VALUES.items():
-        hp.Fixed(name, value)
+    hp = fixed_values()
     model = hypermodel.build(hp)
     assert (model.num_glimpses, model.num_workers, model.variant) == (2, 1, "glimpse_clouds")
     assert (model.pose_loss_weight, model.diversity_loss_weight,
@@ -201,9 +205,7 @@ def test_init_from_copies_the_finished_runs_backbone_into_every_trial(tmp_path, 
     source.save_weights(str(tmp_path / "stage1" / training.FINAL))
 
     hypermodel = tuning.GlimpseHyperModel(tiny_config(), "unused", init_from=str(tmp_path))
-    hp = keras_tuner.HyperParameters()
-    for name, value in VALUES.items():
-        hp.Fixed(name, value)
+    hp = fixed_values()
     model = hypermodel.build(hp)
     for attribute in ("backbone", "pose_head"):
         copied = getattr(model, attribute).get_weights()

@@ -9,20 +9,9 @@ from glimpse_keras.models.folding import fold_backbone_batch_norm
 from glimpse_keras.models.folding import fold_model_batch_norm
 from glimpse_keras.models.folding import folded_conv_weights
 from glimpse_keras.models.glimpse_clouds import GlimpseClouds
+from tests.models.model_checks import randomise_batch_norm
 
 VIDEO_SHAPE = (2, 32, 32, 3)
-
-
-def randomise_batch_norm(backbone, seed):
-    """Trained-like statistics: folding must use all four BN vectors."""
-    rng = np.random.default_rng(seed)
-    for layer in backbone.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            size = layer.gamma.shape[0]
-            layer.gamma.assign(rng.uniform(0.5, 1.5, size))
-            layer.beta.assign(rng.uniform(-0.3, 0.3, size))
-            layer.moving_mean.assign(rng.uniform(-0.3, 0.3, size))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, size))
 
 
 def test_folded_conv_weights_hand_computed():
