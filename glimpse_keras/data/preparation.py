@@ -3,8 +3,8 @@
 `--data-dir` may point at converted shards (a directory with `splits/`), at a
 raw NTU RGB+D or N-UCLA tree (converted once into a cache next to the run's
 output, keyed by the tree's file list, sizes and times so that changed raw
-files are converted again), or be empty for the synthetic dataset (generated once, then
-converted). The generator and converter run as their own command-line tools,
+files are converted again), or be empty for the synthetic dataset (generated
+once, then converted). The generator and converter run as their own command-line tools,
 so their progress bars and error reports reach the user unchanged.
 """
 
