@@ -14,6 +14,7 @@ from glimpse_keras.models.backbone import (
     InflatedResNet3D,
     build_backbone,
 )
+from tests.models.model_checks import randomise_batch_norm
 
 
 def _video(shape, seed=0):
@@ -23,14 +24,9 @@ def _video(shape, seed=0):
 def _randomise(model, seed=0):
     """Random kernels plus non-trivial BatchNorm statistics."""
     rng = np.random.default_rng(seed)
+    randomise_batch_norm(model, rng)
     for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            channels = layer.gamma.shape[0]
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, channels), rng.normal(0, 0.1, channels),
-                rng.normal(0, 0.1, channels), rng.uniform(0.5, 1.5, channels),
-            ])
-        elif isinstance(layer, InflatedConv3D):
+        if isinstance(layer, InflatedConv3D):
             fan_in = np.prod(layer.kernel.shape[:-1])
             layer.kernel.assign(
                 rng.normal(0, np.sqrt(2 / fan_in), layer.kernel.shape)

@@ -13,19 +13,15 @@ from glimpse_keras.models.inflation import (
     inflate_kernel,
     load_imagenet_weights,
 )
+from tests.models.model_checks import randomise_batch_norm
 
 
 def _randomise_2d(model, seed=0):
     """Random BN statistics/affine and conv biases so parity is not trivial."""
     rng = np.random.default_rng(seed)
+    randomise_batch_norm(model, rng)
     for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            channels = layer.gamma.shape[0]
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, channels), rng.normal(0, 0.2, channels),
-                rng.normal(0, 0.2, channels), rng.uniform(0.5, 1.5, channels),
-            ])
-        elif isinstance(layer, keras.layers.Conv2D):
+        if isinstance(layer, keras.layers.Conv2D):
             fan_in = np.prod(layer.kernel.shape[:-1])
             layer.kernel.assign(rng.normal(0, np.sqrt(2 / fan_in), layer.kernel.shape))
             if layer.use_bias:
