@@ -21,7 +21,7 @@ class EvaluationError(RuntimeError):
     """The evaluation could not account for every video of the split."""
 
 
-def collect_logits(model, dataset, progress=True, fold_batch_norm=True):
+def collect_logits(model, dataset, progress=True, fold_batch_norm=True, diagnostics=None):
     """Runs `model` over a 'test'-mode dataset.
 
     The forward pass is a `tf.function` (about 2x faster than eager calls).
@@ -35,6 +35,9 @@ def collect_logits(model, dataset, progress=True, fold_batch_norm=True):
         fold_batch_norm: bool, run the copy of `model` whose backbone
             BatchNorms are folded into its convolutions (same logits up to
             float rounding, faster; `models.folding`).
+        diagnostics: an `diagnostics.AttentionDiagnostics` that receives every
+            clip's glimpse locations, assignments and ground-truth pose, or
+            None.
 
     Returns:
         (logits float32 (N, classes), labels int (N,), ids list[str]).
@@ -44,11 +47,22 @@ def collect_logits(model, dataset, progress=True, fold_batch_norm=True):
     if fold_batch_norm and not model.backbone.fold_batch_norm:
         model = fold_model_batch_norm(model)
     # reduce_retracing: the last batch is smaller; one trace serves both.
-    forward = tf.function(lambda video: model(video, training=False)["logits"], reduce_retracing=True)
+    keys = ("logits", "locations", "assignments") if diagnostics is not None else ("logits",)
+
+    def outputs_of(video):
+        outputs = model(video, training=False)
+        return {key: outputs[key] for key in keys}
+
+    forward = tf.function(outputs_of, reduce_retracing=True)
     logits, labels, ids = [], [], []
     batches = tqdm.tqdm(dataset, desc="evaluating", unit="batch", disable=not progress)
     for inputs, targets in batches:
-        logits.append(np.asarray(forward(inputs["video"]), dtype=np.float32))
+        outputs = forward(inputs["video"])
+        logits.append(np.asarray(outputs["logits"], dtype=np.float32))
+        if diagnostics is not None:
+            diagnostics.update(
+                outputs["locations"], outputs["assignments"], targets.get("pose"), targets.get("pose_mask")
+            )
         labels.append(np.asarray(targets["label"]))
         ids.extend(v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(targets["video_id"]))
     if not logits:
