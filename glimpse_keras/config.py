@@ -170,6 +170,13 @@ class ModelConfig:
     raw_location_embedding: bool = _value(
         False, "feed the pre-activation location to the what/where MLP (code)"
     )
+    max_scale: float = _value(
+        1.0,
+        "largest glimpse scale (half the box side, 1 = the whole map, as the "
+        "authors): s = max_scale * sigmoid(raw + scale_bias)",
+        0.01,
+        1.0,
+    )
     zoomer_reset_each_frame: bool = _value(
         False,
         "restart the glimpse GRU's state at every frame (authors' code: carried "

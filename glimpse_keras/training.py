@@ -81,6 +81,7 @@ def core_options(model_config):
         "share_first_worker_state": model_config.share_first_worker_state,
         "use_raw_location": model_config.raw_location_embedding,
         "scale_bias": model_config.scale_bias,
+        "max_scale": model_config.max_scale,
         "zoomer_reset_each_frame": model_config.zoomer_reset_each_frame,
     }
     if model_config.memory_capacity:
@@ -352,15 +353,16 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
             count = adapt_memory_metric(model, train_dataset(config, converted_dir, stage, seed))
             if count:
                 print(f"[{stage.name}] memory distance initialised from {count} glimpse features")
-    validation_data = None
-    if config.train.validate:
-        validation_data = validation_dataset(config, converted_dir, stage.batch_size)
+    # The attention diagnostics are logged from a few test batches whether or
+    # not the whole split is scored every epoch (`train.validate`).
+    test_clips = validation_dataset(config, converted_dir, stage.batch_size)
+    validation_data = test_clips if config.train.validate else None
     nonfinite = StopOnNonFinite()
     callbacks = [
         nonfinite,
         AtomicCheckpoint(stage_dir, CHECKPOINT, STATE, nonfinite),
         keras.callbacks.TensorBoard(os.path.join(stage_dir, "logs")),
-        GlimpseSummary(os.path.join(stage_dir, "logs"), validation_data),
+        GlimpseSummary(os.path.join(stage_dir, "logs"), test_clips),
         *extra_callbacks,
     ]
     stage_seed = config.train.seed + 1000 * config.train.stages.index(stage)

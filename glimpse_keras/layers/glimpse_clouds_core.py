@@ -79,7 +79,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
             bug (see `MultiWorkerGRUCell`).
         assign_axis, temperature, distance, projection_dim, metric_trainable,
         decay_tau, decay, memory_frames: forwarded to `MemorySoftAssignment`.
-        scale_bias: float, forwarded to `GlimpseLocator`.
+        scale_bias, max_scale: floats, forwarded to `GlimpseLocator`.
         fixed_glimpse_scale: float in (0, 1], the scale of "random" and
             "saliency" glimpses.
         saliency_nms_radius: int >= 0, suppression radius in cells.
@@ -144,6 +144,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
         decay="recency",
         memory_frames=None,
         scale_bias=3.0,
+        max_scale=1.0,
         fixed_glimpse_scale=0.5,
         saliency_nms_radius=1,
         seed=None,
@@ -176,6 +177,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
         self.decay = decay
         self.memory_frames = memory_frames
         self.scale_bias = scale_bias
+        self.max_scale = max_scale
         if (
             isinstance(fixed_glimpse_scale, bool)
             or not isinstance(fixed_glimpse_scale, (int, float))
@@ -225,6 +227,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
         if self.glimpse_type in ("attention", "tube"):
             self.locator = GlimpseLocator(
                 scale_bias=scale_bias,
+                max_scale=max_scale,
                 initialization=initialization,
                 name="glimpse_locator",
                 dtype=policy,
@@ -306,7 +309,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
         limit = 1.0 - 1e-6
         clipped = ops.cast(locations, "float32")
         centre = ops.clip(clipped[..., :2], -limit, limit)
-        scale = ops.clip(clipped[..., 2:], 1e-6, limit)
+        scale = ops.clip(clipped[..., 2:] / float(self.max_scale), 1e-6, limit)
         raw_centre = 0.5 * ops.log((1.0 + centre) / (1.0 - centre))
         raw_scale = ops.log(scale / (1.0 - scale)) - float(self.scale_bias)
         raw = ops.concatenate([raw_centre, raw_scale], axis=-1)
@@ -528,6 +531,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
                 "decay": self.decay,
                 "memory_frames": self.memory_frames,
                 "scale_bias": self.scale_bias,
+                "max_scale": self.max_scale,
                 "fixed_glimpse_scale": self.fixed_glimpse_scale,
                 "saliency_nms_radius": self.saliency_nms_radius,
                 "seed": self.seed,

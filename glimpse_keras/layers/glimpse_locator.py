@@ -14,12 +14,14 @@ class GlimpseLocator(keras.layers.Layer):
     One linear map of the concatenation [c_t ; h] gives a raw 4-vector
     `raw = W [c_t ; h] + b`, activated as
     `x, y = tanh(raw[0:2])` (centre in [-1, 1], x along the width) and
-    `s_x, s_y = sigmoid(raw[2:4] + scale_bias)` (half-extent in (0, 1)).
-    With the default `scale_bias=3` and small weights the first glimpses cover
-    about 95% of the map.
+    `s_x, s_y = max_scale * sigmoid(raw[2:4] + scale_bias)` (half-extent in
+    (0, max_scale)). With the defaults `scale_bias=3`, `max_scale=1` (the
+    authors') and small weights the first glimpses cover about 95% of the map.
 
     Args:
         scale_bias: float, offset added to the raw scale before the sigmoid.
+        max_scale: float in (0, 1], the largest scale a glimpse can take
+            (1: the whole map, as the authors).
         initialization: "torch" (PyTorch Linear default U(+-1/sqrt(fan_in)),
             as trained by the authors) or "keras" (Glorot kernel, zero bias).
         **kwargs: forwarded to `keras.layers.Layer`.
@@ -36,7 +38,7 @@ class GlimpseLocator(keras.layers.Layer):
 
     Raises:
         ValueError: for an unknown `initialization` or a non-numeric
-            `scale_bias`.
+            `scale_bias`, or a `max_scale` outside (0, 1].
 
     Example:
         >>> loc, raw = GlimpseLocator()(ops.zeros((2, 16)), ops.zeros((2, 8)))
@@ -45,7 +47,7 @@ class GlimpseLocator(keras.layers.Layer):
         MODEL_SPEC.md section 2 ("Location head"); poster: l_g = W_l^T [h_g, c].
     """
 
-    def __init__(self, scale_bias=3.0, initialization="torch", **kwargs):
+    def __init__(self, scale_bias=3.0, max_scale=1.0, initialization="torch", **kwargs):
         super().__init__(**kwargs)
         if isinstance(scale_bias, bool) or not isinstance(
             scale_bias, (int, float)
@@ -54,6 +56,9 @@ class GlimpseLocator(keras.layers.Layer):
                 f"`scale_bias` must be a number, received {scale_bias!r}."
             )
         self.scale_bias = float(scale_bias)
+        if isinstance(max_scale, bool) or not isinstance(max_scale, (int, float)) or not 0.0 < max_scale <= 1.0:
+            raise ValueError(f"`max_scale` must be in (0, 1], received max_scale={max_scale!r}.")
+        self.max_scale = float(max_scale)
         self.initialization = check_initialization(initialization)
 
     def build(self, context_shape, state_shape):
@@ -70,7 +75,10 @@ class GlimpseLocator(keras.layers.Layer):
         joint = ops.concatenate([context, state], axis=-1)
         raw = ops.matmul(joint, self.kernel) + self.bias
         location = ops.concatenate(
-            [ops.tanh(raw[..., :2]), ops.sigmoid(raw[..., 2:] + self.scale_bias)],
+            [
+                ops.tanh(raw[..., :2]),
+                self.max_scale * ops.sigmoid(raw[..., 2:] + self.scale_bias),
+            ],
             axis=-1,
         )
         return location, raw
@@ -84,6 +92,7 @@ class GlimpseLocator(keras.layers.Layer):
         config.update(
             {
                 "scale_bias": self.scale_bias,
+                "max_scale": self.max_scale,
                 "initialization": self.initialization,
             }
         )

@@ -105,15 +105,26 @@ def test_zoomer_reset_each_frame_places_every_first_glimpse_from_its_own_frame()
     np.testing.assert_allclose(after[:, 1, 0], out["locations"][:, 1, 0], atol=1e-6)
 
 
-@pytest.mark.parametrize("scale_bias", [3.0, 0.0, -1.0])
-def test_scale_bias_sets_the_initial_glimpse_scale(scale_bias):
-    core = tiny_core(scale_bias=scale_bias)
+@pytest.mark.parametrize("scale_bias,max_scale", [(3.0, 1.0), (0.0, 1.0), (-1.0, 1.0), (0.0, 0.4)])
+def test_scale_bias_and_max_scale_set_the_initial_glimpse_scale(scale_bias, max_scale):
+    core = tiny_core(scale_bias=scale_bias, max_scale=max_scale)
     features, context = tiny_inputs(4)
     core(features, context)
     core.locator.kernel.assign(np.zeros(core.locator.kernel.shape, "float32"))
     core.locator.bias.assign(np.zeros((4,), "float32"))
     scales = np.asarray(core(features, context)["locations"])[..., 2:]
-    np.testing.assert_allclose(scales, 1.0 / (1.0 + np.exp(-scale_bias)), rtol=1e-6)
+    np.testing.assert_allclose(scales, max_scale / (1.0 + np.exp(-scale_bias)), rtol=1e-6)
+
+
+def test_max_scale_bounds_every_glimpse():
+    core = tiny_core(max_scale=0.3)
+    features, context = tiny_inputs(5)
+    core(features, context)
+    core.locator.bias.assign(np.array([0.0, 0.0, 20.0, 20.0], "float32"))  # saturate the sigmoid
+    scales = np.asarray(core(features, context)["locations"])[..., 2:]
+    assert scales.max() <= 0.3 + 1e-6 and scales.min() > 0.29
+    with pytest.raises(ValueError, match="max_scale=1.5"):
+        tiny_core(max_scale=1.5)
 
 
 def _locator_gradient(core, features, context):
