@@ -27,8 +27,15 @@ compiled step and the achieved fraction of the bf16 peak. Each measurement
 is bounded by `--limit` seconds and the run by `--budget` seconds (what
 is left is reported as skipped).
 
+Levers: `--scan-core` runs the glimpse core's frame loop as one scanned loop
+(`benchmarks/core_scan.py`, same outputs) instead of the model's unrolled
+loop (XLA's cost analysis counts a loop body once, so the FLOPs and peak
+fractions of scanned runs are underestimates: take them from an unrolled
+run); XLA flags through the `XLA_FLAGS` environment variable (recorded in
+the setup line).
+
 Usage:
-    KERAS_BACKEND=jax python benchmarks/gpu_speed.py [--output DIR]
+    KERAS_BACKEND=jax python benchmarks/gpu_speed.py [--output DIR] [--scan-core]
     KERAS_BACKEND=jax python benchmarks/gpu_speed.py --tiny    # CPU smoke run
 """
 
@@ -42,14 +49,16 @@ import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+for path in (ROOT, os.path.join(ROOT, "benchmarks")):
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from core_scan import scanned_core_call  # noqa: E402
 from glimpse_keras.models.folding import fold_model_batch_norm  # noqa: E402
 from glimpse_keras.models.presets import build_model_from_preset  # noqa: E402
 
@@ -143,6 +152,14 @@ def make_batch(settings, batch, seed=0):
         "pose_mask": jnp.asarray(np.ones((batch, frames, 2, 25), "float32")),
     }
     return inputs, targets
+
+
+def scan_core(model):
+    """Makes `model`'s glimpse core run its frames as one scanned loop."""
+    core = getattr(model, "core", None)
+    if core is not None:
+        core.call = lambda features, context, training=None: scanned_core_call(core, features, context)
+    return model
 
 
 def build(settings, policy, variant, freeze_backbone):
@@ -252,6 +269,8 @@ def main(argv=None):
     parser.add_argument("--limit", type=float, help="seconds per measurement (default 240; tiny 120)")
     parser.add_argument("--budget", type=float, help="seconds for the whole run (default 540)")
     parser.add_argument("--only", help="comma-separated measurement names to run (default: all)")
+    parser.add_argument("--scan-core", action="store_true",
+                        help="run the glimpse core's frames as one scanned loop (benchmarks/core_scan.py)")
     args = parser.parse_args(argv)
     if keras.backend.backend() != "jax":
         print(f"error: this benchmark runs on JAX; Keras runs on {keras.backend.backend()!r} "
@@ -278,7 +297,7 @@ def main(argv=None):
     device = jax.devices()[0]
     emit({"name": "setup", "device": str(device), "platform": device.platform, "jax": jax.__version__,
           "keras": keras.__version__, "tensorflow_imported": "tensorflow" in sys.modules,
-          "xla_flags": os.environ.get("XLA_FLAGS", ""),
+          "xla_flags": os.environ.get("XLA_FLAGS", ""), "scan_core": args.scan_core,
           **{key: settings[key] for key in ("preset", "frames", "size", "classes")}})
     signal.signal(signal.SIGALRM, _alarm)
     models = {}
@@ -291,6 +310,8 @@ def main(argv=None):
         key = (policy, variant, freeze)
         if key not in models:
             models[key] = build(settings, policy, variant, freeze)
+            if args.scan_core:
+                scan_core(models[key])
         return models[key]
 
     for name, policy, kind, batch in plan(settings):
@@ -315,7 +336,8 @@ def main(argv=None):
             if kind == "inference":
                 record.update(measure_inference(model, settings, batch, peak))
             elif kind == "inference_folded":
-                record.update(measure_inference(fold_model_batch_norm(model), settings, batch, peak))
+                folded = fold_model_batch_norm(model)
+                record.update(measure_inference(scan_core(folded) if args.scan_core else folded, settings, batch, peak))
             elif kind == "parts":
                 record.update(measure_parts(model, settings, peak))
             else:
