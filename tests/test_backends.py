@@ -219,3 +219,20 @@ def test_a_jax_trained_run_exports_what_tensorflow_computes_with_its_weights(jax
     np.testing.assert_array_less(np.abs(served["probabilities"].numpy() - probabilities), 1e-5)
     np.testing.assert_allclose(served["logits"].numpy(), logits, atol=1e-4)
     np.testing.assert_array_equal(served["class_id"].numpy(), logits.argmax(axis=-1))
+
+
+# === Choosing the backend ===
+
+
+def test_a_process_cannot_switch_backends_once_keras_is_imported(capsys):
+    import train as train_cli
+    from glimpse_keras.backend_selection import BackendSelectionError, select_backend
+
+    assert select_backend(None) == BACKEND
+    assert select_backend(BACKEND) == BACKEND
+    with pytest.raises(BackendSelectionError, match=f"already running on '{BACKEND}'.*'{OTHER}'"):
+        select_backend(OTHER)
+    with pytest.raises(BackendSelectionError, match="received 'torch'"):
+        select_backend("torch")
+    assert train_cli.main(["--backend", OTHER, "--config", TINY_CONFIG]) == 2
+    assert f"KERAS_BACKEND={OTHER}" in capsys.readouterr().err

@@ -277,6 +277,25 @@ def test_mixed_bfloat16_step_keeps_logits_and_losses_float32():
         keras.mixed_precision.set_global_policy("float32")
 
 
+def test_mixed_float16_step_scales_the_loss():
+    if keras.backend.backend() == "tensorflow" and not keras.distribution.list_devices("gpu"):
+        pytest.skip("TensorFlow has no float16 MaxPool3D kernel on CPU")
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = compiled(tiny_model(variant="global_pose"))
+        inputs, targets = make_batch()
+        model(inputs)
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        before = [w.numpy() for w in model.trainable_weights]
+        logs = model.train_on_batch(inputs, targets, return_dict=True)
+        assert np.isfinite(logs["loss"]) and model.backbone.compute_dtype == "float16"
+        # A finite step is applied (a non-finite one would only lower the scale).
+        assert int(model.optimizer.inner_optimizer.iterations.numpy()) == 1
+        assert all(not np.allclose(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def test_stage_transfer_copies_backbone_and_pose_head():
     from glimpse_keras.training import transfer_weights
 
