@@ -31,7 +31,7 @@ TOLERANCE = {"rtol": 1e-4, "atol": 2e-5}
 
 
 def child_environment(backend):
-    environment = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+    environment = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", GLIMPSE_QUIET="1")
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
     if backend == "jax":
         environment.setdefault("XLA_FLAGS", FAST_XLA_COMPILE_FLAGS)
