@@ -12,8 +12,7 @@ Layout of a run directory::
 
 Every file is written atomically, so a run killed at any moment resumes from
 its last completed epoch (`resume=True`) with the optimizer state and epoch
-counter it had (on any backend: a run started on TensorFlow may resume on JAX
-and the other way round, the weights files are the same). Each stage starts from the previous stage's model (backbone,
+counter it had. Each stage starts from the previous stage's model (backbone,
 pose head and any other sub-model of the same shape; the new heads of a later
 stage start fresh); the first stage may start from inflated ImageNet weights.
 """

@@ -31,7 +31,7 @@ def tiny_inputs(seed=0):
 
 @pytest.mark.parametrize("aggregation", ["workers", "gru"])
 @pytest.mark.parametrize("glimpse_type", ["attention", "tube", "random", "saliency"])
-def test_every_variant_runs_eagerly_and_in_tf_function(glimpse_type, aggregation):
+def test_every_variant_runs_eagerly_and_compiled(glimpse_type, aggregation):
     core = tiny_core(glimpse_type=glimpse_type, aggregation=aggregation)
     features, context = tiny_inputs()
     eager = core(features, context, training=False)
