@@ -141,8 +141,8 @@ TINY_CONFIG = os.path.join(REPO, "configs", "tiny.yaml")
 @pytest.fixture(scope="module")
 def jax_run(tmp_path_factory):
     """`python train.py --backend jax` on configs/tiny.yaml (data, both
-    stages, evaluation, export), then the same run resumed with one more
-    epoch of stage 2."""
+    stages with validation, evaluation, export), then the same run resumed
+    with one more epoch of stage 2 (without validation, to save a compile)."""
     if BACKEND != "tensorflow":
         pytest.skip("runs in the TensorFlow half of the suite, which loads the SavedModel")
     run = str(tmp_path_factory.mktemp("jax_run") / "run")
@@ -155,7 +155,9 @@ def jax_run(tmp_path_factory):
     exported_weights = os.path.join(os.path.dirname(run), "exported.weights.h5")
     shutil.copyfile(os.path.join(stage2, "final.weights.h5"), exported_weights)
     resumed = run_child(
-        train + ["--resume", "--set", "train.stages.1.epochs=2", "--no-evaluate", "--no-export"], "jax"
+        train + ["--resume", "--set", "train.stages.1.epochs=2", "--set", "train.validate=false",
+                 "--no-evaluate", "--no-export"],
+        "jax",
     )
     return types.SimpleNamespace(
         run=run,
