@@ -15,6 +15,9 @@ JOBS.json is a list of jobs, each a dict with "job" and its file paths:
 - {"job": "train_step", "weights": W, "trained": T, "logs": L}: loads W,
   runs one `train_on_batch` (SGD) on `fixed_batch()` and writes the updated
   weights to T (.npz, in `model.weights` order) and the logs to L (.json).
+- {"job": "export", "directory": D, "message": M}: calls
+  `export.export_model` into D and writes the `ExportError` message it
+  raises (or "" when it exports) to M.
 
 The functions below are what both halves use, so the two backends build the
 same model and see the same batch.
@@ -119,6 +122,19 @@ def run_job(job):
         np.savez(job["trained"], **weight_arrays(model))
         with open(job["logs"], "w") as handle:
             json.dump(logs, handle)
+    elif kind == "export":
+        from glimpse_keras import export
+
+        message = ""
+        try:
+            export.export_model(
+                model, job["directory"], num_frames=FRAMES, image_size=SIZE,
+                class_names=[f"class_{index}" for index in range(CLASSES)],
+            )
+        except export.ExportError as error:
+            message = str(error)
+        with open(job["message"], "w") as handle:
+            handle.write(message)
     else:
         raise ValueError(f"unknown job {kind!r}")
 

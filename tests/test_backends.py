@@ -76,11 +76,14 @@ def exchange(tmp_path_factory):
         theirs_outputs=str(root / "theirs.npz"),
         trained=str(root / "trained_there.npz"),
         logs=str(root / "logs_there.json"),
+        export_dir=str(root / "export_there"),
+        export_message=str(root / "export_there.txt"),
     )
     jobs = [
         {"job": "run", "weights": mine, "outputs": files.mine_there},
         {"job": "save_random", "seed": 6, "weights": files.theirs, "outputs": files.theirs_outputs},
         {"job": "train_step", "weights": mine, "trained": files.trained, "logs": files.logs},
+        {"job": "export", "directory": files.export_dir, "message": files.export_message},
     ]
     spec = root / "jobs.json"
     spec.write_text(json.dumps(jobs))
@@ -125,6 +128,16 @@ def test_one_training_step_is_the_same_on_both_backends(exchange):
         np.testing.assert_allclose(theirs[key], value, rtol=1e-4, atol=1e-5, err_msg=key)
         moved += not np.allclose(before[key], value, atol=1e-6)
     assert moved > len(mine) // 2
+
+
+def test_export_refuses_a_backend_other_than_tensorflow_and_names_the_command(exchange):
+    with open(exchange.export_message) as handle:
+        message = handle.read()
+    if OTHER == "tensorflow":
+        assert message == "" and os.path.exists(os.path.join(exchange.export_dir, "saved_model.pb"))
+    else:
+        assert f"Keras runs on '{OTHER}'" in message and "python export.py --run RUN" in message
+        assert not os.path.exists(exchange.export_dir)
 
 
 def tiny_model_with(weights):
