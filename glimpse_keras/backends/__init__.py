@@ -16,9 +16,8 @@ TensorFlow on a JAX machine):
 - `compile_forward(function, model)`: an inference function of the model
   compiled for repeated calls (`tf.function` / `jax.jit`).
 
-Training is supported on "tensorflow" and "jax". On any other backend the
-model builds and runs forward, and `fit`/`evaluate` raise
-`UnsupportedBackendError`.
+Training is supported on "tensorflow" and "jax". On any other backend (e.g.
+"torch", not tested) `fit` and `evaluate` raise `UnsupportedBackendError`.
 """
 
 import keras
