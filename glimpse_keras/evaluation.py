@@ -10,7 +10,6 @@ the converter skipped, with its reason.
 import json
 import os
 
-import keras
 import numpy as np
 
 from glimpse_keras.backends import compile_forward
@@ -54,7 +53,7 @@ def collect_logits(model, dataset, progress=True, fold_batch_norm=True):
     batches = tqdm.tqdm(dataset, desc="evaluating", unit="batch", disable=not progress)
     for inputs, targets in batches:
         outputs = forward(inputs["video"])
-        logits.append(np.asarray(keras.ops.convert_to_numpy(outputs["logits"]), dtype=np.float32))
+        logits.append(np.asarray(outputs["logits"], dtype=np.float32))
         labels.append(np.asarray(targets["label"]))
         ids.extend(v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(targets["video_id"]))
     if not logits:
