@@ -27,7 +27,7 @@ def parse_args(argv):
                         help="override the run's protocol")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument("--clips", type=int, help="clips per video (default: the config's, 5)")
-    parser.add_argument("--output", help="report path (default: RUN/evaluation/<split>_report.json)")
+    parser.add_argument("--output", help="report path (default: RUN/evaluation/<stage>/<split>_report.json)")
     return parser.parse_args(argv)
 
 
@@ -56,9 +56,11 @@ def main(argv=None):
             data.protocol = args.protocol
         cache_root = os.path.join(os.path.dirname(os.path.abspath(args.run)), "data_cache")
         converted = preparation.prepare_data(data, cache_root)
-        output = args.output or os.path.join(args.run, "evaluation", f"{args.split}_report.json")
+        stage = args.stage or config.train.stages[-1].name
+        output = args.output or os.path.join(args.run, "evaluation", stage, f"{args.split}_report.json")
         report = pipeline_runner.evaluate_model(
-            model, config, converted, split=args.split, clips=args.clips, output=output
+            model, config, converted, split=args.split, clips=args.clips, output=output,
+            stage=stage, weights=os.path.join(args.run, stage, training.FINAL),
         )
     except (training.TrainingError, preparation.DataDirError, pipeline.SplitNotFoundError,
             evaluation.EvaluationError, config_lib.ConfigError) as error:
@@ -73,6 +75,11 @@ def main(argv=None):
         print(f"skipped during conversion ({len(skipped)}):")
         for entry in skipped:
             print(f"  {entry['sample']}: {entry['reason']}")
+    if report["attention"]:
+        from glimpse_keras.diagnostics import format_diagnostics
+
+        print(f"glimpse attention ({report['attention']['clips']} clips):")
+        print("\n".join(format_diagnostics(report["attention"])))
     print(f"report: {output}\nconfusion matrix: {report['confusion_png']}")
     return 0
 

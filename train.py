@@ -76,8 +76,14 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"\nFinished in {(time.time() - started) / 60:.1f} min. Results:")
+    attention = results.pop("attention", None)
     for key, value in results.items():
-        print(f"  {key:<22} {value}")
+        print(f"  {key:<30} {value}")
+    if attention:
+        from glimpse_keras.diagnostics import format_diagnostics
+
+        print(f"Glimpse attention on the test clips ({attention['clips']} clips):")
+        print("\n".join(format_diagnostics(attention, indent="  ")))
     return 0
 
 

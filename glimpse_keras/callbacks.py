@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from glimpse_keras import diagnostics
 from glimpse_keras.io_utils import atomic_path, atomic_write_json
 
 
@@ -77,69 +78,71 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         )
 
 
-def glimpse_statistics(outputs):
-    """Scalar summaries of a batch's glimpses.
-
-    Args:
-        outputs: the model's output dict ("locations" (B, T, G, 4),
-            "assignments" (B, T, C, G)).
+def attention_scalars(figures):
+    """TensorBoard scalars of `diagnostics.attention_diagnostics`' result.
 
     Returns:
-        dict name -> float: mean scale, mean distance of glimpse centres from
-        the frame centre, mean pairwise centre distance within a frame, and
-        the mean entropy of the soft assignment (nats; along the glimpse axis).
+        dict "attention/<name>" -> float, for every figure that is a finite
+        number (the worker shares as "attention/worker_share_<c>").
     """
-    locations = np.asarray(outputs["locations"], dtype=np.float64)
-    assignments = np.asarray(outputs["assignments"], dtype=np.float64)
-    centres = locations[..., :2]
-    pairwise = np.linalg.norm(centres[..., :, None, :] - centres[..., None, :, :], axis=-1)
-    glimpses = centres.shape[-2]
-    spread = pairwise.sum(axis=(-1, -2)) / max(glimpses * (glimpses - 1), 1)
-    probabilities = np.clip(assignments, 1e-12, 1.0)
-    entropy = -(probabilities * np.log(probabilities)).sum(axis=-1)
-    return {
-        "glimpse/scale_mean": float(locations[..., 2:].mean()),
-        "glimpse/centre_offset": float(np.linalg.norm(centres, axis=-1).mean()),
-        "glimpse/pairwise_distance": float(spread.mean()),
-        "glimpse/assignment_entropy": float(entropy.mean()),
-    }
+    scalars = {}
+    for key, value in figures.items():
+        if key == "worker_shares":
+            for worker, share in enumerate(value):
+                scalars[f"attention/worker_share_{worker}"] = float(share)
+        elif isinstance(value, (int, float)) and math.isfinite(value) and key != "clips":
+            scalars[f"attention/{key}"] = float(value)
+    return scalars
 
 
 class GlimpseSummary(keras.callbacks.Callback):
-    """Logs glimpse statistics (and overlay images when available) to
-    TensorBoard at the end of every epoch, on one fixed validation batch.
+    """Logs the attention diagnostics (`glimpse_keras.diagnostics`) and glimpse
+    overlay images to TensorBoard at the end of every epoch, on a few fixed
+    validation batches.
 
     Args:
         log_dir: TensorBoard directory.
         dataset: a dataset of (inputs, targets) batches, or None (no-op).
         max_images: number of clips drawn as images.
+        batches: validation batches the diagnostics are computed on (the
+            input dependence compares videos, so more than one clip is needed).
     """
 
-    def __init__(self, log_dir, dataset, max_images=2):
+    def __init__(self, log_dir, dataset, max_images=2, batches=4):
         super().__init__()
         self.log_dir = log_dir
         self.dataset = dataset
         self.max_images = max_images
-        self._batch = None
+        self.batches = batches
+        self._batches = None
         self._writer = None
+        self.last_figures = None
 
     def on_train_begin(self, logs=None):
         # `fit` runs once per epoch (see training.run_stage): set up once.
-        if self.dataset is None or self._batch is not None:
+        if self.dataset is None or self._batches is not None:
             return
-        for inputs, targets in self.dataset.take(1):
-            self._batch = (inputs, targets)
+        self._batches = list(self.dataset.take(self.batches))
         self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "glimpses"))
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._batch is None or getattr(self.model, "is_global", True):
+        if not self._batches or getattr(self.model, "is_global", True):
             return
-        inputs, targets = self._batch
-        outputs = self.model(inputs, training=False)
+        accumulator = diagnostics.AttentionDiagnostics(assign_axis=self.model.core.assign_axis)
+        first_outputs = None
+        for inputs, targets in self._batches:
+            outputs = self.model(inputs, training=False)
+            if first_outputs is None:
+                first_outputs = outputs
+            accumulator.update(
+                outputs["locations"], outputs["assignments"], targets["pose"], targets["pose_mask"]
+            )
+        self.last_figures = accumulator.result()
         with self._writer.as_default(step=epoch):
-            for name, value in glimpse_statistics(outputs).items():
+            for name, value in attention_scalars(self.last_figures).items():
                 tf.summary.scalar(name, value)
-            images = _overlay_images(inputs, targets, outputs, self.max_images)
+            inputs, targets = self._batches[0]
+            images = _overlay_images(inputs, targets, first_outputs, self.max_images)
             if images is not None:
                 tf.summary.image("glimpses", images, max_outputs=self.max_images)
         self._writer.flush()

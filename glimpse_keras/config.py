@@ -77,6 +77,14 @@ class DataConfig:
     num_frames: int = _value(8, "frames per clip (T)", 1)
     image_size: int = _value(224, "side of the square model input, pixels", 32)
     stored_size: int = _value(256, "side of the stored JPEG frames, pixels", 32)
+    classes: typing.List[int] = dataclasses.field(
+        default_factory=list,
+        metadata={
+            "doc": "the dataset's own class numbers to train on (NTU action "
+            "numbers 1..120 as in A001, N-UCLA action numbers), in label "
+            "order; empty = every class"
+        },
+    )
     clips_per_video: int = _value(5, "clips averaged per video at test time", 1)
     flip: bool = _value(False, "random horizontal flip in training")
     shuffle_buffer: int = _value(512, "training shuffle buffer, videos", 1)
@@ -121,6 +129,18 @@ class ModelConfig:
         "caffe (BGR mean subtraction, Keras ResNet50 weights)",
     )
     num_classes: int = _value(60, "number of action classes", 2)
+    output_stride: int = _choice(
+        32,
+        (32, 16, 8),
+        "downsampling of the res5 map Z that glimpses crop: 32 (ResNet), 16 or "
+        "8 (later stages dilated instead of strided: larger maps, same weights)",
+    )
+    output_stride_dilation: bool = _value(
+        True,
+        "below output stride 32, dilate the stages whose stride was removed "
+        "(DeepLab; keeps receptive fields, right for pretrained weights) or not "
+        "(more local res5 features)",
+    )
     num_glimpses: int = _value(3, "glimpses per frame (G)", 1)
     num_workers: int = _value(3, "worker GRUs (C)", 1)
     detach_location: bool = _value(
@@ -150,6 +170,16 @@ class ModelConfig:
     raw_location_embedding: bool = _value(
         False, "feed the pre-activation location to the what/where MLP (code)"
     )
+    zoomer_reset_each_frame: bool = _value(
+        False,
+        "restart the glimpse GRU's state at every frame (authors' code: carried "
+        "across frames, which lets it settle into one schedule for every video)",
+    )
+    scale_bias: float = _value(
+        3.0,
+        "offset of the glimpse scale's sigmoid: the first glimpses have scale "
+        "sigmoid(scale_bias) (authors: 3, i.e. 0.95 of the map; 0 gives 0.5)",
+    )
 
 
 @dataclasses.dataclass
@@ -159,6 +189,15 @@ class LossConfig:
     pose_weight: float = _value(0.1, "w_P, pose regression", 0.0)
     diversity_weight: float = _value(1.0, "w_G1, glimpse diversity", 0.0)
     attraction_weight: float = _value(1.0, "w_G2, glimpse attraction", 0.0)
+    scale_weight: float = _value(
+        0.0, "w_S, prior for small glimpses: mean glimpse scale (0 = off, authors)", 0.0
+    )
+    diversity_form: str = _choice(
+        "inverse",
+        ("inverse", "exponential"),
+        "glimpse diversity term: 1/(1 + mean squared spread) (authors' code) or "
+        "mean exp(-distance) (paper Eq. 15; keeps a gradient when glimpses coincide)",
+    )
 
 
 @dataclasses.dataclass
@@ -229,6 +268,24 @@ class ExperimentConfig:
             raise ConfigError(
                 f"data.image_size: expected a multiple of 32 (the backbone "
                 f"downsamples by 32), got {self.data.image_size}"
+            )
+        classes = self.data.classes
+        if len(set(classes)) != len(classes):
+            raise ConfigError(f"data.classes: class numbers repeat: {classes}")
+        if self.data.dataset == "nucla":
+            from glimpse_keras.data.nucla import NUCLA_ACTION_TO_LABEL
+
+            valid, described = set(NUCLA_ACTION_TO_LABEL), f"N-UCLA action numbers {sorted(NUCLA_ACTION_TO_LABEL)}"
+        else:
+            valid, described = set(range(1, 121)), "NTU action numbers 1..120"
+        unknown = [number for number in classes if number not in valid]
+        if unknown:
+            raise ConfigError(f"data.classes: {unknown} are not {described}")
+        if classes and len(classes) != self.model.num_classes:
+            raise ConfigError(
+                f"model.num_classes: {self.model.num_classes} differs from the "
+                f"{len(classes)} classes of data.classes {classes}; the model needs one "
+                f"output per class"
             )
         if not self.train.stages:
             raise ConfigError("train.stages: at least one stage is required")

@@ -21,7 +21,7 @@ class EvaluationError(RuntimeError):
     """The evaluation could not account for every video of the split."""
 
 
-def collect_logits(model, dataset, progress=True, fold_batch_norm=True):
+def collect_logits(model, dataset, progress=True, fold_batch_norm=True, diagnostics=None):
     """Runs `model` over a 'test'-mode dataset.
 
     The forward pass is compiled by the backend (`tf.function` on
@@ -36,6 +36,9 @@ def collect_logits(model, dataset, progress=True, fold_batch_norm=True):
         fold_batch_norm: bool, run the copy of `model` whose backbone
             BatchNorms are folded into its convolutions (same logits up to
             float rounding, faster; `models.folding`).
+        diagnostics: an `diagnostics.AttentionDiagnostics` that receives every
+            clip's glimpse locations, assignments and ground-truth pose, or
+            None.
 
     Returns:
         (logits float32 (N, classes), labels int (N,), ids list[str]).
@@ -44,9 +47,11 @@ def collect_logits(model, dataset, progress=True, fold_batch_norm=True):
 
     if fold_batch_norm and not model.backbone.fold_batch_norm:
         model = fold_model_batch_norm(model)
+    keys = ("logits", "locations", "assignments") if diagnostics is not None else ("logits",)
 
     def outputs_of(video):
-        return {"logits": model(video, training=False)["logits"]}
+        outputs = model(video, training=False)
+        return {key: outputs[key] for key in keys}
 
     forward = compile_forward(outputs_of, model)
     logits, labels, ids = [], [], []
@@ -54,6 +59,10 @@ def collect_logits(model, dataset, progress=True, fold_batch_norm=True):
     for inputs, targets in batches:
         outputs = forward(inputs["video"])
         logits.append(np.asarray(outputs["logits"], dtype=np.float32))
+        if diagnostics is not None:
+            diagnostics.update(
+                outputs["locations"], outputs["assignments"], targets.get("pose"), targets.get("pose_mask")
+            )
         labels.append(np.asarray(targets["label"]))
         ids.extend(v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(targets["video_id"]))
     if not logits:

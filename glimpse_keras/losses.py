@@ -182,32 +182,80 @@ def glimpse_attraction_loss(locations, target, mask, per_axis_min=False):
     return ops.mean(ops.sum(nearest, axis=(1, 2)))
 
 
-def glimpse_diversity_loss(locations, include_self_pairs=False):
-    """Pushes the glimpses of one frame apart: `1 / (1 + mean squared spread)`.
+DIVERSITY_FORMS = ("inverse", "exponential")
 
-    Per frame, `d = mean over ordered glimpse pairs (g, g') of the squared
-    coordinate difference averaged over x and y` (that is half the squared
-    Euclidean distance, as in the authors' code), and the frame's loss is
-    `1 / (1 + d)`: 1 when all glimpses coincide, towards 0 as they spread.
-    Summed over time, averaged over the batch.
+# Added under the square root of the exponential form's distances: the
+# gradient of sqrt at 0 is infinite, and coinciding glimpses are its start.
+_DISTANCE_EPSILON = 1e-8
 
-    By default only pairs with `g != g'` count; `include_self_pairs=True` also
-    averages the `G` zero self-distances in, as the authors' code does (this
-    scales `d` by `(G - 1) / G`). With a single glimpse there is no pair, `d`
-    is 0 and every frame costs a constant 1.
+
+def glimpse_diversity_loss(locations, include_self_pairs=False, form="inverse"):
+    """Pushes the glimpses of one frame apart; 1 when they coincide, towards 0 as they spread.
+
+    form "inverse" (the authors' code): per frame, `d = mean over ordered
+    glimpse pairs (g, g') of the squared coordinate difference averaged over
+    x and y` (half the squared Euclidean distance) and the frame's loss is
+    `1 / (1 + d)`. Its gradient vanishes where glimpses coincide (d ~ 0): at a
+    spread of 0.001 it is ~1e-3, so glimpses that start together stay
+    together.
+
+    form "exponential" (the paper's Eq. 15 as we read it): per frame, the mean
+    over ordered pairs of `exp(-|l_g - l_g'|)`, with the Euclidean (not
+    squared) distance, whose gradient has a magnitude of about 1 per pair
+    however close the glimpses are.
+
+    Summed over time, averaged over the batch. By default only pairs with
+    `g != g'` count; `include_self_pairs=True` also averages the `G` zero
+    self-distances in, as the authors' code does (for "inverse" this scales
+    `d` by `(G - 1) / G`). With a single glimpse there is no pair and every
+    frame costs a constant 1.
 
     Args:
         locations: `(batch, time, glimpses, 4)` glimpse parameters, centres in
             the first two channels.
         include_self_pairs: average over all `G * G` pairs.
+        form: "inverse" or "exponential".
+
+    Returns:
+        Scalar float32 tensor.
+
+    Raises:
+        ValueError: for an unknown `form`.
+    """
+    if form not in DIVERSITY_FORMS:
+        raise ValueError(f"diversity form must be one of {DIVERSITY_FORMS}, received {form!r}")
+    centres = ops.cast(locations, "float32")[..., :2]
+    num_glimpses = centres.shape[2]
+    squared = ops.square(ops.expand_dims(centres, 3) - ops.expand_dims(centres, 2))
+    num_pairs = num_glimpses * num_glimpses if include_self_pairs else num_glimpses * (num_glimpses - 1)
+    if num_pairs == 0:
+        return ops.mean(ops.sum(ops.ones_like(centres[:, :, 0, 0]), axis=1))
+    if form == "inverse":
+        spread = ops.sum(ops.mean(squared, axis=-1), axis=(2, 3)) / float(num_pairs)
+        per_frame = 1.0 / (1.0 + spread)
+    else:
+        closeness = ops.exp(-ops.sqrt(ops.sum(squared, axis=-1) + _DISTANCE_EPSILON))
+        if not include_self_pairs:
+            closeness = closeness * (1.0 - ops.eye(num_glimpses, dtype="float32"))
+        per_frame = ops.sum(closeness, axis=(2, 3)) / float(num_pairs)
+    return ops.mean(ops.sum(per_frame, axis=1))
+
+
+def glimpse_scale_loss(locations):
+    """A prior for small glimpses: the mean glimpse scale of a frame.
+
+    Per frame, the mean of `(s_x + s_y) / 2` over the glimpses, in (0, 1];
+    summed over time, averaged over the batch (as the other glimpse terms).
+    Nothing in the authors' losses involves the scale, whose initial value
+    (sigmoid(3) = 0.95) then makes whole-frame boxes the easy optimum; this
+    term asks for boxes only as large as the classification needs.
+
+    Args:
+        locations: `(batch, time, glimpses, 4)`, scales in the last two
+            channels.
 
     Returns:
         Scalar float32 tensor.
     """
-    centres = ops.cast(locations, "float32")[..., :2]
-    num_glimpses = centres.shape[2]
-    squared = ops.square(ops.expand_dims(centres, 3) - ops.expand_dims(centres, 2))
-    total = ops.sum(ops.mean(squared, axis=-1), axis=(2, 3))
-    num_pairs = num_glimpses * num_glimpses if include_self_pairs else num_glimpses * (num_glimpses - 1)
-    spread = total / float(max(num_pairs, 1))
-    return ops.mean(ops.sum(1.0 / (1.0 + spread), axis=1))
+    scales = ops.cast(locations, "float32")[..., 2:]
+    return ops.mean(ops.sum(ops.mean(scales, axis=(2, 3)), axis=1))

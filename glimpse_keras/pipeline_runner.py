@@ -8,7 +8,7 @@ runs on TensorFlow (in a child process when this one runs JAX).
 import collections
 import os
 
-from glimpse_keras import evaluation, training
+from glimpse_keras import diagnostics, evaluation, training
 from glimpse_keras.data import pipeline, preparation
 
 
@@ -22,17 +22,28 @@ def class_names_for(config):
         from glimpse_keras.data.ntu import NTU60_CLASS_NAMES
 
         names = list(NTU60_CLASS_NAMES)
+    labels = preparation.label_map(config.data)
+    if labels is not None:
+        names += [f"class_{index}" for index in range(len(names), max(labels) + 1)]
+        return [names[label] for label in labels]
     count = config.model.num_classes
     names += [f"class_{index}" for index in range(len(names), count)]
     return names[:count]
 
 
-def evaluate_model(model, config, converted_dir, split="test", clips=None, output=None, progress=True):
+def evaluate_model(model, config, converted_dir, split="test", clips=None, output=None, progress=True,
+                   stage=None, weights=None):
     """Multi-clip evaluation of `model` on one split; writes JSON + PNG.
+
+    Args:
+        stage, weights: the stage name and weights file the model holds,
+            recorded in the report.
 
     Returns:
         the report dict (see `evaluation.classification_report`) with the
-        split's expected size, the skipped samples and the file paths.
+        split's expected size, the skipped samples, the file paths and, for a
+        glimpse model, "attention": the attention diagnostics of every clip
+        (`diagnostics.attention_diagnostics`).
 
     Raises:
         evaluation.EvaluationError: when the videos evaluated are not the
@@ -41,7 +52,10 @@ def evaluate_model(model, config, converted_dir, split="test", clips=None, outpu
     """
     data = config.data
     files = preparation.split_files(converted_dir, data, split)
-    expected = pipeline.count_split_videos(converted_dir, preparation.split_protocol(data), split)
+    labels = preparation.label_map(data)
+    expected = pipeline.count_split_videos(
+        converted_dir, preparation.split_protocol(data), split, label_map=labels
+    )
     dataset = pipeline.build_dataset(
         files,
         "test",
@@ -49,8 +63,14 @@ def evaluate_model(model, config, converted_dir, split="test", clips=None, outpu
         image_size=data.image_size,
         batch_size=4,
         clips_per_video=clips or data.clips_per_video,
+        label_map=labels,
     )
-    logits, labels, ids = evaluation.collect_logits(model, dataset, progress=progress)
+    attention = None
+    if not model.is_global:
+        attention = diagnostics.AttentionDiagnostics(assign_axis=model.core.assign_axis)
+    logits, labels, ids = evaluation.collect_logits(
+        model, dataset, progress=progress, diagnostics=attention
+    )
     names = class_names_for(config)
     report = evaluation.classification_report(logits, labels, names)
     present = sorted(set(labels.tolist()))
@@ -63,6 +83,10 @@ def evaluate_model(model, config, converted_dir, split="test", clips=None, outpu
         chance=1.0 / max(len(present), 1),
         skipped_by_conversion=evaluation.skipped_samples(converted_dir),
         video_ids=ids,
+        stage=stage,
+        variant=model.variant,
+        weights=weights,
+        attention=attention.result() if attention is not None else None,
     )
     if len(ids) != expected:
         raise evaluation.EvaluationError(
@@ -96,17 +120,24 @@ def run(config, run_dir, resume=False, init_from=None, evaluate=True, export=Tru
         "converted data": outcome["converted_dir"],
     }
     if evaluate:
-        report_path = os.path.join(run_dir, "evaluation", "test_report.json")
-        report = evaluate_model(model, config, outcome["converted_dir"], output=report_path)
-        results.update(
-            {
-                "test videos": report["videos"],
-                "test top-1": f"{100 * report['top1']:.1f}% (chance {100 * report['chance']:.1f}%)",
-                "test top-5": f"{100 * report['top5']:.1f}%",
-                "test report": report_path,
-                "confusion matrix": report["confusion_png"],
-            }
-        )
+        # Every stage is scored, so the demo shows the global model (stage 1)
+        # beside Glimpse Clouds (stage 2) on the same clips.
+        for stage in config.train.stages:
+            weights = os.path.join(run_dir, stage.name, training.FINAL)
+            if stage is config.train.stages[-1]:
+                stage_model = model
+            else:
+                stage_model = training.load_run_model(run_dir, stage.name)[0]
+            report_path = os.path.join(run_dir, "evaluation", stage.name, "test_report.json")
+            report = evaluate_model(stage_model, config, outcome["converted_dir"], output=report_path,
+                                    stage=stage.name, weights=weights)
+            label = f"{stage.name} ({stage.variant})"
+            results[f"{label} top-1"] = (
+                f"{100 * report['top1']:.1f}% (top-5 {100 * report['top5']:.1f}%, chance "
+                f"{100 * report['chance']:.1f}%, {report['videos']} test videos)"
+            )
+            results[f"{stage.name} report"] = report_path
+        results["attention"] = report["attention"]
     if export:
         results["SavedModel"] = _export(model, config, run_dir)
     return results

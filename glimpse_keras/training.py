@@ -37,6 +37,7 @@ from glimpse_keras.callbacks import (
 )
 from glimpse_keras.data import pipeline, preparation
 from glimpse_keras.io_utils import atomic_write_json
+from glimpse_keras.models.backbone import build_backbone
 from glimpse_keras.models.glimpse_clouds import GlimpseClouds
 from glimpse_keras.models.inflation import InflationError, load_imagenet_weights
 from glimpse_keras.models.presets import get_model_preset
@@ -91,6 +92,8 @@ def core_options(model_config):
         "decay": "recency" if model_config.time_decay == "recent" else "code",
         "share_first_worker_state": model_config.share_first_worker_state,
         "use_raw_location": model_config.raw_location_embedding,
+        "scale_bias": model_config.scale_bias,
+        "zoomer_reset_each_frame": model_config.zoomer_reset_each_frame,
     }
     if model_config.memory_capacity:
         options["memory_frames"] = model_config.memory_capacity
@@ -103,6 +106,12 @@ def build_model(config, variant, freeze_backbone=False):
     kwargs = get_model_preset(model_config.preset)["kwargs"]
     if model_config.backbone:
         kwargs["backbone"] = model_config.backbone
+    if model_config.output_stride != 32:
+        kwargs["backbone"] = build_backbone(
+            kwargs["backbone"],
+            output_stride=model_config.output_stride,
+            output_stride_dilation=model_config.output_stride_dilation,
+        )
     kwargs.update(
         num_classes=model_config.num_classes,
         variant=variant,
@@ -112,6 +121,8 @@ def build_model(config, variant, freeze_backbone=False):
         pose_loss_weight=config.loss.pose_weight,
         diversity_loss_weight=config.loss.diversity_weight,
         attraction_loss_weight=config.loss.attraction_weight,
+        scale_loss_weight=config.loss.scale_weight,
+        diversity_form=config.loss.diversity_form,
         freeze_backbone=freeze_backbone,
         input_normalization=model_config.input_normalization,
         core_options=core_options(model_config),
@@ -308,6 +319,7 @@ def train_dataset(config, converted_dir, stage, seed):
         shuffle_buffer=data.shuffle_buffer,
         seed=seed,
         repeat=bool(stage.steps_per_epoch),
+        label_map=preparation.label_map(data),
     )
 
 
@@ -320,6 +332,7 @@ def validation_dataset(config, converted_dir, batch_size):
         num_frames=data.num_frames,
         image_size=data.image_size,
         batch_size=batch_size,
+        label_map=preparation.label_map(data),
     )
 
 
@@ -419,7 +432,9 @@ def _full_pass_steps(config, converted_dir, stage):
     """Batches in one pass over the training split (the last partial batch
     is dropped), so progress bars know the epoch length."""
     protocol = preparation.split_protocol(config.data)
-    videos = pipeline.count_split_videos(converted_dir, protocol, "train")
+    videos = pipeline.count_split_videos(
+        converted_dir, protocol, "train", label_map=preparation.label_map(config.data)
+    )
     if videos < stage.batch_size:
         raise TrainingError(
             f"[{stage.name}] the training split has {videos} videos, fewer than "

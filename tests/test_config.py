@@ -58,6 +58,11 @@ def test_overrides_parse_yaml_values_and_index_stages():
         ("train.stages.0.epochs=0", "train.stages[0].epochs: expected a value >= 1, got 0"),
         ("data.image_size=100", "data.image_size: expected a multiple of 32"),
         ("loss.pose_weight", "expected the form section.key=value"),
+        ("model.output_stride=4", "model.output_stride: expected one of 32, 16, 8; got 4"),
+        ("loss.diversity_form=squared", "loss.diversity_form: expected one of inverse, exponential"),
+        ("loss.scale_weight=-1", "loss.scale_weight: expected a value >= 0.0, got -1.0"),
+        ("data.classes=[1, 2]", "model.num_classes: 60 differs from the 2 classes of data.classes [1, 2]"),
+        ("data.classes=5", "data.classes: expected a list, got 5"),
     ],
 )
 def test_bad_values_name_key_and_value(override, message):
@@ -98,3 +103,14 @@ def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
     assert config_lib.load_config(str(path)).loss.pose_weight == pytest.approx(0.05)
     with pytest.raises(config_lib.ConfigError, match="model.num_glimpses: expected an integer, got 3.0"):
         config_lib.load_config(overrides=["model.num_glimpses=3e0"])
+
+
+def test_class_subsets_are_checked_against_the_dataset():
+    config = config_lib.load_config(overrides=["data.classes=[1, 120]", "model.num_classes=2"])
+    assert config.data.classes == [1, 120]
+    with pytest.raises(config_lib.ConfigError, match=r"data.classes: \[121\] are not NTU action numbers 1..120"):
+        config_lib.load_config(overrides=["data.classes=[1, 121]", "model.num_classes=2"])
+    with pytest.raises(config_lib.ConfigError, match=r"data.classes: \[7\] are not N-UCLA action numbers"):
+        config_lib.load_config(overrides=["data.dataset=nucla", "data.classes=[1, 7]", "model.num_classes=2"])
+    with pytest.raises(config_lib.ConfigError, match="class numbers repeat"):
+        config_lib.load_config(overrides=["data.classes=[3, 3]", "model.num_classes=2"])

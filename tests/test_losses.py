@@ -160,3 +160,51 @@ def test_diversity_gradient_pushes_glimpses_apart():
     (grad,) = gradients(losses.glimpse_diversity_loss, [locations])
     grad = grad[0, 0]
     assert grad[0, 0] > 0 > grad[1, 0]  # descent moves glimpse 0 left, glimpse 1 right
+
+
+def test_exponential_diversity_values_for_known_points():
+    frame = np.array([[0.0, 0.0, 1, 1], [0.3, 0.0, 1, 1], [0.0, 0.4, 1, 1]], dtype="float32")
+    locations = np.stack([frame, np.zeros((3, 4), "float32")])[None]
+    # Distances 0.3, 0.4, 0.5 (each pair twice among the 6 ordered pairs); coincident frame -> 1.
+    expected_frame = (math.exp(-0.3) + math.exp(-0.4) + math.exp(-0.5)) / 3.0
+    value = float(losses.glimpse_diversity_loss(locations, form="exponential"))
+    np.testing.assert_allclose(value, expected_frame + 1.0, rtol=1e-4)
+    with_self = float(losses.glimpse_diversity_loss(locations, include_self_pairs=True, form="exponential"))
+    np.testing.assert_allclose(with_self, (6 * expected_frame + 3) / 9 + 1.0, rtol=1e-4)
+
+
+def test_exponential_diversity_keeps_a_gradient_where_glimpses_nearly_coincide():
+    # Two glimpses 0.001 apart: the inverse form's gradient is ~1e-3, the exponential form's ~1.
+    start = np.array([[[[-0.0005, 0.0, 1.0, 1.0], [0.0005, 0.0, 1.0, 1.0]]]], "float32")
+    by_form = {}
+    for form in losses.DIVERSITY_FORMS:
+        (grad,) = gradients(lambda loc: losses.glimpse_diversity_loss(loc, form=form), [start])
+        by_form[form] = grad[0, 0]
+    assert abs(by_form["inverse"][0, 0]) < 2e-3
+    # d/dx0 of the mean over the 2 ordered pairs of exp(-d), d = sqrt(0.001^2 + 1e-8) (the epsilon
+    # that keeps the gradient finite at d = 0): exp(-d) * 0.001 / d.
+    distance = math.sqrt(0.001**2 + 1e-8)
+    np.testing.assert_allclose(by_form["exponential"][0, 0], math.exp(-distance) * 0.001 / distance, rtol=1e-4)
+    assert by_form["exponential"][0, 0] > 0 > by_form["exponential"][1, 0]
+
+
+def test_exponential_diversity_gradient_is_finite_at_exact_coincidence():
+    locations = np.zeros((1, 2, 3, 4), "float32")
+    (grad,) = gradients(lambda loc: losses.glimpse_diversity_loss(loc, form="exponential"), [locations])
+    assert np.all(np.isfinite(grad))
+    value = losses.glimpse_diversity_loss(locations, form="exponential")
+    np.testing.assert_allclose(float(value), 2.0 * math.exp(-1e-4), rtol=1e-6)
+
+
+def test_diversity_rejects_an_unknown_form():
+    with pytest.raises(ValueError, match="received 'squared'"):
+        losses.glimpse_diversity_loss(np.zeros((1, 1, 2, 4), "float32"), form="squared")
+
+
+def test_scale_loss_is_the_mean_scale_summed_over_time():
+    locations = np.zeros((2, 2, 2, 4), "float32")
+    locations[0, 0, :, 2:] = [[0.2, 0.4], [0.6, 0.8]]  # mean 0.5
+    locations[0, 1, :, 2:] = 1.0
+    locations[1, :, :, 2:] = 0.1
+    # Sample 0: 0.5 + 1.0; sample 1: 0.1 + 0.1; mean over the batch.
+    np.testing.assert_allclose(float(losses.glimpse_scale_loss(locations)), (1.5 + 0.2) / 2, rtol=1e-6)

@@ -3,6 +3,7 @@ resume, checkpoint errors, non-finite losses and config errors."""
 
 import json
 import os
+import types
 
 import keras
 import numpy as np
@@ -35,7 +36,16 @@ def test_smoke_two_stages_then_evaluate(workspace, capsys):
     run = str(workspace / "smoke")
     code = train_cli.main(["--config", TINY_CONFIG, "--output-dir", run, "--no-export"])
     assert code == 0
-    report = json.load(open(os.path.join(run, "evaluation", "test_report.json")))
+    report = json.load(open(os.path.join(run, "evaluation", "stage2", "test_report.json")))
+    assert (report["stage"], report["variant"]) == ("stage2", "glimpse_clouds")
+    assert report["weights"] == os.path.join(run, "stage2", "final.weights.h5")
+    global_report = json.load(open(os.path.join(run, "evaluation", "stage1", "test_report.json")))
+    assert (global_report["variant"], global_report["attention"]) == ("global_pose", None)
+    assert global_report["videos"] == report["videos"]
+    # The attention diagnostics of every test clip, printed at the end too.
+    assert report["attention"]["clips"] == report["videos"] * 2  # 2 clips per video in tiny.yaml
+    assert 0.0 <= report["attention"]["on_body_rate"] <= 1.0
+    assert "glimpse centres within 0.15 of a visible joint" in capsys.readouterr().out
     # Every test video of the split is evaluated, none dropped.
     assert report["videos"] == report["split_size"] > 0
     assert 0.0 <= report["top1"] <= report["top5"] <= 1.0
@@ -190,20 +200,21 @@ def test_evaluation_refuses_a_repeated_video_even_when_the_count_matches(monkeyp
     # Three videos read for a three-video split, but "b" twice and "c" never.
     logits = np.eye(3, dtype=np.float32)
     monkeypatch.setattr(pipeline_runner.preparation, "split_files", lambda *args: ["unused"])
-    monkeypatch.setattr(pipeline_runner.pipeline, "count_split_videos", lambda *args: 3)
+    monkeypatch.setattr(pipeline_runner.pipeline, "count_split_videos", lambda *args, **kwargs: 3)
     monkeypatch.setattr(pipeline_runner.pipeline, "build_dataset", lambda *args, **kwargs: None)
     monkeypatch.setattr(
         pipeline_runner.evaluation, "collect_logits",
         lambda *args, **kwargs: (logits, np.array([0, 1, 1]), ["a", "b", "b"]),
     )
     config = tiny_config("model.num_classes=3")
+    model = types.SimpleNamespace(is_global=True, variant="global")
     with pytest.raises(evaluation.EvaluationError, match=r"more than once \(e.g. \['b'\]\)"):
-        pipeline_runner.evaluate_model(None, config, "unused", progress=False)
+        pipeline_runner.evaluate_model(model, config, "unused", progress=False)
     monkeypatch.setattr(
         pipeline_runner.evaluation, "collect_logits",
         lambda *args, **kwargs: (logits, np.array([0, 1, 2]), ["a", "b", "c"]),
     )
-    report = pipeline_runner.evaluate_model(None, config, "unused", progress=False)
+    report = pipeline_runner.evaluate_model(model, config, "unused", progress=False)
     assert (report["videos"], report["top1"], report["video_ids"]) == (3, 1.0, ["a", "b", "c"])
 
 

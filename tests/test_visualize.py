@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -305,7 +306,10 @@ def test_cli_png_matches_the_library_rendering(tiny_run, capsys):
     written = np.asarray(Image.open(output).convert("RGB"))
     np.testing.assert_array_equal(written, expected)
     check_boxes(written, clip.video, outputs["locations"])
-    assert "predicted class" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert re.search(r"clip\.avi: predicted \d+ \w", printed)  # the class index and its name
+    assert "attention diagnostics of 1 clip(s)" in printed
+    assert re.search(r"input dependence.*n/a", printed)  # needs two clips or more
     assert not [name for name in os.listdir(tiny_run["root"]) if name.endswith(".tmp")]
 
 
@@ -335,6 +339,28 @@ def test_cli_gif_from_sample_id_draws_ground_truth_joints(tiny_run):
     assert np.abs(first - frames[0]).mean() < 8
     without_pose = draw_frames(clip.video, outputs["locations"], outputs["assignments"], min_frame_side=64)
     assert np.any(frames[0][:SIZE] != without_pose[0][:SIZE])
+
+
+def test_cli_draws_several_clips_one_row_each_with_their_diagnostics(tiny_run, capsys):
+    output = tiny_run["root"] / "two.png"
+    code = cli.main(["--run", tiny_run["run"], "--video", tiny_run["video"], SAMPLE_ID, "--output", str(output)])
+    assert code == 0
+    written = np.asarray(Image.open(output).convert("RGB"))
+    rows = []
+    for clip in (clips.clip_from_video_file(tiny_run["video"], T, STORED, SIZE),
+                 clips.clip_from_sample_id(SAMPLE_ID, tiny_run["config"].data.data_dir, tiny_run["config"].data)):
+        outputs = cli.predict(tiny_run["model"], clip.video)
+        titles = [f"t={t} f={int(f)}" for t, f in enumerate(clip.frame_indices)]
+        rows.append(draw_clip_strip(clip.video, outputs["locations"], outputs["assignments"], clip.pose,
+                                    clip.pose_mask, frame_titles=titles))
+    assert written.shape[0] == rows[0].shape[0] + rows[1].shape[0] + FRAME_GAP
+    np.testing.assert_array_equal(written[: rows[0].shape[0]], rows[0])
+    np.testing.assert_array_equal(written[-rows[1].shape[0]:], rows[1])
+    printed = capsys.readouterr().out
+    assert "attention diagnostics of 2 clip(s)" in printed
+    # Two clips: the input dependence is a number; the video file has no joints, so no on-body rate.
+    assert re.search(r"input dependence.* \d+\.\d\d$", printed, re.MULTILINE)
+    assert re.search(r"of a visible joint +n/a", printed)
 
 
 def test_cli_errors_name_the_problem(tiny_run, capsys):

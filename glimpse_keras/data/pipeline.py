@@ -83,9 +83,17 @@ def list_split_files(data_dir, protocol, split):
     return [os.path.join(data_dir, name) for name in index["files"]]
 
 
-def count_split_videos(data_dir, protocol, split):
-    """Number of videos in one split, from its index (no file reading)."""
-    return int(read_split_index(data_dir, protocol, split)["num_videos"])
+def count_split_videos(data_dir, protocol, split, label_map=None):
+    """Number of videos in one split, from its index (no file reading).
+
+    Args:
+        label_map: stored labels kept (see `build_dataset`); None counts all.
+    """
+    index = read_split_index(data_dir, protocol, split)
+    if label_map is None:
+        return int(index["num_videos"])
+    counts = index.get("class_counts", {})
+    return int(sum(counts.get(str(label), 0) for label in set(label_map)))
 
 
 def count_records(files):
@@ -114,7 +122,7 @@ def _resolve_files(file_pattern_or_list):
 
 
 def _make_processor(mode, num_frames, image_size, clips_per_video, flip,
-                    flip_partners, num_persons, num_joints):
+                    flip_partners, num_persons, num_joints, label_table=None):
     """Returns fn(index, serialized, base_seed) -> (inputs, targets)."""
 
     def process(index, serialized, base_seed):
@@ -166,7 +174,10 @@ def _make_processor(mode, num_frames, image_size, clips_per_video, flip,
         if flip:
             frames = video_ops.maybe_flip_frames(frames, do_flip)
         inputs = {"video": frames}
-        targets = {"label": video["label"], "pose": pose, "pose_mask": pose_mask}
+        label = video["label"]
+        if label_table is not None:
+            label = tf.gather(label_table, label)
+        targets = {"label": label, "pose": pose, "pose_mask": pose_mask}
         if mode == "test":
             targets["video_id"] = video["video_id"]
         return inputs, targets
@@ -194,6 +205,7 @@ def build_dataset(
     repeat=False,
     flip_partners=None,
     cycle_length=4,
+    label_map=None,
 ):
     """Batched (inputs, targets) clips from converted TFRecord shards.
 
@@ -213,6 +225,10 @@ def build_dataset(
         repeat: repeat forever (each pass reshuffled in training).
         flip_partners: J ints; default NTU_FLIP_PARTNERS.
         cycle_length: shards read at the same time.
+        label_map: None (labels as stored), or a list of stored labels: only
+            videos with one of them are read, and the label of a video
+            becomes its label's position in the list (a class subset, e.g.
+            the 10 NTU classes of the demo as labels 0..9).
 
     Returns:
         tf.data.Dataset of (inputs, targets):
@@ -245,6 +261,19 @@ def build_dataset(
             f"flip_partners must be a permutation of range({num_joints}), got "
             f"{flip_partners}"
         )
+    label_table = None
+    if label_map is not None:
+        label_map = [int(label) for label in label_map]
+        if not label_map or min(label_map) < 0 or len(set(label_map)) != len(label_map):
+            raise ValueError(
+                f"label_map: expected distinct stored labels >= 0, got {label_map!r}"
+            )
+        # Stored label -> new label; -1 for labels outside the subset. The
+        # table covers every int32 a record could hold up to the largest kept
+        # label; larger labels are filtered out before the lookup.
+        table = np.full(max(label_map) + 1, -1, np.int32)
+        table[label_map] = np.arange(len(label_map), dtype=np.int32)
+        label_table = tf.constant(table)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     files = _resolve_files(file_pattern_or_list)
@@ -259,13 +288,18 @@ def build_dataset(
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
+    if label_table is not None:
+        kept = tf.constant(label_map, tf.int32)
+        dataset = dataset.filter(
+            lambda serialized: tf.reduce_any(tf.equal(schema.parse_label(serialized), kept))
+        )
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed + 1,
                                   reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
     process = _make_processor(mode, num_frames, image_size, clips_per_video, flip,
-                              flip_partners, num_persons, num_joints)
+                              flip_partners, num_persons, num_joints, label_table)
     base_seed = tf.constant(seed % (2**62), tf.int64)
     dataset = dataset.enumerate().map(
         lambda index, serialized: process(index, serialized, base_seed),

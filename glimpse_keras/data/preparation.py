@@ -78,7 +78,17 @@ def _convert(raw_dir, dataset, output, data_config):
 
 
 def synthetic_raw_dir(cache_root, data_config):
-    name = f"synthetic_ntu_{data_config.synthetic_preset}_seed{data_config.synthetic_seed}"
+    """Cache folder of generated raw data; its name holds a digest of the
+    generator's version and resolved preset, so data from another generator or
+    preset is generated anew instead of reused."""
+    import json
+
+    from glimpse_keras.data.synthetic import GENERATOR_VERSION, resolve_config
+
+    generator_config = resolve_config("ntu", data_config.synthetic_preset)
+    identity = json.dumps([GENERATOR_VERSION, generator_config], sort_keys=True)
+    digest = hashlib.sha1(identity.encode()).hexdigest()[:8]
+    name = f"synthetic_ntu_{data_config.synthetic_preset}_seed{data_config.synthetic_seed}_{digest}"
     return os.path.join(cache_root, name, "raw")
 
 
@@ -168,6 +178,22 @@ def _missing_message(dataset, data_dir):
         f"To try everything without downloads, run `python train.py` "
         f"(synthetic NTU-format data is generated)."
     )
+
+
+def label_map(data_config):
+    """The stored labels of `data_config.classes`, in order, or None for all.
+
+    The converter stores NTU action A### as label ### - 1 and N-UCLA actions
+    through `NUCLA_ACTION_TO_LABEL`; `pipeline.build_dataset(label_map=...)`
+    keeps those videos and relabels them 0..K-1.
+    """
+    if not data_config.classes:
+        return None
+    if data_config.dataset == "nucla":
+        from glimpse_keras.data.nucla import NUCLA_ACTION_TO_LABEL
+
+        return [NUCLA_ACTION_TO_LABEL[number] for number in data_config.classes]
+    return [number - 1 for number in data_config.classes]
 
 
 def split_protocol(data_config):

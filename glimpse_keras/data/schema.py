@@ -186,6 +186,16 @@ def serialize_video_record(record):
 # === Decoder (parse only) ===
 
 
+def parse_label(serialized):
+    """The int32 label of one serialised SequenceExample (its context only)."""
+    import tensorflow as tf
+
+    context, _ = tf.io.parse_single_sequence_example(
+        serialized, context_features={LABEL: tf.io.FixedLenFeature([], tf.int64)}
+    )
+    return tf.cast(context[LABEL], tf.int32)
+
+
 def parse_video_example(
     serialized,
     num_persons=DEFAULT_NUM_PERSONS,

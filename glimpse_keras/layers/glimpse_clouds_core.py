@@ -32,7 +32,10 @@ class GlimpseCloudsCore(keras.layers.Layer):
     4. `h = zoomer GRU(h, [v ; r_{t-1}])`, with r_{t-1} = sum_c r_{t-1,c}.
 
     h is zero-initialised once per clip and carried across glimpses and
-    frames. Then the G glimpses of frame t are assigned to the C workers by
+    frames (the authors' code), or, with `zoomer_reset_each_frame`, set to
+    zero at the start of every frame, so that each frame's first glimpse is
+    placed from that frame's content c_t alone (the workers' state r_{t-1}
+    still brings the past in through the zoomer's input). Then the G glimpses of frame t are assigned to the C workers by
     `MemorySoftAssignment` and each worker GRU c updates its state
     r_{t,c} from v~_{t,c} (`MultiWorkerGRUCell`).
 
@@ -65,6 +68,8 @@ class GlimpseCloudsCore(keras.layers.Layer):
         aggregation: "workers" or "gru".
         zoomer_input: "v" (the fused glimpse, as the code does) or "z" (the
             raw glimpse, as the poster writes).
+        zoomer_reset_each_frame: bool, restart the zoomer state h from zero
+            at every frame instead of carrying it across frames (the code).
         use_raw_location: bool, Lambda embeds the raw location (code) instead
             of the activated one (default, paper).
         detach_location: bool, stop the gradient from the crop into the
@@ -125,6 +130,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
         glimpse_type="attention",
         aggregation="workers",
         zoomer_input="v",
+        zoomer_reset_each_frame=False,
         use_raw_location=False,
         detach_location=False,
         align_corners=True,
@@ -156,6 +162,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
         self.glimpse_type = _check_choice("glimpse_type", glimpse_type, GLIMPSE_TYPES)
         self.aggregation = _check_choice("aggregation", aggregation, AGGREGATIONS)
         self.zoomer_input = _check_choice("zoomer_input", zoomer_input, ZOOMER_INPUTS)
+        self.zoomer_reset_each_frame = bool(zoomer_reset_each_frame)
         self.use_raw_location = bool(use_raw_location)
         self.detach_location = bool(detach_location)
         self.align_corners = bool(align_corners)
@@ -458,6 +465,8 @@ class GlimpseCloudsCore(keras.layers.Layer):
                 worker_projection = self.zoomer.project_inputs(
                     worker_sum, start=channels
                 )
+                if self.zoomer_reset_each_frame and step > 0:
+                    zoomer_state = ops.zeros_like(zoomer_state)
                 frame_locations, frame_raws, frame_glimpses = [], [], []
                 for _ in range(self.num_glimpses):
                     zoomer_state, location, raw, fused, _ = self._glimpse_step(
@@ -505,6 +514,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
                 "glimpse_type": self.glimpse_type,
                 "aggregation": self.aggregation,
                 "zoomer_input": self.zoomer_input,
+                "zoomer_reset_each_frame": self.zoomer_reset_each_frame,
                 "use_raw_location": self.use_raw_location,
                 "detach_location": self.detach_location,
                 "align_corners": self.align_corners,

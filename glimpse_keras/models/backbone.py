@@ -29,6 +29,7 @@ STRIDE_LAYOUTS = ("torchvision", "keras")
 CONV_IMPLEMENTATIONS = ("conv3d", "frames")
 ENDPOINT_NAMES = ("stem", "res2", "res3", "res4", "res5")
 STAGE_NAMES = ENDPOINT_NAMES[1:]
+OUTPUT_STRIDES = (32, 16, 8)
 I3D_TEMPORAL_KERNEL_SIZES = ((3, 3, 3), (3, 1, 3, 1), (3, 1, 3, 1, 3, 1), (1, 3, 1))
 
 
@@ -84,6 +85,9 @@ class InflatedConv3D(keras.layers.Layer):
         filters: int, number of output channels.
         kernel_size: 3 ints ``(kt, kh, kw)``, all odd.
         strides: int, spatial stride (same for H and W).
+        dilation_rate: int, spatial dilation of the kernel (same for H and
+            W; time is never dilated). Needs ``strides == 1``; the padding
+            grows to ``dilation_rate * (k // 2)`` so H and W are preserved.
         use_bias: bool, add a bias per output channel.
         implementation: ``"conv3d"`` (one 3D convolution) or ``"frames"``
             (one 2D convolution over the ``B*T`` frames producing ``kt``
@@ -110,10 +114,20 @@ class InflatedConv3D(keras.layers.Layer):
         implementation="conv3d",
         kernel_initializer="he_normal",
         bias_initializer="zeros",
+        dilation_rate=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
         kernel_size = tuple(int(size) for size in kernel_size)
+        if isinstance(dilation_rate, bool) or not isinstance(dilation_rate, int) or dilation_rate < 1:
+            raise BackboneConfigError(
+                f"dilation_rate must be an int >= 1, received {dilation_rate!r}"
+            )
+        if dilation_rate > 1 and int(strides) != 1:
+            raise BackboneConfigError(
+                f"a dilated convolution must have strides=1, received "
+                f"strides={strides!r} with dilation_rate={dilation_rate!r}"
+            )
         if len(kernel_size) != 3 or any(k < 1 or k % 2 == 0 for k in kernel_size):
             raise BackboneConfigError(
                 f"kernel_size must be 3 odd positive ints, received {kernel_size!r}"
@@ -126,6 +140,7 @@ class InflatedConv3D(keras.layers.Layer):
         self.filters = int(filters)
         self.kernel_size = kernel_size
         self.strides = int(strides)
+        self.dilation_rate = int(dilation_rate)
         self.use_bias = bool(use_bias)
         self.implementation = implementation
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -170,7 +185,11 @@ class InflatedConv3D(keras.layers.Layer):
         if padding == "valid":
             x = self._pad(x)
         return ops.conv(
-            x, self.kernel, strides=(1, self.strides, self.strides), padding=padding
+            x,
+            self.kernel,
+            strides=(1, self.strides, self.strides),
+            padding=padding,
+            dilation_rate=(1, self.dilation_rate, self.dilation_rate),
         )
 
     def _call_frames(self, inputs):
@@ -187,7 +206,13 @@ class InflatedConv3D(keras.layers.Layer):
         # time then gives the temporal convolution.
         kernel = ops.transpose(self.kernel, (1, 2, 3, 0, 4))
         kernel = ops.reshape(kernel, (kh, kw, in_channels, kt * self.filters))
-        taps = ops.conv(frames, kernel, strides=self.strides, padding=padding)
+        taps = ops.conv(
+            frames,
+            kernel,
+            strides=self.strides,
+            padding=padding,
+            dilation_rate=self.dilation_rate,
+        )
         out_shape = ops.shape(taps)
         if kt == 1:
             return ops.reshape(
@@ -228,6 +253,7 @@ class InflatedConv3D(keras.layers.Layer):
                 "filters": self.filters,
                 "kernel_size": list(self.kernel_size),
                 "strides": self.strides,
+                "dilation_rate": self.dilation_rate,
                 "use_bias": self.use_bias,
                 "implementation": self.implementation,
                 "kernel_initializer": keras.initializers.serialize(
@@ -244,12 +270,13 @@ class InflatedConv3D(keras.layers.Layer):
 # === Blocks ===
 
 
-def _conv_bn(x, filters, kernel_size, strides, options, conv_name, bn_name):
+def _conv_bn(x, filters, kernel_size, strides, options, conv_name, bn_name, dilation_rate=1):
     folded = options["fold_batch_norm"]
     x = InflatedConv3D(
         filters,
         kernel_size,
         strides=strides,
+        dilation_rate=dilation_rate,
         use_bias=options["use_conv_bias"] or folded,
         implementation=options["conv_implementation"],
         kernel_initializer=options["kernel_initializer"],
@@ -291,7 +318,8 @@ def apply_stem(x, filters, options, name="stem"):
 
 
 def apply_bottleneck_block(
-    x, filters, temporal_kernel_size, stride, options, expansion=4, name="block"
+    x, filters, temporal_kernel_size, stride, options, expansion=4, name="block",
+    dilation_rate=1,
 ):
     """Bottleneck block with a temporal ``kt x 3 x 3`` middle convolution.
 
@@ -307,6 +335,8 @@ def apply_bottleneck_block(
         options: dict of the shared layer options.
         expansion: int, output width multiplier.
         name: layer name prefix, e.g. ``"res3_block1"``.
+        dilation_rate: int, spatial dilation of the middle convolution
+            (``stride`` must then be 1).
 
     Returns:
         ``(B, T, H / stride, W / stride, filters * expansion)`` tensor.
@@ -325,7 +355,7 @@ def apply_bottleneck_block(
     x = keras.layers.ReLU(dtype=options["dtype"], name=f"{name}_relu1")(x)
     x = _conv_bn(
         x, filters, (temporal_kernel_size, 3, 3), stride2, options,
-        f"{name}_conv2", f"{name}_bn2",
+        f"{name}_conv2", f"{name}_bn2", dilation_rate=dilation_rate,
     )
     x = keras.layers.ReLU(dtype=options["dtype"], name=f"{name}_relu2")(x)
     x = _conv_bn(
@@ -336,7 +366,8 @@ def apply_bottleneck_block(
 
 
 def apply_stage(
-    x, filters, temporal_kernel_sizes, stride, options, expansion=4, name="res2"
+    x, filters, temporal_kernel_sizes, stride, options, expansion=4, name="res2",
+    dilation_rate=1,
 ):
     """A stage of bottleneck blocks; only the first block strides.
 
@@ -348,6 +379,8 @@ def apply_stage(
         options: dict of the shared layer options.
         expansion: int, output width multiplier.
         name: stage name (``"res2"`` .. ``"res5"``).
+        dilation_rate: int, spatial dilation of every block's middle
+            convolution; a dilated stage does not stride (``stride`` 1).
 
     Returns:
         ``(B, T, H / stride, W / stride, filters * expansion)`` tensor.
@@ -356,6 +389,7 @@ def apply_stage(
         x = apply_bottleneck_block(
             x, filters, temporal_size, stride if index == 0 else 1, options,
             expansion=expansion, name=f"{name}_block{index + 1}",
+            dilation_rate=dilation_rate,
         )
     return x
 
@@ -385,6 +419,16 @@ class InflatedResNet3D(keras.Model):
         bn_epsilon: float, BatchNorm epsilon (torchvision 1e-5, Keras 1.001e-5).
         bn_momentum: float, Keras-convention moving-average momentum
             (0.9 equals PyTorch's momentum 0.1).
+        output_stride: 32, 16 or 8, the downsampling of res5 relative to
+            the input. 32 is ResNet's; 16 removes res5's stride and 8 also
+            res4's, so a 128x128 input gives an 8x8 res5 map at output
+            stride 16 (same weights, larger maps).
+        output_stride_dilation: bool. True (DeepLab): a stage whose stride
+            was removed dilates its 3x3 convolutions instead (2 in res5 at
+            output stride 16; 2 in res4 and 4 in res5 at 8), which keeps the
+            receptive fields, as pretrained weights expect. False: the
+            strides are simply dropped, so the later stages see smaller,
+            more local neighbourhoods.
         output_endpoints: endpoint names to return, from ``ENDPOINT_NAMES``.
             Stages after the deepest requested endpoint are not built.
         input_shape: ``(T, H, W, C)``; any of T, H, W may be ``None``. Known H
@@ -406,7 +450,8 @@ class InflatedResNet3D(keras.Model):
 
     Returns:
         dict endpoint name -> ``(batch, T, H / s, W / s, channels)`` with
-        ``s`` = 4, 4, 8, 16, 32 for stem, res2, res3, res4, res5. XLA is the
+        ``s`` = 4, 4, 8, 16, 32 for stem, res2, res3, res4, res5 (res4 and res5
+        at ``min(s, output_stride)``). XLA is the
         caller's choice (``compile(jit_compile=...)`` or ``tf.function``).
 
     Example:
@@ -426,6 +471,8 @@ class InflatedResNet3D(keras.Model):
         bn_epsilon=1e-5,
         bn_momentum=0.9,
         output_endpoints=("res4", "res5"),
+        output_stride=32,
+        output_stride_dilation=True,
         input_shape=(None, None, None, 3),
         conv_implementation="conv3d",
         kernel_initializer="he_normal",
@@ -459,6 +506,10 @@ class InflatedResNet3D(keras.Model):
             raise BackboneConfigError(
                 f"conv_implementation must be one of {CONV_IMPLEMENTATIONS}, "
                 f"received {conv_implementation!r}"
+            )
+        if output_stride not in OUTPUT_STRIDES or isinstance(output_stride, bool):
+            raise BackboneConfigError(
+                f"output_stride must be one of {OUTPUT_STRIDES}, received {output_stride!r}"
             )
         output_endpoints = [str(e) for e in output_endpoints]
         unknown = [e for e in output_endpoints if e not in ENDPOINT_NAMES]
@@ -499,15 +550,25 @@ class InflatedResNet3D(keras.Model):
         endpoints = {}
         x = apply_stem(inputs, stem_filters, options, name="stem")
         endpoints["stem"] = x
+        stride_so_far, dilation = 4, 1
         for index, stage in enumerate(STAGE_NAMES[:deepest]):
+            stride = 1 if index == 0 else 2
+            if stride_so_far * stride > output_stride:
+                # Past the output stride a stage keeps the resolution (and,
+                # with dilation, the receptive field it had when striding).
+                if output_stride_dilation:
+                    dilation *= stride
+                stride = 1
+            stride_so_far *= stride
             x = apply_stage(
                 x,
                 stackwise_num_filters[index],
                 temporal_kernel_sizes[index],
-                1 if index == 0 else 2,
+                stride,
                 options,
                 expansion=int(expansion),
                 name=stage,
+                dilation_rate=dilation,
             )
             endpoints[stage] = x
         outputs = {name: endpoints[name] for name in output_endpoints}
@@ -524,6 +585,8 @@ class InflatedResNet3D(keras.Model):
         self.bn_epsilon = float(bn_epsilon)
         self.bn_momentum = float(bn_momentum)
         self.output_endpoints = output_endpoints
+        self.output_stride = int(output_stride)
+        self.output_stride_dilation = bool(output_stride_dilation)
         self.video_shape = input_shape
         self.conv_implementation = conv_implementation
         self.kernel_initializer = kernel_initializer
@@ -555,6 +618,8 @@ class InflatedResNet3D(keras.Model):
             "bn_epsilon": self.bn_epsilon,
             "bn_momentum": self.bn_momentum,
             "output_endpoints": list(self.output_endpoints),
+            "output_stride": self.output_stride,
+            "output_stride_dilation": self.output_stride_dilation,
             "input_shape": list(self.video_shape),
             "conv_implementation": self.conv_implementation,
             "kernel_initializer": keras.initializers.serialize(

@@ -3,7 +3,8 @@
 `GlimpseClouds` is a subclassed `keras.Model` with a custom `train_step` that
 adds the four named loss terms of the paper
 `L = L_D + w_P L_P + w_G1 L_diversity + w_G2 L_attraction` (MODEL_SPEC.md
-sections 5, 6 and 11) and one metric tracker per term.
+sections 5, 6 and 11), plus an optional prior for small glimpses
+`w_S L_scale`, and one metric tracker per term.
 
 Reference: Baradel et al., "Glimpse Clouds: Human Activity Recognition from
 Unstructured Feature Points", CVPR 2018.
@@ -26,7 +27,7 @@ VARIANTS = ("global", "global_pose", "glimpse_gru", "glimpse_clouds")
 GLOBAL_VARIANTS = ("global", "global_pose")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-LOSS_TERMS = ("loss", "class_loss", "pose_loss", "diversity_loss", "attraction_loss")
+LOSS_TERMS = ("loss", "class_loss", "pose_loss", "diversity_loss", "attraction_loss", "scale_loss")
 
 
 class ModelConfigError(ValueError):
@@ -118,6 +119,11 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         pose_loss_weight: float w_P (authors: 0.1); forced to 0 for "global".
         diversity_loss_weight: float w_G1 (authors: 1); 0 for global variants.
         attraction_loss_weight: float w_G2 (authors: 1); 0 for global variants.
+        scale_loss_weight: float w_S of `losses.glimpse_scale_loss`, a prior
+            for small glimpses (0: off, as the authors); 0 for global variants.
+        diversity_form: "inverse" (the authors' code, 1 / (1 + spread)) or
+            "exponential" (mean exp(-distance), the paper's Eq. 15); see
+            `losses.glimpse_diversity_loss`.
         attraction_per_axis_min: bool, the authors' per-axis attraction minimum
             instead of the Euclidean nearest joint.
         diversity_include_self_pairs: bool, average the diversity spread over
@@ -153,7 +159,7 @@ class GlimpseClouds(TrainingSteps, keras.Model):
 
     Metrics (names shown by `fit`/`evaluate`): "loss", "class_loss", and for
     every variant but "global" "pose_loss"; for glimpse variants also
-    "diversity_loss" and "attraction_loss"; then "accuracy" and
+    "diversity_loss", "attraction_loss" and "scale_loss"; then "accuracy" and
     "top5_accuracy". Loss terms are the unweighted values; "loss" is the
     weighted total that is minimised.
 
@@ -186,6 +192,8 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         pose_loss_weight=0.1,
         diversity_loss_weight=1.0,
         attraction_loss_weight=1.0,
+        scale_loss_weight=0.0,
+        diversity_form="inverse",
         attraction_per_axis_min=False,
         diversity_include_self_pairs=False,
         match_single_person=True,
@@ -214,6 +222,13 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         self.pose_loss_weight = _check_weight("pose_loss_weight", pose_loss_weight)
         self.diversity_loss_weight = _check_weight("diversity_loss_weight", diversity_loss_weight)
         self.attraction_loss_weight = _check_weight("attraction_loss_weight", attraction_loss_weight)
+        self.scale_loss_weight = _check_weight("scale_loss_weight", scale_loss_weight)
+        if diversity_form not in losses.DIVERSITY_FORMS:
+            raise ModelConfigError(
+                f"`diversity_form` must be one of {losses.DIVERSITY_FORMS}, received "
+                f"diversity_form={diversity_form!r}."
+            )
+        self.diversity_form = diversity_form
         self.attraction_per_axis_min = bool(attraction_per_axis_min)
         self.diversity_include_self_pairs = bool(diversity_include_self_pairs)
         self.match_single_person = bool(match_single_person)
@@ -315,6 +330,7 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             "pose_loss": 0.0 if self.variant == "global" else self.pose_loss_weight,
             "diversity_loss": glimpse * self.diversity_loss_weight,
             "attraction_loss": glimpse * self.attraction_loss_weight,
+            "scale_loss": glimpse * self.scale_loss_weight,
         }
 
     # === Forward pass ===
@@ -425,7 +441,8 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         Returns:
             dict term -> scalar float32: "loss" (weighted total) and the
             unweighted "class_loss", "pose_loss", "diversity_loss",
-            "attraction_loss" (0 for terms inactive in this variant).
+            "attraction_loss", "scale_loss" (0 for terms inactive in this
+            variant).
 
         Raises:
             TargetsError: if a target the variant needs is missing.
@@ -446,6 +463,7 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         terms["pose_loss"] = zero
         terms["diversity_loss"] = zero
         terms["attraction_loss"] = zero
+        terms["scale_loss"] = zero
         if needs_pose:
             pose = self._fold_clips(outputs["pose"], 5)
             target_pose = self._fold_clips(targets["pose"], 5)
@@ -457,14 +475,17 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         if not self.is_global:
             locations = self._fold_clips(outputs["locations"], 4)
             terms["diversity_loss"] = losses.glimpse_diversity_loss(
-                locations, include_self_pairs=self.diversity_include_self_pairs
+                locations,
+                include_self_pairs=self.diversity_include_self_pairs,
+                form=self.diversity_form,
             )
+            terms["scale_loss"] = losses.glimpse_scale_loss(locations)
             if weights["attraction_loss"] > 0:
                 terms["attraction_loss"] = losses.glimpse_attraction_loss(
                     locations, target_pose, mask, per_axis_min=self.attraction_per_axis_min
                 )
         total = terms["class_loss"]
-        for name in ("pose_loss", "diversity_loss", "attraction_loss"):
+        for name in ("pose_loss", "diversity_loss", "attraction_loss", "scale_loss"):
             if weights[name] > 0:
                 total = total + weights[name] * terms[name]
         terms["loss"] = total
@@ -517,7 +538,7 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         if self.variant != "global":
             names.append("pose_loss")
         if not self.is_global:
-            names += ["diversity_loss", "attraction_loss"]
+            names += ["diversity_loss", "attraction_loss", "scale_loss"]
         return [self.loss_trackers[name] for name in names] + [self.accuracy_metric, self.top5_metric]
 
     # === Config ===
@@ -541,6 +562,8 @@ class GlimpseClouds(TrainingSteps, keras.Model):
                 "pose_loss_weight": self.pose_loss_weight,
                 "diversity_loss_weight": self.diversity_loss_weight,
                 "attraction_loss_weight": self.attraction_loss_weight,
+                "scale_loss_weight": self.scale_loss_weight,
+                "diversity_form": self.diversity_form,
                 "attraction_per_axis_min": self.attraction_per_axis_min,
                 "diversity_include_self_pairs": self.diversity_include_self_pairs,
                 "match_single_person": self.match_single_person,

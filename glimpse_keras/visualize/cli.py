@@ -1,11 +1,14 @@
-"""`python -m glimpse_keras.visualize`: draws a trained run's glimpses on a clip.
+"""`python -m glimpse_keras.visualize`: draws a trained run's glimpses on clips.
 
-    python -m glimpse_keras.visualize --run RUN --video FILE_OR_SAMPLE_ID --output OUT.png|OUT.gif
+    python -m glimpse_keras.visualize --run RUN --video FILE_OR_SAMPLE_ID [MORE ...] --output OUT.png|OUT.gif
 
-`--video` is a video file (decoded and sampled as evaluation does) or the id
-of a video in the run's converted data (then the ground-truth joints are
-drawn too). A .png output holds all frames side by side, a .gif shows them
-one after the other.
+Each `--video` is a video file (decoded and sampled as evaluation does) or the
+id of a video in the run's converted data (then the ground-truth joints are
+drawn too). A .png output holds all frames of a clip side by side, one row per
+clip; a .gif shows the frames one after the other (clips stacked). The
+attention diagnostics of the clips drawn are printed
+(`glimpse_keras.diagnostics`; the input dependence needs two clips or more, the
+on-body rate sample ids).
 """
 
 import argparse
@@ -16,7 +19,14 @@ import numpy as np
 
 from glimpse_keras.io_utils import atomic_path
 from glimpse_keras.visualize import clips
-from glimpse_keras.visualize.drawing import DEFAULT_MIN_FRAME_SIDE, draw_frames, join_side_by_side
+from glimpse_keras import diagnostics
+from glimpse_keras.visualize.drawing import (
+    BACKGROUND,
+    DEFAULT_MIN_FRAME_SIDE,
+    FRAME_GAP,
+    draw_frames,
+    join_side_by_side,
+)
 
 OUTPUT_FORMATS = {".png": "PNG", ".gif": "GIF"}
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg")
@@ -40,22 +50,37 @@ def output_format(path):
     return OUTPUT_FORMATS[extension]
 
 
+def _stack_rows(images):
+    """Concatenates equal-width images top to bottom with FRAME_GAP background rows."""
+    gap = np.empty((FRAME_GAP, images[0].shape[1], 3), np.uint8)
+    gap[:] = BACKGROUND
+    pieces = [images[0]]
+    for image in images[1:]:
+        pieces.extend([gap, image])
+    return np.concatenate(pieces, axis=0)
+
+
 def write_images(images, path, fps=2.0):
     """Writes frame images atomically: a strip for .png, an animation for .gif.
 
     Args:
-        images: list of uint8 (H, W, 3) RGB images of equal size (`draw_frames`).
+        images: list of uint8 (H, W, 3) RGB images of equal size (`draw_frames`),
+            or a list of such lists, one per clip (a row each in a .png, stacked
+            in every frame of a .gif; all clips need the same number of frames).
         path: output file ending in .png or .gif.
         fps: GIF frames per second.
     """
     from PIL import Image
 
     kind = output_format(path)
+    clips_images = images if isinstance(images[0], list) else [images]
     with atomic_path(path) as tmp:
         if kind == "PNG":
-            Image.fromarray(join_side_by_side(images)).save(tmp, format="PNG")
+            picture = _stack_rows([join_side_by_side(row) for row in clips_images])
+            Image.fromarray(picture).save(tmp, format="PNG")
         else:
-            pictures = [Image.fromarray(image) for image in images]
+            frames = [_stack_rows(list(step)) for step in zip(*clips_images)]
+            pictures = [Image.fromarray(image) for image in frames]
             pictures[0].save(
                 tmp,
                 format="GIF",
@@ -99,14 +124,20 @@ def predict(model, video):
     return {key: np.asarray(value)[0] for key, value in outputs.items()}
 
 
-def _describe(clip, outputs):
+def _describe(clip, outputs, class_names=None):
     logits = outputs["logits"].astype(np.float64)
     probabilities = np.exp(logits - logits.max())
     probabilities /= probabilities.sum()
     best = int(np.argmax(probabilities))
-    lines = [f"{clip.source}: predicted class {best} (p={probabilities[best]:.3f})"]
+
+    def name(label):
+        if class_names is None or not 0 <= label < len(class_names):
+            return f"class {label}"
+        return f"{label} {class_names[label]}"
+
+    lines = [f"{clip.source}: predicted {name(best)} (p={probabilities[best]:.3f})"]
     if clip.label is not None:
-        lines[0] += f", ground truth {clip.label}"
+        lines[0] += f", ground truth {name(clip.label)}"
     for t, frame in enumerate(clip.frame_indices):
         boxes = "  ".join(
             f"g{g}[x={x:+.2f} y={y:+.2f} sx={sx:.2f} sy={sy:.2f}]"
@@ -126,7 +157,9 @@ def build_argument_parser():
     parser.add_argument(
         "--video",
         required=True,
-        help="video file, or the id of a video in the run's converted data (e.g. S001C002P003R002A013)",
+        nargs="+",
+        help="video files or ids of videos in the run's converted data (e.g. S001C002P003R002A013); "
+        "several clips are drawn one row each",
     )
     parser.add_argument("--output", required=True, help="OUT.png (frames side by side) or OUT.gif")
     parser.add_argument("--stage", default=None, help="stage of the run (default: the last)")
@@ -168,24 +201,49 @@ def main(argv=None):
                 f"run {args.run}: the model of this stage is the {model.variant!r} variant, "
                 f"which has no glimpses; choose a glimpse stage with --stage"
             )
-        clip = load_clip(args.video, config, args.run, args.converted_dir, args.cache_root)
-        outputs = predict(model, clip.video)
-        cells = config.data.image_size // 32
-        images = draw_frames(
-            clip.video,
-            outputs["locations"],
-            outputs["assignments"],
-            clip.pose,
-            clip.pose_mask,
-            min_frame_side=args.min_frame_side,
-            feature_grid=(cells, cells) if args.sampled_region else None,
-            frame_titles=[f"t={t} f={int(f)}" for t, f in enumerate(clip.frame_indices)],
-        )
+        from glimpse_keras.data import preparation
+        from glimpse_keras.pipeline_runner import class_names_for
+
+        label_map = preparation.label_map(config.data)
+        cells = config.data.image_size // model.backbone.output_stride
+        clips_drawn, outputs_drawn, images = [], [], []
+        for video in args.video:
+            clip = load_clip(video, config, args.run, args.converted_dir, args.cache_root)
+            if clip.label is not None and label_map is not None:
+                # Sample ids carry the stored label; the model's labels index the class subset.
+                clip.label = label_map.index(clip.label) if clip.label in label_map else None
+            outputs = predict(model, clip.video)
+            images.append(draw_frames(
+                clip.video,
+                outputs["locations"],
+                outputs["assignments"],
+                clip.pose,
+                clip.pose_mask,
+                min_frame_side=args.min_frame_side,
+                feature_grid=(cells, cells) if args.sampled_region else None,
+                frame_titles=[f"t={t} f={int(f)}" for t, f in enumerate(clip.frame_indices)],
+            ))
+            clips_drawn.append(clip)
+            outputs_drawn.append(outputs)
+        if len({len(clip.frame_indices) for clip in clips_drawn}) > 1:
+            raise VisualizeError("the clips have different numbers of frames and cannot be drawn together")
         write_images(images, args.output, args.fps)
     except (ValueError, TrainingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(_describe(clip, outputs))
-    print(f"wrote {args.output} ({kind}, {len(images)} frames)")
+    names = class_names_for(config)
+    for clip, outputs in zip(clips_drawn, outputs_drawn):
+        print(_describe(clip, outputs, names))
+    with_pose = all(clip.pose is not None for clip in clips_drawn)
+    figures = diagnostics.attention_diagnostics(
+        np.stack([outputs["locations"] for outputs in outputs_drawn]),
+        np.stack([outputs["assignments"] for outputs in outputs_drawn]),
+        np.stack([clip.pose for clip in clips_drawn]) if with_pose else None,
+        np.stack([clip.pose_mask for clip in clips_drawn]) if with_pose else None,
+        assign_axis=model.core.assign_axis,
+    )
+    print(f"attention diagnostics of {len(clips_drawn)} clip(s):")
+    print("\n".join(diagnostics.format_diagnostics(figures)))
+    print(f"wrote {args.output} ({kind}, {len(clips_drawn)} clip(s) of {len(images[0])} frames)")
     return 0
 

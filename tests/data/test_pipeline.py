@@ -1,5 +1,7 @@
 """build_dataset on fake SequenceExamples built in the test."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -151,3 +153,32 @@ def test_bad_arguments_are_rejected(grey_shards, tmp_path):
 def test_count_records(grey_shards):
     files, _ = grey_shards
     assert pipeline.count_records(files) == 5
+
+
+def test_label_map_keeps_the_listed_classes_and_relabels_them_in_order(grey_shards):
+    files, _ = grey_shards
+    # Stored labels are 10..14; keep 14 and 11 as classes 0 and 1.
+    dataset = pipeline.build_dataset(files, "test", num_frames=2, image_size=48, batch_size=8,
+                                     clips_per_video=1, label_map=[14, 11])
+    (inputs, targets), = list(dataset)
+    ids = [name.decode() for name in targets["video_id"].numpy()]
+    assert dict(zip(ids, targets["label"].numpy().tolist())) == {"vid4": 0, "vid1": 1}
+    training = pipeline.build_dataset(files, "train", num_frames=2, image_size=48, batch_size=1,
+                                      label_map=[12], seed=3)
+    assert [int(t["label"][0]) for _, t in training] == [0]
+
+
+@pytest.mark.parametrize("label_map", [[], [3, 3], [-1]])
+def test_label_map_rejects_bad_lists(grey_shards, label_map):
+    with pytest.raises(ValueError, match="label_map"):
+        pipeline.build_dataset(grey_shards[0], "eval", image_size=48, label_map=label_map)
+
+
+def test_count_split_videos_with_a_label_map(tmp_path):
+    index = {"num_videos": 7, "files": [], "class_counts": {"0": 3, "4": 2, "9": 2}}
+    split_dir = tmp_path / "splits" / "xsub"
+    split_dir.mkdir(parents=True)
+    (split_dir / "test.json").write_text(json.dumps(index))
+    assert pipeline.count_split_videos(str(tmp_path), "xsub", "test") == 7
+    assert pipeline.count_split_videos(str(tmp_path), "xsub", "test", label_map=[9, 0]) == 5
+    assert pipeline.count_split_videos(str(tmp_path), "xsub", "test", label_map=[5]) == 0

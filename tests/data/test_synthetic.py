@@ -356,3 +356,66 @@ def test_time_reversed_twins_are_only_separable_with_temporal_order():
     assert twins / 2 < 0.75
     assert distinct / 2 > 0.85
     assert ordered / 2 > 0.9
+
+
+# -- props: the objects fine-grained classes are told apart by -------------------------------------------
+def _prop_config(**overrides):
+    values = {"size": [320, 180], "occluder_prob": 0.0, "distractor_object_prob": 0.0, "jitter_px": 0.0}
+    values.update(overrides)
+    return resolve_config("ntu", "tiny", values)
+
+
+def test_held_prop_is_drawn_at_the_hand_in_its_colour():
+    from glimpse_keras.data.synthetic import kinematics as K
+    from glimpse_keras.data.synthetic.props import NTU_HELD_PROPS, PROP_KINDS
+
+    task = ntu_writer.NtuTask(1, 1, 2, 1, 1)  # drink water: a cup in the right hand
+    assert [prop.kind for prop in NTU_HELD_PROPS[1]] == ["cup"]
+    with_prop = ntu_writer.render_ntu_sample(SEED, _prop_config(), task)
+    without = ntu_writer.render_ntu_sample(SEED, _prop_config(held_props=False), task)
+    assert with_prop.record["held_props"] == [{"kind": "cup", "hand": "right", "orientation": "upright"}]
+    assert without.record["held_props"] == []
+    cup = np.array(PROP_KINDS["cup"].colour)
+    checked = 0
+    for f in range(0, len(with_prop.frames), 4):
+        diff = np.abs(with_prop.frames[f].astype(int) - without.frames[f].astype(int)).sum(-1)
+        rows, cols = np.nonzero(diff > 30)
+        assert rows.size > 0, f
+        hand = with_prop.color_pixels[0][f, [K.HAND_R, K.HAND_TIP_R]].mean(0) * [320 / 1920, 180 / 1080]
+        # Every changed pixel lies within the cup's size of the right hand.
+        assert np.hypot(cols + 0.5 - hand[0], rows + 0.5 - hand[1]).max() < 12, f
+        # The cup's red is there (lighting gain and noise change it a little).
+        changed = with_prop.frames[f][rows, cols].astype(int)
+        assert np.abs(changed - cup).sum(-1).min() < 80
+        checked += 1
+    assert checked >= 3
+
+
+def test_clutter_is_class_independent_and_shared_by_the_cameras():
+    config = _prop_config(clutter_props=[2, 2])
+    first = ntu_writer.render_ntu_sample(SEED, config, ntu_writer.NtuTask(1, 1, 2, 1, 38))
+    other_camera = ntu_writer.render_ntu_sample(SEED, config, ntu_writer.NtuTask(1, 2, 2, 1, 38))
+    clutter = first.record["clutter_props"]
+    assert len(clutter) == 2 and clutter == other_camera.record["clutter_props"]
+    for prop in clutter:
+        assert abs(prop["position"][0]) >= 0.5  # never on the performer
+    none = ntu_writer.render_ntu_sample(SEED, _prop_config(), ntu_writer.NtuTask(1, 1, 2, 1, 38))
+    assert none.record["clutter_props"] == []
+    # The clutter is drawn: the frames differ from the clutter-free render away from the figure.
+    assert np.abs(first.frames[0].astype(int) - none.frames[0].astype(int)).sum() > 0
+
+
+def test_prop_config_errors_name_the_key():
+    with pytest.raises(SyntheticConfigError, match="clutter_props"):
+        resolve_config("ntu", "tiny", {"clutter_props": [3, 1]})
+    with pytest.raises(SyntheticConfigError, match="held_props"):
+        resolve_config("ntu", "tiny", {"held_props": "yes"})
+
+
+def test_demo_preset_is_fine_grained_hand_actions_with_clutter():
+    from glimpse_keras.data.synthetic.props import NTU_HELD_PROPS
+
+    config = resolve_config("ntu", "demo")
+    assert config["classes"] == [1, 2, 3, 11, 12, 13, 28, 29, 30, 49]
+    assert set(config["classes"]) <= set(NTU_HELD_PROPS)
+    assert config["clutter_props"] == [1, 3]

@@ -91,6 +91,34 @@ def test_zoomer_state_is_carried_across_frames():
     assert np.abs(after[:, 1, 0] - before[:, 1, 0]).max() > 1e-6
 
 
+def test_zoomer_reset_each_frame_places_every_first_glimpse_from_its_own_frame():
+    core = tiny_core(zoomer_reset_each_frame=True)
+    features, context = tiny_inputs(2)
+    out = core(features, context)
+    zero_state = np.zeros((BATCH, 4), "float32")
+    for t in range(TIME):
+        expected, _ = core.locator(context[:, t], zero_state)
+        np.testing.assert_allclose(out["locations"][:, t, 0], expected, atol=1e-6)
+    # Within a frame the state still moves on: the second glimpse differs from a fresh one.
+    fresh, _ = core.locator(context[:, 1], zero_state)
+    assert np.abs(out["locations"][:, 1, 1] - fresh).max() > 1e-6
+    changed = features.copy()
+    changed[:, 0] += 1.0
+    after = np.asarray(core(changed, context)["locations"])
+    np.testing.assert_allclose(after[:, 1, 0], out["locations"][:, 1, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("scale_bias", [3.0, 0.0, -1.0])
+def test_scale_bias_sets_the_initial_glimpse_scale(scale_bias):
+    core = tiny_core(scale_bias=scale_bias)
+    features, context = tiny_inputs(4)
+    core(features, context)
+    core.locator.kernel.assign(np.zeros(core.locator.kernel.shape, "float32"))
+    core.locator.bias.assign(np.zeros((4,), "float32"))
+    scales = np.asarray(core(features, context)["locations"])[..., 2:]
+    np.testing.assert_allclose(scales, 1.0 / (1.0 + np.exp(-scale_bias)), rtol=1e-6)
+
+
 def _locator_gradient(core, features, context):
     core(features, context)
 

@@ -72,6 +72,32 @@ def test_inflated_conv_matches_pytorch_style_reference(implementation, kernel_si
     np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("implementation", ["conv3d", "frames"])
+def test_dilated_conv_equals_the_spread_kernel(implementation):
+    # A 3x3 kernel dilated by 2 is the 5x5 kernel with zeros between its taps.
+    x = _video((1, 3, 7, 7, 2))
+    layer = InflatedConv3D(3, (3, 3, 3), dilation_rate=2, implementation=implementation)
+    layer.build(x.shape)
+    kernel = np.random.default_rng(1).normal(size=layer.kernel.shape)
+    layer.kernel.assign(kernel)
+    spread = np.zeros((3, 5, 5, 2, 3))
+    spread[:, ::2, ::2] = kernel
+    expected = _reference_conv3d(x, spread, 1)
+    result = keras.ops.convert_to_numpy(layer(x))
+    assert result.shape == (1, 3, 7, 7, 3)
+    np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [({"dilation_rate": 2, "strides": 2}, "strides=2 with dilation_rate=2"),
+     ({"dilation_rate": 0}, "dilation_rate must be an int >= 1, received 0")],
+)
+def test_inflated_conv_rejects_bad_dilation(kwargs, message):
+    with pytest.raises(BackboneConfigError, match=message):
+        InflatedConv3D(4, (3, 3, 3), **kwargs)
+
+
 def test_inflated_conv_rejects_even_kernel():
     with pytest.raises(BackboneConfigError, match=r"\(2, 3, 3\)"):
         InflatedConv3D(4, (2, 3, 3))
@@ -104,6 +130,35 @@ def test_all_endpoints_dynamic_shape_keras_layout(implementation):
         "res3": (1, 3, 4, 8, 64), "res4": (1, 3, 2, 4, 128),
         "res5": (1, 3, 1, 2, 256),
     }
+
+
+@pytest.mark.parametrize("output_stride,res4_side,res5_side", [(32, 4, 2), (16, 4, 4), (8, 8, 8)])
+def test_output_stride_sets_the_map_sizes_with_the_same_weights(output_stride, res4_side, res5_side):
+    reference = build_backbone("tiny", input_shape=(2, 64, 64, 3))
+    backbone = build_backbone("tiny", input_shape=(2, 64, 64, 3), output_stride=output_stride)
+    outputs = backbone(_video((1, 2, 64, 64, 3)))
+    assert outputs["res4"].shape[2:4] == (res4_side, res4_side)
+    assert outputs["res5"].shape[2:4] == (res5_side, res5_side)
+    assert [w.shape for w in backbone.weights] == [w.shape for w in reference.weights]
+    dilations = {layer.name: layer.dilation_rate for layer in backbone.layers if isinstance(layer, InflatedConv3D)}
+    expected_res5 = {32: 1, 16: 2, 8: 4}[output_stride]
+    assert dilations["res5_block1_conv2"] == expected_res5
+    assert dilations["res4_block1_conv2"] == (2 if output_stride == 8 else 1)
+    assert dilations["res3_block1_conv2"] == 1
+
+
+def test_output_stride_without_dilation_only_drops_the_strides():
+    backbone = build_backbone("tiny", input_shape=(2, 64, 64, 3), output_stride=8, output_stride_dilation=False)
+    outputs = backbone(_video((1, 2, 64, 64, 3)))
+    assert outputs["res5"].shape[2:4] == (8, 8)
+    assert {layer.dilation_rate for layer in backbone.layers if isinstance(layer, InflatedConv3D)} == {1}
+    rebuilt = InflatedResNet3D.from_config(backbone.get_config())
+    assert rebuilt.output_stride == 8 and rebuilt.output_stride_dilation is False
+
+
+def test_output_stride_rejects_other_values():
+    with pytest.raises(BackboneConfigError, match="output_stride must be one of .*received 4"):
+        build_backbone("tiny", output_stride=4)
 
 
 def test_stride_layout_places_the_stride():
@@ -207,7 +262,7 @@ def test_golden_numbers_deterministic_weights():
     {},
     {"stride_layout": "keras", "use_conv_bias": True, "bn_epsilon": 1.001e-5,
      "temporal_kernel_sizes": [1, 3, [3], 1], "dtype": "mixed_bfloat16",
-     "output_endpoints": ("res3", "res5"), "conv_implementation": "frames"},
+     "output_endpoints": ("res3", "res5"), "conv_implementation": "frames", "output_stride": 16},
 ])
 def test_config_round_trip_is_json_identical(overrides):
     backbone = build_backbone("tiny", input_shape=(2, 32, 32, 3), **overrides)

@@ -29,9 +29,9 @@ def test_folded_conv_weights_hand_computed():
     assert new_kernel.dtype == np.float32
 
 
-@pytest.mark.parametrize("preset", ["tiny", "resnet50_keras"])
-def test_folded_backbone_equals_inference_mode(preset):
-    overrides = {"input_shape": VIDEO_SHAPE}
+@pytest.mark.parametrize("preset,output_stride", [("tiny", 32), ("tiny", 16), ("resnet50_keras", 32)])
+def test_folded_backbone_equals_inference_mode(preset, output_stride):
+    overrides = {"input_shape": VIDEO_SHAPE, "output_stride": output_stride}
     if preset != "tiny":  # the conv-bias layout, kept small
         overrides.update(stackwise_num_blocks=(1, 1, 1, 1), stackwise_num_filters=(4, 8, 8, 8), stem_filters=4)
     keras.utils.set_random_seed(0)

@@ -7,4 +7,8 @@ Python: `generate(dataset, output, preset=..., seed=..., workers=..., overrides=
 from glimpse_keras.data.synthetic.presets import PRESETS, SyntheticConfigError, resolve_config
 from glimpse_keras.data.synthetic.runner import generate
 
-__all__ = ["PRESETS", "SyntheticConfigError", "generate", "resolve_config"]
+# Bumped whenever a change to the generator's code changes what it draws or writes for the same
+# configuration, so that caches of generated data keyed by it are made anew.
+GENERATOR_VERSION = 2
+
+__all__ = ["GENERATOR_VERSION", "PRESETS", "SyntheticConfigError", "generate", "resolve_config"]

@@ -20,6 +20,7 @@ from glimpse_keras.io_utils import atomic_path
 from glimpse_keras.data.synthetic.kinematics import body_shape_for_subject
 from glimpse_keras.data.synthetic.ntu_skeleton_text import SkeletonBody, round_like_file, skeleton_text
 from glimpse_keras.data.synthetic.performance import build_performance
+from glimpse_keras.data.synthetic import props
 from glimpse_keras.data.synthetic.render import apply_lighting, draw_figure, draw_object, draw_occluder
 from glimpse_keras.data.synthetic.scene import (NTU_DEPTH, NTU_REPLICATION_FACING, ORIGINAL_SIZE, camera_shake,
                                                 ntu_camera, place_occluder, render_background)
@@ -166,6 +167,8 @@ def render_ntu_sample(seed: int, config: dict, task: NtuTask, draw_figures: bool
             state = np.where(inside, 1, state)
         entry["state"] = state
 
+    held = props.NTU_HELD_PROPS.get(task.action, ()) if config["held_props"] else ()
+    clutter = props.place_clutter(rng_for(seed, "clutter", *task.performance_key), config["clutter_props"])
     record = {"id": task.name, "setup": task.setup, "camera": task.camera, "subject": task.subject,
               "replication": task.replication, "action": task.action, "label": task.action - 1,
               "frame_size": [width, height], "camera_geometry": camera.as_dict(),
@@ -173,6 +176,8 @@ def render_ntu_sample(seed: int, config: dict, task: NtuTask, draw_figures: bool
               "jitter_px_max": int(np.abs(shake).max()) if num_frames else 0,
               "occluder": None if occluder is None else list(occluder),
               "distractor_object": None if perf.distractor_object is None else perf.distractor_object.as_dict(),
+              "held_props": [dataclasses.asdict(prop) for prop in held],
+              "clutter_props": [prop.as_dict() for prop in clutter],
               "defects": {}}
     background = render_background(seed, ("ntu", task.setup), ("ntu", task.setup, task.camera), camera,
                                    (width, height), margin=int(np.ceil(float(config["jitter_px"]) * 2)) + 1)
@@ -180,7 +185,7 @@ def render_ntu_sample(seed: int, config: dict, task: NtuTask, draw_figures: bool
                                                                   num_frames, (scale_x, scale_y), color_shift)
     record["defects"].update(record_defects)
     frames = _render_frames(seed, config, task, rng, background, camera, perf, persons, occluder, shake,
-                            draw_figures)
+                            draw_figures, held, clutter)
     crlf = unit_hash(seed, "crlf", task.name) < float(config["crlf_fraction"])
     text = skeleton_text(skeleton_frames, trailing_newline=unit_hash(seed, "eol", task.name) < 0.8)
     clipped = sum(1 for frame in skeleton_frames for body in frame if body.clipped_edges)
@@ -300,10 +305,14 @@ def _furniture_body(rng, camera, rect, scale, body_id) -> SkeletonBody:
     return SkeletonBody(body_id, int(_clipped_edges(color[None])[0]), (0, 0), (0.0, 0.0), joints)
 
 
-def _render_frames(seed, config, task, rng, background, camera, perf, persons, occluder, shake, draw_figures):
+def _render_frames(seed, config, task, rng, background, camera, perf, persons, occluder, shake, draw_figures,
+                   held=(), clutter=()):
     width, height = config["size"]
     scale = np.array([width / ORIGINAL_SIZE[0], height / ORIGINAL_SIZE[1]])
     pixels_per_metre = camera.color[0] * scale[0]
+    # Frame pixels per metre at depth 1 m along x and y (the frame may be squashed).
+    focal = np.array([camera.color[0], camera.color[1]]) * scale
+    clutter_cam = [camera.to_camera(np.asarray(prop.position)) for prop in clutter]
     gain = rng.uniform(0.85, 1.15) * rng.uniform(0.94, 1.06, 3)
     noise_bank = [np.round(rng.normal(0.0, float(config["noise_sigma"]), (height, width, 3))).astype(np.int16)
                   for _ in range(3)]
@@ -319,10 +328,20 @@ def _render_frames(seed, config, task, rng, background, camera, perf, persons, o
                 layers.append((float(np.mean(entry["xyz"][f, :, 2])), "person", entry))
         if obj_cam is not None:
             layers.append((float(obj_cam[f, 2]), "object", None))
+        for prop, prop_cam in zip(clutter, clutter_cam):
+            layers.append((float(prop_cam[2]), "clutter", (prop, prop_cam)))
         for _, kind, entry in sorted(layers, key=lambda item: -item[0]):
             if kind == "person":
-                draw_figure(image, entry["color"][f] * scale, entry["xyz"][f, :, 2], entry["person"].shape,
-                            pixels_per_metre)
+                pixels = entry["color"][f] * scale
+                draw_figure(image, pixels, entry["xyz"][f, :, 2], entry["person"].shape, pixels_per_metre)
+                if entry is persons[0]:
+                    _draw_held_props(image, held, pixels, entry["xyz"][f], focal)
+            elif kind == "clutter":
+                prop, prop_cam = entry
+                depth = max(float(prop_cam[2]), 0.3)
+                centre = camera.project(prop_cam, "color") * scale + shake[f]
+                axis = np.array([np.cos(prop.angle), np.sin(prop.angle)])
+                props.draw_prop(image, prop.kind, centre, axis, focal[0] / depth, focal[1] / depth)
             else:
                 centre = camera.project(obj_cam[f], "color") * scale + shake[f]
                 draw_object(image, centre, obj.radius * pixels_per_metre / max(obj_cam[f, 2], 0.3), obj.kind,
@@ -331,6 +350,17 @@ def _render_frames(seed, config, task, rng, background, camera, perf, persons, o
             draw_occluder(image, occluder, occluder_colour)
         frames[f] = apply_lighting(image, gain, noise_bank[f % len(noise_bank)])
     return frames
+
+
+def _draw_held_props(image, held, pixels, xyz, focal):
+    """Draws the actor's held props at their hands; `xyz` (25, 3) gives the hands' depth."""
+    for prop in held:
+        placement = props.held_prop_placement(prop, pixels)
+        if placement is None:
+            continue
+        hands = [K.HAND_R, K.HAND_L] if prop.hand == "both" else [K.HAND_R if prop.hand == "right" else K.HAND_L]
+        depth = max(float(np.mean(xyz[hands, 2])), 0.3)
+        props.draw_prop(image, prop.kind, placement[0], placement[1], focal[0] / depth, focal[1] / depth)
 
 
 def write_ntu_sample(seed: int, config: dict, task: NtuTask, root: str) -> dict:

@@ -1,0 +1,138 @@
+"""The attention diagnostics on hand-made glimpses with known answers."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from glimpse_keras import diagnostics
+
+
+def _locations(centres, scale=0.5):
+    """(N, T, G, 2) centres -> (N, T, G, 4) with a constant scale."""
+    centres = np.asarray(centres, np.float64)
+    return np.concatenate([centres, np.full(centres.shape, scale)], axis=-1)
+
+
+def _pose(joints):
+    """(N, T, J, 2) joints of one person -> pose (N, T, 1, J, 2) and an all-visible mask."""
+    joints = np.asarray(joints, np.float64)[:, :, None]
+    return joints, np.ones(joints.shape[:-1])
+
+
+def test_on_body_rate_counts_centres_near_a_visible_joint():
+    # One frame, one joint at the origin; glimpses at distance 0.1 (on), 0.149 (on) and 0.3 (off).
+    locations = _locations([[[[0.1, 0.0], [0.0, -0.149], [0.3, 0.0]]]])
+    pose, mask = _pose([[[[0.0, 0.0]]]])
+    assert diagnostics.on_body_rate(locations, pose, mask) == pytest.approx(2 / 3)
+    assert diagnostics.on_body_rate(locations, pose, mask, radius=0.35) == 1.0
+
+
+def test_on_body_rate_ignores_hidden_joints_and_frames_without_body():
+    # Frame 0: the only joint near the glimpse is hidden -> off; frame 1: no visible joint -> left out.
+    locations = _locations([[[[0.0, 0.0]], [[0.0, 0.0]]]])
+    pose = np.zeros((1, 2, 1, 2, 2))
+    pose[0, 0, 0, 1] = [0.9, 0.9]
+    mask = np.array([[[[0.0, 1.0]], [[0.0, 0.0]]]])
+    assert diagnostics.on_body_rate(locations, pose, mask) == 0.0
+    mask[:, 0] = 0.0
+    assert diagnostics.on_body_rate(locations, pose, mask) is None
+
+
+def test_input_dependence_of_a_shared_schedule_is_zero():
+    # Every video sweeps the same path over time: no dependence on the video.
+    path = np.linspace(-0.8, 0.8, 5)
+    centres = np.stack([np.stack([path, -path], -1)[:, None]] * 4)  # (4 videos, 5 frames, 1 glimpse, 2)
+    assert diagnostics.input_dependence(_locations(centres)) == 0.0
+
+
+def test_input_dependence_known_ratio():
+    # Two videos: x = +-a constant in time (std across videos a), plus a time ramp shared by both
+    # with std b across frames: the ratio is a / b on x; y is 0 everywhere (std 0 both ways).
+    a, frames = 0.3, np.array([-0.2, 0.2])
+    b = 0.2
+    centres = np.zeros((2, 2, 1, 2))
+    centres[0, :, 0, 0] = a + frames
+    centres[1, :, 0, 0] = -a + frames
+    # Across videos: std over {a + f, -a + f} = a for each frame; y contributes 0 -> mean a / 2.
+    # Across frames: std over {+-a - 0.2, +-a + 0.2} = b for each video; y 0 -> mean b / 2.
+    assert diagnostics.input_dependence(_locations(centres)) == pytest.approx(a / b)
+
+
+def test_input_dependence_of_video_specific_still_glimpses_is_infinite_and_json_safe():
+    centres = np.zeros((3, 4, 2, 2))
+    centres[:, :, :, 0] = np.array([-0.5, 0.0, 0.5])[:, None, None]
+    value = diagnostics.input_dependence(_locations(centres))
+    assert value == math.inf
+    assert diagnostics.input_dependence(_locations(centres[:1])) is None
+
+
+def test_diversity_is_the_mean_pairwise_distance():
+    # A 3-4-5 triangle: distances 3, 4, 5 (scaled by 0.1) -> mean 0.4.
+    locations = _locations([[[[0.0, 0.0], [0.3, 0.0], [0.0, 0.4]]]])
+    assert diagnostics.diversity(locations) == pytest.approx(0.4)
+    assert diagnostics.diversity(locations[:, :, :1]) == 0.0
+
+
+def test_assignment_statistics_one_hot_and_uniform():
+    one_hot = np.zeros((2, 3, 3, 3))  # (N, T, C, G): worker c takes glimpse c
+    for worker in range(3):
+        one_hot[:, :, worker, worker] = 1.0
+    figures = diagnostics.assignment_statistics(one_hot, "glimpses")
+    assert figures["assignment_max_weight"] == pytest.approx(1.0)
+    assert figures["assignment_entropy"] == pytest.approx(0.0)
+    assert figures["worker_shares"] == pytest.approx([1 / 3] * 3)
+    uniform = np.full((2, 3, 3, 4), 0.25)
+    figures = diagnostics.assignment_statistics(uniform, "glimpses")
+    assert figures["assignment_max_weight"] == pytest.approx(0.25)
+    assert figures["uniform_weight"] == pytest.approx(0.25)
+    assert figures["assignment_entropy"] == pytest.approx(1.0)
+    # Every glimpse ties across workers: the lowest index takes it.
+    assert figures["worker_shares"] == pytest.approx([1.0, 0.0, 0.0])
+
+
+def test_assignment_statistics_along_workers():
+    # Each glimpse spreads 0.7 / 0.3 over two workers; glimpse 0 goes mostly to worker 1.
+    weights = np.zeros((1, 1, 2, 2))
+    weights[0, 0, :, 0] = [0.3, 0.7]
+    weights[0, 0, :, 1] = [0.7, 0.3]
+    figures = diagnostics.assignment_statistics(weights, "workers")
+    assert figures["assignment_max_weight"] == pytest.approx(0.7)
+    expected_entropy = -(0.3 * math.log(0.3) + 0.7 * math.log(0.7)) / math.log(2)
+    assert figures["assignment_entropy"] == pytest.approx(expected_entropy)
+    assert figures["worker_shares"] == pytest.approx([0.5, 0.5])
+
+
+def test_accumulator_merges_clip_axes_and_matches_one_call():
+    rng = np.random.default_rng(0)
+    locations = rng.uniform(-1, 1, (4, 3, 5, 2, 4))  # (N, K clips, T, G, 4)
+    assignments = rng.uniform(0, 1, (4, 3, 5, 2, 2))
+    pose = rng.uniform(-1, 1, (4, 3, 5, 2, 25, 2))
+    mask = (rng.uniform(size=(4, 3, 5, 2, 25)) > 0.3).astype("float32")
+    accumulator = diagnostics.AttentionDiagnostics(assign_axis="glimpses")
+    assert accumulator.result() is None
+    for batch in (slice(0, 1), slice(1, 4)):
+        accumulator.update(locations[batch], assignments[batch], pose[batch], mask[batch])
+    merged = accumulator.result()
+    direct = diagnostics.attention_diagnostics(
+        locations.reshape(12, 5, 2, 4), assignments.reshape(12, 5, 2, 2), pose.reshape(12, 5, 2, 25, 2),
+        mask.reshape(12, 5, 2, 25))
+    assert merged["clips"] == 12
+    for key, value in direct.items():
+        assert merged[key] == pytest.approx(value, rel=1e-5), key
+    json.dumps(merged)
+
+
+def test_scale_quartiles_and_format():
+    locations = np.zeros((2, 2, 1, 4))
+    locations[..., 2] = [[[0.1], [0.2]], [[0.3], [0.4]]]
+    locations[..., 3] = 0.5
+    figures = diagnostics.attention_diagnostics(locations, np.ones((2, 2, 1, 1)))
+    assert figures["scale_x_median"] == pytest.approx(0.25)
+    assert figures["scale_y_median"] == pytest.approx(0.5)
+    assert figures["scale_median"] == pytest.approx(0.45)
+    assert figures["on_body_rate"] is None
+    lines = diagnostics.format_diagnostics(figures)
+    assert any("median glimpse scale" in line and line.endswith("0.45") for line in lines)
+    assert any(line.endswith("n/a") for line in lines)
