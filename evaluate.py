@@ -13,10 +13,13 @@ import argparse
 import os
 import sys
 
+from glimpse_keras.backend_selection import BackendSelectionError, add_backend_argument, select_backend
+
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="run directory written by train.py")
+    add_backend_argument(parser)
     parser.add_argument("--stage", help="stage to evaluate (default: the last)")
     parser.add_argument("--dataset", choices=("ntu", "nucla", "synthetic"), help="override the run's dataset")
     parser.add_argument("--data-dir", help="override the run's data directory (raw or converted)")
@@ -32,6 +35,11 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.clips is not None and args.clips < 1:
         print(f"error: --clips: expected an integer >= 1, got {args.clips}", file=sys.stderr)
+        return 2
+    try:
+        select_backend(args.backend)
+    except BackendSelectionError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     from glimpse_keras import config as config_lib
     from glimpse_keras import evaluation, pipeline_runner, training

@@ -12,11 +12,17 @@ next free version by default) and models/models.config, then serve with
 
 and query it with examples/serving_client.py. The signatures are described in
 glimpse_keras/export.py.
+
+The export always runs Keras on TensorFlow (the SavedModel is TensorFlow's
+format), whatever backend trained the run: the weights files are the same on
+TensorFlow and JAX.
 """
 
 import argparse
 import os
 import sys
+
+from glimpse_keras.backend_selection import BackendSelectionError, select_backend
 
 
 def parse_args(argv):
@@ -41,6 +47,11 @@ def main(argv=None):
         return 2
     if args.clips is not None and args.clips < 1:
         print(f"error: --clips must be >= 1, received {args.clips}", file=sys.stderr)
+        return 2
+    try:
+        select_backend("tensorflow")
+    except BackendSelectionError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     from glimpse_keras import config as config_lib
     from glimpse_keras import export as export_lib

@@ -1,4 +1,4 @@
-"""glimpse-keras: Glimpse Clouds (Baradel et al., CVPR 2018) in TensorFlow/Keras."""
+"""glimpse-keras: Glimpse Clouds (Baradel et al., CVPR 2018) in Keras 3 (TensorFlow or JAX)."""
 
 import setuptools
 
@@ -6,8 +6,8 @@ setuptools.setup(
     name="glimpse-keras",
     version="0.1.0",
     description=(
-        "Glimpse Clouds action recognition from RGB video in Keras 3 / "
-        "TensorFlow: data readers, training, evaluation, export, tuning."
+        "Glimpse Clouds action recognition from RGB video in Keras 3 on "
+        "TensorFlow or JAX: data readers, training, evaluation, export, tuning."
     ),
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
@@ -19,6 +19,9 @@ setuptools.setup(
     install_requires=[
         "tensorflow-cpu==2.21.0",
         "keras==3.15.1",
+        # The CPU wheel; the newest on this project's index (the GPU machine
+        # runs 0.11.2 with its CUDA plugin). The tests run on JAX too.
+        "jax==0.10.2",
         "keras-tuner==1.4.8",
         "tensorboard==2.21.0",
         "numpy>=2.0,<2.5",

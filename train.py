@@ -5,6 +5,7 @@
     python train.py --dataset nucla --data-dir /data/multiview_action \\
         --config configs/nucla.yaml --init-from runs/ntu_xsub
     python train.py --config configs/tiny.yaml --set train.stages.0.epochs=1 --resume
+    python train.py --backend jax                     # train on JAX (tf.data still feeds it)
 
 With no arguments it runs the demo: generates the synthetic NTU-format dataset
 (cached), converts it, trains stage 1 and stage 2 of `configs/demo.yaml`,
@@ -18,6 +19,7 @@ import sys
 import time
 
 from glimpse_keras import config as config_lib
+from glimpse_keras.backend_selection import BackendSelectionError, add_backend_argument, select_backend
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "demo.yaml")
 
@@ -33,6 +35,7 @@ def parse_args(argv):
                         help="tf.distribute strategy (overrides train.strategy)")
     parser.add_argument("--no-evaluate", action="store_true", help="skip the test-split evaluation")
     parser.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
+    add_backend_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -49,6 +52,11 @@ def main(argv=None):
         return 2
     name = os.path.splitext(os.path.basename(config_path))[0]
     run_dir = args.output_dir or os.path.join("runs", name)
+    try:
+        select_backend(args.backend)
+    except BackendSelectionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
     from glimpse_keras import pipeline_runner
     from glimpse_keras.data.preparation import DataDirError

@@ -1,9 +1,12 @@
-"""glimpse-keras: Glimpse Clouds (Baradel et al., CVPR 2018) in Keras 3 / TensorFlow.
+"""glimpse-keras: Glimpse Clouds (Baradel et al., CVPR 2018) in Keras 3, on TensorFlow or JAX.
 
 Import the parts you need: `glimpse_keras.models` (backbone, GlimpseClouds,
 presets), `glimpse_keras.layers`, `glimpse_keras.data` (readers, synthetic
 generator, conversion, tf.data pipeline), `glimpse_keras.training`,
 `glimpse_keras.export`, `glimpse_keras.tuning`, `glimpse_keras.visualize`.
+The model (`models`, `layers`, `losses`, `backends`) imports without
+TensorFlow; the data pipeline, training jobs and the export need it. Nothing
+is imported here, so importing the package loads no framework.
 """
 
 __version__ = "0.1.0"

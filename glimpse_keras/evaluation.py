@@ -11,8 +11,8 @@ import json
 import os
 
 import numpy as np
-import tensorflow as tf
 
+from glimpse_keras.backends import compile_forward
 from glimpse_keras.io_utils import atomic_path, atomic_write_json
 from glimpse_keras.models.folding import fold_model_batch_norm
 
@@ -24,7 +24,8 @@ class EvaluationError(RuntimeError):
 def collect_logits(model, dataset, progress=True, fold_batch_norm=True, diagnostics=None):
     """Runs `model` over a 'test'-mode dataset.
 
-    The forward pass is a `tf.function` (about 2x faster than eager calls).
+    The forward pass is compiled by the backend (`tf.function` on
+    TensorFlow, about 2x faster than eager calls; `jax.jit` on JAX).
 
     Args:
         model: a GlimpseClouds model (accepts (B, K, T, H, W, 3) videos and
@@ -46,14 +47,13 @@ def collect_logits(model, dataset, progress=True, fold_batch_norm=True, diagnost
 
     if fold_batch_norm and not model.backbone.fold_batch_norm:
         model = fold_model_batch_norm(model)
-    # reduce_retracing: the last batch is smaller; one trace serves both.
     keys = ("logits", "locations", "assignments") if diagnostics is not None else ("logits",)
 
     def outputs_of(video):
         outputs = model(video, training=False)
         return {key: outputs[key] for key in keys}
 
-    forward = tf.function(outputs_of, reduce_retracing=True)
+    forward = compile_forward(outputs_of, model)
     logits, labels, ids = [], [], []
     batches = tqdm.tqdm(dataset, desc="evaluating", unit="batch", disable=not progress)
     for inputs, targets in batches:

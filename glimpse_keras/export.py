@@ -43,6 +43,13 @@ to the graph; the expected shapes are written to
 settings). A wrong dtype is rejected before the graph runs ("expected to be
 a uint8 tensor").
 
+The SavedModel is TensorFlow's format and the serving graph is built with
+TensorFlow ops, so exporting needs the TensorFlow backend. A model trained on
+another backend (JAX) is exported from its weights file in a process that
+runs Keras on TensorFlow: `python export.py --run RUN` (which always uses
+TensorFlow), or `export_run_in_subprocess` from Python. The weights files
+are the same on every backend, so the SavedModel is the same too.
+
 TF Serving layout: `export_serving_version` writes `<base>/<version>/` (the
 next free integer by default) and `write_models_config` the text-format
 `ModelServerConfig` for `tensorflow_model_server --model_config_file`.
@@ -53,7 +60,10 @@ and renamed at the end, so the server never sees half a version.
 import json
 import os
 import re
+import shlex
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import keras
@@ -216,6 +226,13 @@ def _check_arguments(model, num_frames, image_size, class_names, clips_per_video
         )
     if not model.built:
         raise ExportError("the model is not built: call it once on a batch (or load its weights) before export")
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ExportError(
+            f"a SavedModel is exported with the TensorFlow backend, but Keras runs on {backend!r}; "
+            "save the weights and export them in a TensorFlow process "
+            "(`python export.py --run RUN`, or `export_run_in_subprocess`)"
+        )
 
 
 def serving_contract(*, num_frames, image_size, class_names, clips_per_video, stored_size):
@@ -520,6 +537,54 @@ def export_run_model(model, config, model_base_dir, *, version=None, serving_bas
         class_names=class_names_for(config),
     )
     return result["saved_model"]
+
+
+def export_command(run_dir, model_base_dir, *, version=None, stage=None, weights=None):
+    """The `export.py` command line that exports a run (a list of str).
+
+    `export.py` always runs Keras on TensorFlow, whatever backend trained
+    the run.
+    """
+    command = [sys.executable, "-m", "export", "--run", os.fspath(run_dir), "--output", os.fspath(model_base_dir)]
+    for flag, value in (("--version", version), ("--stage", stage), ("--weights", weights)):
+        if value is not None:
+            command += [flag, os.fspath(value) if not isinstance(value, int) else str(value)]
+    return command
+
+
+def export_run_in_subprocess(run_dir, model_base_dir, *, version=None, stage=None, weights=None):
+    """Exports a finished run in a child process running Keras on TensorFlow.
+
+    For a process whose Keras runs on another backend (JAX): the child
+    rebuilds the model from the run's config and weights file
+    (`training.load_run_model`) and calls `export_for_serving`, so the
+    SavedModel is the one a TensorFlow-trained run with those weights gives.
+
+    Args:
+        run_dir: a directory written by `training.train`.
+        model_base_dir: TF Serving base path of the model.
+        version: int or None (the next free version).
+        stage, weights: see `training.load_run_model`.
+
+    Returns:
+        the version directory (str).
+
+    Raises:
+        ExportError: the child failed; the message holds the command to
+            rerun and the end of its error output.
+    """
+    if version is None:
+        version = next_version(model_base_dir)
+    command = export_command(run_dir, model_base_dir, version=version, stage=stage, weights=weights)
+    environment = dict(os.environ, KERAS_BACKEND="tensorflow")
+    result = subprocess.run(command, env=environment, capture_output=True, text=True)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+        raise ExportError(
+            f"the export command failed with exit code {result.returncode}: {shlex.join(command)}\n"
+            + "\n".join(detail)
+        )
+    return os.path.join(os.fspath(model_base_dir), str(version))
 
 
 # === Checks of a written SavedModel ===

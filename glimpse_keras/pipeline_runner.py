@@ -1,5 +1,9 @@
 """The end-to-end job behind `python train.py`: data, training stages, test
-evaluation and SavedModel export, with the location of every result."""
+evaluation and SavedModel export, with the location of every result.
+
+Training and evaluation run on the active Keras backend; the export always
+runs on TensorFlow (in a child process when this one runs JAX).
+"""
 
 import collections
 import os
@@ -135,8 +139,21 @@ def run(config, run_dir, resume=False, init_from=None, evaluate=True, export=Tru
             results[f"{stage.name} report"] = report_path
         results["attention"] = report["attention"]
     if export:
-        from glimpse_keras import export as export_lib
-
-        path = export_lib.export_run_model(model, config, os.path.join(run_dir, "export", "glimpse_clouds"))
-        results["SavedModel"] = path
+        results["SavedModel"] = _export(model, config, run_dir)
     return results
+
+
+def _export(model, config, run_dir):
+    """Exports the run's final model; on a backend other than TensorFlow from
+    its weights file in a TensorFlow child process. Returns the SavedModel
+    path, or (when the child fails) the error and the command to rerun."""
+    from glimpse_keras import export as export_lib
+    from glimpse_keras.backends import current_backend
+
+    base = os.path.join(run_dir, "export", "glimpse_clouds")
+    if current_backend() == "tensorflow":
+        return export_lib.export_run_model(model, config, base)
+    try:
+        return export_lib.export_run_in_subprocess(run_dir, base)
+    except export_lib.ExportError as error:
+        return f"not written ({error})"

@@ -3,6 +3,7 @@
 Layout of a run directory::
 
     RUN/config.yaml                  the resolved config
+    RUN/environment.json             Keras backend and versions of every session
     RUN/<stage>/checkpoint.weights.h5  weights + optimizer state, every epoch
     RUN/<stage>/state.json           {"epoch": completed epochs, "done": bool}
     RUN/<stage>/final.weights.h5     weights when the stage finished
@@ -18,12 +19,15 @@ stage start fresh); the first stage may start from inflated ImageNet weights.
 
 import json
 import os
+import platform
 import random
+import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from glimpse_keras import backends
 from glimpse_keras import config as config_lib
 from glimpse_keras.callbacks import (
     AtomicCheckpoint,
@@ -41,6 +45,7 @@ from glimpse_keras.models.presets import get_model_preset
 CHECKPOINT = "checkpoint.weights.h5"
 FINAL = "final.weights.h5"
 STATE = "state.json"
+ENVIRONMENT = "environment.json"
 
 
 class TrainingError(RuntimeError):
@@ -58,7 +63,14 @@ def make_strategy(name):
     """The `tf.distribute` strategy named in `train.strategy`.
 
     "multi_worker" reads the cluster from the TF_CONFIG environment variable.
+    Both need the TensorFlow backend; on JAX only "default" (one device).
     """
+    backend = backends.current_backend()
+    if name in ("mirrored", "multi_worker") and backend != "tensorflow":
+        raise config_lib.ConfigError(
+            f"train.strategy: {name} is a tf.distribute strategy and needs the TensorFlow "
+            f"backend, but Keras runs on {backend!r}; use train.strategy=default"
+        )
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
@@ -124,7 +136,9 @@ def build_stage_model(config, stage, strategy, compile_model=True):
     """Builds (and by default compiles) the model of one stage.
 
     The optimizer's variables are created up front so that a checkpoint,
-    which holds them, loads into a fresh model.
+    which holds them, loads into a fresh model. `train.jit_compile` applies
+    to TensorFlow; on JAX the steps are always jitted (JAX without `jit`
+    runs op by op).
     """
     data = config.data
     with strategy.scope():
@@ -134,9 +148,12 @@ def build_stage_model(config, stage, strategy, compile_model=True):
             training=False,
         )
         if compile_model:
+            jit_compile = config.train.jit_compile
+            if backends.current_backend() == "jax":
+                jit_compile = True
             model.compile(
                 optimizer=keras.optimizers.Adam(stage.learning_rate),
-                jit_compile=config.train.jit_compile,
+                jit_compile=jit_compile,
             )
             model.optimizer.build(model.trainable_variables)
     return model
@@ -236,6 +253,27 @@ def adapt_memory_metric(model, dataset, batches=8):
     samples = np.concatenate(samples)
     memory.adapt_metric(samples)
     return len(samples)
+
+
+def backend_versions():
+    """The Keras backend in use and the versions of what runs it (a dict;
+    None for a framework this process has not imported)."""
+    versions = {"backend": backends.current_backend(), "keras": keras.__version__,
+                "python": platform.python_version()}
+    for module in ("tensorflow", "jax"):
+        versions[module] = getattr(sys.modules.get(module), "__version__", None)
+    return versions
+
+
+def _record_environment(run_dir, resume):
+    """Appends this session's backend and versions to RUN/environment.json."""
+    path = os.path.join(run_dir, ENVIRONMENT)
+    sessions = []
+    if resume and os.path.exists(path):
+        with open(path) as handle:
+            sessions = json.load(handle)
+    sessions.append(dict(backend_versions(), resumed=bool(resume)))
+    atomic_write_json(path, sessions)
 
 
 def _check_resumable(previous, config, path):
@@ -445,6 +483,7 @@ def train(config, run_dir, resume=False, init_from=None, cache_root=None, callba
     if resume and os.path.exists(config_path):
         _check_resumable(config_lib.load_config(config_path), config, config_path)
     config_lib.save_config(config, config_path)
+    _record_environment(run_dir, resume)
     cache_root = cache_root or os.path.join(os.path.dirname(os.path.abspath(run_dir)), "data_cache")
     converted_dir = preparation.prepare_data(config.data, cache_root)
     strategy = make_strategy(config.train.strategy)

@@ -1,8 +1,17 @@
-"""Shared pytest setup: the `slow` marker and quiet TensorFlow logs."""
+"""Shared pytest setup: the `slow` marker, quiet TensorFlow logs, fast XLA
+compiles for the JAX run."""
 
 import os
 
+FAST_XLA_COMPILE_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("KERAS_BACKEND") == "jax":
+    # Test shapes are tiny, so XLA's compile time (every eager JAX op and
+    # every jitted step is compiled for its shapes) dominates the run; these
+    # flags compile CPU code about 2.4x faster (README, "Tests"). Set before
+    # JAX is imported.
+    os.environ.setdefault("XLA_FLAGS", FAST_XLA_COMPILE_FLAGS)
 
 import pytest
 

@@ -2,11 +2,12 @@
 
 import math
 
+import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from glimpse_keras import losses
+from tests.backend_testing import gradients
 
 
 def _pose_arrays(person0, person1, mask0=None, mask1=None):
@@ -24,15 +25,15 @@ def test_classification_loss_matches_hand_computed_cross_entropy():
     labels = np.array([0, 1], dtype="int32")
     expected = (math.log(4.0 / 3.0) + math.log(2.0)) / 2.0
     value = losses.classification_loss(labels, logits)
-    assert value.dtype == tf.float32
+    assert value.dtype == "float32"
     np.testing.assert_allclose(float(value), expected, rtol=1e-6)
 
 
 def test_classification_loss_accepts_bfloat16_logits():
-    logits = tf.constant([[2.0, 0.0, -1.0]], dtype=tf.bfloat16)
-    value = losses.classification_loss(tf.constant([0]), logits)
+    logits = keras.ops.convert_to_tensor([[2.0, 0.0, -1.0]], dtype="bfloat16")
+    value = losses.classification_loss(keras.ops.convert_to_tensor([0]), logits)
     expected = -math.log(math.exp(2) / (math.exp(2) + 1 + math.exp(-1)))
-    assert value.dtype == tf.float32
+    assert value.dtype == "float32"
     np.testing.assert_allclose(float(value), expected, rtol=1e-2)
 
 
@@ -133,12 +134,10 @@ def test_attraction_sums_glimpses_and_time_and_skips_frames_without_joints():
 
 
 def test_attraction_gradient_is_finite_with_masked_frames():
-    locations = tf.Variable(tf.zeros((1, 2, 3, 4)))
-    target = tf.ones((1, 2, 2, 5, 2))
-    mask = tf.constant(np.array([1.0, 0.0]).reshape(1, 2, 1, 1) * np.ones((1, 2, 2, 5)), tf.float32)
-    with tf.GradientTape() as tape:
-        value = losses.glimpse_attraction_loss(locations, target, mask)
-    grad = tape.gradient(value, locations).numpy()
+    locations = np.zeros((1, 2, 3, 4), "float32")
+    target = np.ones((1, 2, 2, 5, 2), "float32")
+    mask = (np.array([1.0, 0.0]).reshape(1, 2, 1, 1) * np.ones((1, 2, 2, 5))).astype("float32")
+    (grad,) = gradients(lambda loc: losses.glimpse_attraction_loss(loc, target, mask), [locations])
     assert np.all(np.isfinite(grad))
     np.testing.assert_allclose(grad[0, 0, :, :2], -2.0, rtol=1e-5)  # d/dx (x - 1)^2 at x = 0
     np.testing.assert_allclose(grad[0, 1], 0.0)  # masked frame
@@ -157,10 +156,9 @@ def test_diversity_values_for_known_points():
 
 
 def test_diversity_gradient_pushes_glimpses_apart():
-    locations = tf.Variable([[[[-0.1, 0.0, 1.0, 1.0], [0.1, 0.0, 1.0, 1.0]]]])
-    with tf.GradientTape() as tape:
-        value = losses.glimpse_diversity_loss(locations)
-    grad = tape.gradient(value, locations).numpy()[0, 0]
+    locations = np.array([[[[-0.1, 0.0, 1.0, 1.0], [0.1, 0.0, 1.0, 1.0]]]], "float32")
+    (grad,) = gradients(losses.glimpse_diversity_loss, [locations])
+    grad = grad[0, 0]
     assert grad[0, 0] > 0 > grad[1, 0]  # descent moves glimpse 0 left, glimpse 1 right
 
 
@@ -177,26 +175,24 @@ def test_exponential_diversity_values_for_known_points():
 
 def test_exponential_diversity_keeps_a_gradient_where_glimpses_nearly_coincide():
     # Two glimpses 0.001 apart: the inverse form's gradient is ~1e-3, the exponential form's ~1.
-    start = [[[[-0.0005, 0.0, 1.0, 1.0], [0.0005, 0.0, 1.0, 1.0]]]]
-    gradients = {}
+    start = np.array([[[[-0.0005, 0.0, 1.0, 1.0], [0.0005, 0.0, 1.0, 1.0]]]], "float32")
+    by_form = {}
     for form in losses.DIVERSITY_FORMS:
-        locations = tf.Variable(start)
-        with tf.GradientTape() as tape:
-            value = losses.glimpse_diversity_loss(locations, form=form)
-        gradients[form] = tape.gradient(value, locations).numpy()[0, 0]
-    assert abs(gradients["inverse"][0, 0]) < 2e-3
+        (grad,) = gradients(lambda loc: losses.glimpse_diversity_loss(loc, form=form), [start])
+        by_form[form] = grad[0, 0]
+    assert abs(by_form["inverse"][0, 0]) < 2e-3
     # d/dx0 of the mean over the 2 ordered pairs of exp(-d), d = sqrt(0.001^2 + 1e-8) (the epsilon
     # that keeps the gradient finite at d = 0): exp(-d) * 0.001 / d.
     distance = math.sqrt(0.001**2 + 1e-8)
-    np.testing.assert_allclose(gradients["exponential"][0, 0], math.exp(-distance) * 0.001 / distance, rtol=1e-4)
-    assert gradients["exponential"][0, 0] > 0 > gradients["exponential"][1, 0]
+    np.testing.assert_allclose(by_form["exponential"][0, 0], math.exp(-distance) * 0.001 / distance, rtol=1e-4)
+    assert by_form["exponential"][0, 0] > 0 > by_form["exponential"][1, 0]
 
 
 def test_exponential_diversity_gradient_is_finite_at_exact_coincidence():
-    locations = tf.Variable(np.zeros((1, 2, 3, 4), "float32"))
-    with tf.GradientTape() as tape:
-        value = losses.glimpse_diversity_loss(locations, form="exponential")
-    assert np.all(np.isfinite(tape.gradient(value, locations).numpy()))
+    locations = np.zeros((1, 2, 3, 4), "float32")
+    (grad,) = gradients(lambda loc: losses.glimpse_diversity_loss(loc, form="exponential"), [locations])
+    assert np.all(np.isfinite(grad))
+    value = losses.glimpse_diversity_loss(locations, form="exponential")
     np.testing.assert_allclose(float(value), 2.0 * math.exp(-1e-4), rtol=1e-6)
 
 

@@ -11,10 +11,10 @@ Unstructured Feature Points", CVPR 2018.
 """
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from glimpse_keras import losses
+from glimpse_keras.backends import TrainingSteps
 from glimpse_keras.layers.glimpse_clouds_core import GlimpseCloudsCore
 from glimpse_keras.layers.initialization import check_initialization
 from glimpse_keras.layers.worker_classifier import WorkerClassifier
@@ -77,7 +77,7 @@ def normalise_video(video, mode="imagenet"):
 
 
 @keras.saving.register_keras_serializable(package="glimpse_keras")
-class GlimpseClouds(keras.Model):
+class GlimpseClouds(TrainingSteps, keras.Model):
     """Glimpse Clouds action recognition model and its ablation variants.
 
     The uint8 (or [0, 255] float) RGB clip is standardised inside the model and
@@ -498,39 +498,30 @@ class GlimpseClouds(keras.Model):
             return ops.reshape(tensor, (-1,) + tuple(tensor.shape[2:]))
         return tensor
 
-    def train_step(self, data):
+    # `train_step`, `test_step` and `predict_step` come from the backend's
+    # `TrainingSteps` (their signatures differ between TensorFlow and JAX);
+    # the loss and metrics they compute are defined here, once.
+
+    def _unpack_data(self, data, with_targets=True):
+        """`(inputs, targets)` of a batch, or `inputs` alone.
+
+        Raises:
+            TargetsError: if the batch carries sample weights.
+        """
         inputs, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        self._reject_sample_weight(sample_weight)
-        with tf.GradientTape() as tape:
-            outputs = self(inputs, training=True)
-            terms = self.compute_loss_terms(targets, outputs)
-            loss = terms["loss"]
-            if self.losses:
-                loss = loss + ops.cast(ops.sum(self.losses), "float32")
-            # Gradients are summed over replicas by the optimizer, so each
-            # replica's mean loss is divided by the number of replicas.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled_loss = self.optimizer.scale_loss(loss / replicas)
-        variables = self.trainable_variables
-        gradients = tape.gradient(scaled_loss, variables)
-        self.optimizer.apply(gradients, variables)
-        return self._update_metrics(terms, targets, outputs)
-
-    def test_step(self, data):
-        inputs, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        self._reject_sample_weight(sample_weight)
-        outputs = self(inputs, training=False)
-        terms = self.compute_loss_terms(targets, outputs)
-        return self._update_metrics(terms, targets, outputs)
-
-    def predict_step(self, data):
-        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self(inputs, training=False)
-
-    @staticmethod
-    def _reject_sample_weight(sample_weight):
+        if not with_targets:
+            return inputs
         if sample_weight is not None:
             raise TargetsError("GlimpseClouds does not support sample weights; received some.")
+        return inputs, targets
+
+    @staticmethod
+    def _loss_to_minimise(terms, extra_losses):
+        """The weighted total of `terms` plus any losses added by layers."""
+        loss = terms["loss"]
+        for extra in extra_losses:
+            loss = loss + ops.cast(extra, "float32")
+        return loss
 
     def _update_metrics(self, terms, targets, outputs):
         labels = targets["label"] if isinstance(targets, dict) else targets

@@ -5,7 +5,7 @@ import json
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 
 from glimpse_keras import losses
 from glimpse_keras.models.glimpse_clouds import GlimpseClouds
@@ -15,6 +15,7 @@ from glimpse_keras.models.glimpse_clouds import normalise_video
 from glimpse_keras.models.presets import UnknownPresetError
 from glimpse_keras.models.presets import build_model_from_preset
 from glimpse_keras.models.presets import preset_video_shape
+from tests.backend_testing import gradients
 
 FRAMES, SIZE, CLASSES = 2, 64, 5
 
@@ -41,10 +42,15 @@ def tiny_model(**overrides):
 
 def compiled(model, learning_rate=1e-3, run_eagerly=True):
     # Tracing a training graph of the recurrent core takes 10-30 s on a busy
-    # 2-core machine, so most tests run the same train_step eagerly; the
-    # frozen-backbone test covers the compiled path.
+    # 2-core machine, so most tests run the same train_step eagerly on
+    # TensorFlow; the frozen-backbone test covers the compiled path. On JAX
+    # the step is jitted (XLA), as `fit` runs it: op-by-op JAX compiles every
+    # primitive separately and is slower still.
+    jit_compile = False
+    if keras.backend.backend() == "jax":
+        jit_compile, run_eagerly = True, False
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate), jit_compile=False, run_eagerly=run_eagerly
+        optimizer=keras.optimizers.Adam(learning_rate), jit_compile=jit_compile, run_eagerly=run_eagerly
     )
     return model
 
@@ -52,18 +58,18 @@ def compiled(model, learning_rate=1e-3, run_eagerly=True):
 def test_normalise_video_uses_imagenet_statistics():
     video = np.array([[0, 255, 128]], dtype=np.uint8).reshape(1, 1, 3)
     expected = (np.array([0, 1, 128 / 255]) - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
-    np.testing.assert_allclose(normalise_video(video).numpy().ravel(), expected, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(normalise_video(video)).ravel(), expected, rtol=1e-5)
 
 
 def test_caffe_normalisation_is_bgr_minus_mean_and_selectable():
     video = np.array([[0, 255, 128]], dtype=np.uint8).reshape(1, 1, 3)
     expected = np.array([128 - 103.939, 255 - 116.779, 0 - 123.68])
-    np.testing.assert_allclose(normalise_video(video, "caffe").numpy().ravel(), expected, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(normalise_video(video, "caffe")).ravel(), expected, rtol=1e-5)
     model = build_model_from_preset("tiny", num_classes=5, variant="global", input_normalization="caffe")
     clip = np.random.default_rng(0).integers(0, 256, (1, 4, 64, 64, 3), dtype=np.uint8)
     features = model.backbone_features(clip)
     reference = model.backbone(normalise_video(clip, "caffe"), training=False)
-    np.testing.assert_allclose(features["res5"].numpy(), reference["res5"].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(features["res5"]), np.asarray(reference["res5"]), rtol=1e-5, atol=1e-6)
     with pytest.raises(ModelConfigError, match="input_normalization='bgr'"):
         build_model_from_preset("tiny", num_classes=5, input_normalization="bgr")
 
@@ -73,20 +79,20 @@ def test_outputs_follow_the_heads_maths():
     inputs, _ = make_batch()
     outputs = model(inputs)
     features = model.backbone(normalise_video(inputs["video"]))
-    context = tf.reduce_mean(features["res4"], axis=(2, 3))
-    pose = tf.tanh(context @ model.pose_head.kernel + model.pose_head.bias)
-    np.testing.assert_allclose(outputs["pose"], tf.reshape(pose, (2, FRAMES, 2, 25, 2)), atol=1e-5)
+    context = ops.mean(features["res4"], axis=(2, 3))
+    pose = ops.tanh(context @ model.pose_head.kernel + model.pose_head.bias)
+    np.testing.assert_allclose(outputs["pose"], ops.reshape(pose, (2, FRAMES, 2, 25, 2)), atol=1e-5)
     core = model.core(features["res5"], context)
     per_step = (
-        tf.einsum("btcu,cuk->btck", core["worker_states"], model.worker_classifier.kernel)
+        ops.einsum("btcu,cuk->btck", core["worker_states"], model.worker_classifier.kernel)
         + model.worker_classifier.bias
     )
-    np.testing.assert_allclose(outputs["logits"], tf.reduce_mean(per_step, axis=(1, 2)), atol=1e-5)
+    np.testing.assert_allclose(outputs["logits"], ops.mean(per_step, axis=(1, 2)), atol=1e-5)
     np.testing.assert_allclose(outputs["locations"], core["locations"], atol=1e-6)
     assert outputs["assignments"].shape == (2, FRAMES, 3, 3)
     np.testing.assert_allclose(np.sum(outputs["assignments"], axis=-1), 1.0, atol=1e-5)
     # A float video in [0, 255] gives the same outputs as the uint8 one.
-    float_outputs = model(tf.cast(inputs["video"], "float32"))
+    float_outputs = model(ops.cast(inputs["video"], "float32"))
     np.testing.assert_allclose(float_outputs["logits"], outputs["logits"], atol=1e-6)
 
 
@@ -95,7 +101,7 @@ def test_global_variant_pools_res5_and_returns_zero_glimpses():
     inputs, _ = make_batch()
     outputs = model(inputs)
     res5 = model.backbone(normalise_video(inputs["video"]))["res5"]
-    pooled = tf.reduce_mean(res5, axis=(1, 2, 3))
+    pooled = ops.mean(res5, axis=(1, 2, 3))
     expected = pooled @ model.global_classifier.kernel + model.global_classifier.bias
     np.testing.assert_allclose(outputs["logits"], expected, atol=1e-5)
     assert outputs["locations"].shape == (2, FRAMES, 3, 4)
@@ -203,13 +209,14 @@ def test_frozen_backbone_is_untouched_while_heads_train():
         np.testing.assert_array_equal(before, weight.numpy(), err_msg=weight.path)
     heads_after = [w.numpy() for w in model.pose_head.weights + model.worker_classifier.weights]
     assert all(not np.allclose(b, a) for b, a in zip(heads_before, heads_after))
-    # Even a tape that watches the backbone sees no path through it.
-    with tf.GradientTape() as tape:
-        watched = [w.value for w in model.backbone.weights]
-        tape.watch(watched)
-        terms = model.compute_loss_terms(targets, model(inputs, training=True))
-    gradients = tape.gradient(terms["loss"], watched)
-    assert all(g is None for g in gradients)
+    # Even a gradient with respect to every backbone weight (BatchNorm
+    # statistics included) finds no path through it.
+
+    def loss(*weights):
+        return model.compute_loss_terms(targets, model(inputs, training=True))["loss"]
+
+    for gradient in gradients(loss, list(model.backbone.weights)):
+        assert gradient is None or not np.any(gradient)
 
 
 def test_unfrozen_backbone_updates_batchnorm_statistics():
@@ -263,9 +270,28 @@ def test_mixed_bfloat16_step_keeps_logits_and_losses_float32():
         logs = model.train_on_batch(inputs, targets, return_dict=True)
         outputs = model(inputs)
         assert model.backbone.compute_dtype == "bfloat16"
-        assert outputs["logits"].dtype == tf.float32
-        assert model.compute_loss_terms(targets, outputs)["loss"].dtype == tf.float32
+        assert outputs["logits"].dtype == "float32"
+        assert model.compute_loss_terms(targets, outputs)["loss"].dtype == "float32"
         assert np.isfinite(logs["loss"])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_mixed_float16_step_scales_the_loss():
+    if keras.backend.backend() == "tensorflow" and not keras.distribution.list_devices("gpu"):
+        pytest.skip("TensorFlow has no float16 MaxPool3D kernel on CPU")
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = compiled(tiny_model(variant="global_pose"))
+        inputs, targets = make_batch()
+        model(inputs)
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        before = [w.numpy() for w in model.trainable_weights]
+        logs = model.train_on_batch(inputs, targets, return_dict=True)
+        assert np.isfinite(logs["loss"]) and model.backbone.compute_dtype == "float16"
+        # A finite step is applied (a non-finite one would only lower the scale).
+        assert int(model.optimizer.inner_optimizer.iterations.numpy()) == 1
+        assert all(not np.allclose(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
