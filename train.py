@@ -28,7 +28,13 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     config_lib.add_config_arguments(parser, DEFAULT_CONFIG, "model.num_glimpses=4")
     parser.add_argument("--output-dir", help="run directory (default: runs/<config name>)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true",
+                        help="continue the run in --output-dir (which must hold one); changed learning "
+                             "rates and epochs are applied and recorded, other changes refused")
+    resume.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in --output-dir (without --resume or --overwrite "
+                             "a folder holding a run is refused)")
     parser.add_argument("--init-from", metavar="RUN_DIR",
                         help="start from a trained run's model (fine-tuning; new heads where sizes differ)")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"),
@@ -60,6 +66,7 @@ def main(argv=None):
 
     from glimpse_keras import pipeline_runner
     from glimpse_keras.data.preparation import DataDirError
+    from glimpse_keras.io_utils import StorageError
     from glimpse_keras.training import TrainingError
 
     started = time.time()
@@ -68,11 +75,12 @@ def main(argv=None):
             config,
             run_dir,
             resume=args.resume,
+            overwrite=args.overwrite,
             init_from=args.init_from,
             evaluate=not args.no_evaluate,
             export=not args.no_export,
         )
-    except (DataDirError, TrainingError, config_lib.ConfigError) as error:
+    except (DataDirError, TrainingError, StorageError, config_lib.ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"\nFinished in {(time.time() - started) / 60:.1f} min. Results:")

@@ -9,17 +9,18 @@ import numpy as np
 import tensorflow as tf
 
 from glimpse_keras import diagnostics
-from glimpse_keras.io_utils import atomic_path, atomic_write_json
+from glimpse_keras.checkpoints import save_weights
+from glimpse_keras.io_utils import atomic_write_json
 
 
 def save_weights_atomically(model, path):
-    """`model.save_weights(path)` through a temporary file and a rename.
+    """`model.save_weights(path)` through a temporary file and a rename,
+    with the sha256 recorded beside it (`checkpoints.save_weights`).
 
     The file holds the model's weights and, when compiled, its optimizer
     state; a reader never sees a partial file.
     """
-    with atomic_path(path) as tmp:
-        model.save_weights(tmp)
+    save_weights(model, path)
 
 
 class StopOnNonFinite(keras.callbacks.Callback):

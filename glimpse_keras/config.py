@@ -448,6 +448,10 @@ def _defaults_with_stages():
 
 def read_yaml(path):
     """Reads a YAML mapping; errors name the file."""
+    if os.path.isdir(path):
+        inside = os.path.join(path, "config.yaml")
+        hint = f" (did you mean {inside!r}, the config of the run there?)" if os.path.isfile(inside) else ""
+        raise ConfigError(f"config file {path!r} is a folder, not a YAML file{hint}")
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path!r} does not exist")
     try:

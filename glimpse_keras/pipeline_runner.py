@@ -104,13 +104,13 @@ def evaluate_model(model, config, converted_dir, split="test", clips=None, outpu
     return report
 
 
-def run(config, run_dir, resume=False, init_from=None, evaluate=True, export=True):
+def run(config, run_dir, resume=False, init_from=None, evaluate=True, export=True, overwrite=False):
     """Trains every stage, then evaluates and exports the last model.
 
     Returns:
         dict of result name -> path or figure, printed by `train.py`.
     """
-    outcome = training.train(config, run_dir, resume=resume, init_from=init_from)
+    outcome = training.train(config, run_dir, resume=resume, init_from=init_from, overwrite=overwrite)
     model = outcome["model"]
     results = {
         "run directory": run_dir,

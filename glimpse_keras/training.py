@@ -5,6 +5,7 @@ Layout of a run directory::
     RUN/config.yaml                  the resolved config
     RUN/environment.json             Keras backend and versions of every session
     RUN/<stage>/checkpoint.weights.h5  weights + optimizer state, every epoch
+    RUN/<stage>/*.weights.h5.sha256  sha256 of each weights file, checked on load
     RUN/<stage>/state.json           {"epoch": completed epochs, "done": bool}
     RUN/<stage>/final.weights.h5     weights when the stage finished
     RUN/<stage>/logs/                TensorBoard (every loss term, glimpse stats)
@@ -12,7 +13,12 @@ Layout of a run directory::
 
 Every file is written atomically, so a run killed at any moment resumes from
 its last completed epoch (`resume=True`) with the optimizer state and epoch
-counter it had. Each stage starts from the previous stage's model (backbone,
+counter it had; the temporary files of a write that was killed are removed
+when the run is next started. A folder that holds a run is never trained over
+unless asked (`resume` or `overwrite`), and nothing is written into the run
+before the new config is validated, the data found and the output location
+checked. A write the file system refuses (full disk, ...) raises
+`io_utils.StorageError` and leaves the last good checkpoint as it was. Each stage starts from the previous stage's model (backbone,
 pose head and any other sub-model of the same shape; the new heads of a later
 stage start fresh); the first stage may start from inflated ImageNet weights.
 """
@@ -27,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from glimpse_keras import backends
+from glimpse_keras import backends, checkpoints
 from glimpse_keras import config as config_lib
 from glimpse_keras.callbacks import (
     AtomicCheckpoint,
@@ -36,12 +42,18 @@ from glimpse_keras.callbacks import (
     save_weights_atomically,
 )
 from glimpse_keras.data import pipeline, preparation
-from glimpse_keras.io_utils import atomic_write_json
+from glimpse_keras.io_utils import (
+    atomic_write_json,
+    check_output_location,
+    clean_stale_temporaries,
+    makedirs,
+)
 from glimpse_keras.models.backbone import build_backbone
 from glimpse_keras.models.glimpse_clouds import GlimpseClouds
 from glimpse_keras.models.inflation import InflationError, load_imagenet_weights
 from glimpse_keras.models.presets import get_model_preset
 
+CONFIG = "config.yaml"
 CHECKPOINT = "checkpoint.weights.h5"
 FINAL = "final.weights.h5"
 STATE = "state.json"
@@ -201,9 +213,10 @@ def load_run_model(run_dir, stage_name=None, weights=None):
         (model, config).
 
     Raises:
-        TrainingError: naming the missing or unreadable file.
+        TrainingError: naming the missing, damaged (sha256 mismatch) or
+            unreadable file.
     """
-    config_path = os.path.join(run_dir, "config.yaml")
+    config_path = os.path.join(run_dir, CONFIG)
     if not os.path.exists(config_path):
         raise TrainingError(f"{run_dir} is not a training run: {config_path} is missing")
     config = config_lib.load_config(config_path)
@@ -218,9 +231,9 @@ def load_run_model(run_dir, stage_name=None, weights=None):
         )
     model = build_stage_model(config, stage, tf.distribute.get_strategy(), compile_model=False)
     try:
-        model.load_weights(weights)
-    except Exception as error:  # h5py and keras raise many kinds here
-        raise TrainingError(f"cannot load weights {weights}: {error}") from error
+        checkpoints.load_weights(model, weights)
+    except checkpoints.CheckpointError as error:
+        raise TrainingError(f"cannot load {error}") from error
     return model, config
 
 
@@ -265,32 +278,81 @@ def backend_versions():
     return versions
 
 
-def _record_environment(run_dir, resume):
-    """Appends this session's backend and versions to RUN/environment.json."""
+def _record_environment(run_dir, resume, changes=()):
+    """Appends this session's backend and versions (and, for a resumed
+    session, the config changes it applied) to RUN/environment.json."""
     path = os.path.join(run_dir, ENVIRONMENT)
     sessions = []
     if resume and os.path.exists(path):
         with open(path) as handle:
             sessions = json.load(handle)
-    sessions.append(dict(backend_versions(), resumed=bool(resume)))
+    entry = dict(backend_versions(), resumed=bool(resume))
+    if changes:
+        entry["config_changes"] = list(changes)
+    sessions.append(entry)
     atomic_write_json(path, sessions)
 
 
+def _flatten(tree, prefix=""):
+    """{"a": {"b": 1}, "c": [{"d": 2}]} -> {"a.b": 1, "c.0.d": 2}."""
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, list) and all(isinstance(item, dict) for item in tree):
+        items = enumerate(tree)
+    else:
+        return {prefix[:-1]: tree}
+    flat = {}
+    for key, value in items:
+        flat.update(_flatten(value, f"{prefix}{key}."))
+    return flat
+
+
+# Stage keys a resumed run may change: the epoch count, and the optimizer
+# settings, which `run_stage` applies to the restored optimizer.
+RESUMABLE_STAGE_KEYS = ("epochs", "learning_rate")
+
+
 def _check_resumable(previous, config, path):
-    """Refuses to resume with other data or another architecture.
+    """Refuses to resume with other data, architecture or stage layout.
 
     The checkpoints of `path`'s run would not fit (or would silently mean
-    something else); schedule changes such as more epochs are allowed.
+    something else). Allowed: more or fewer epochs, a new learning rate (the
+    restored optimizer takes it), the losses' weights and the bookkeeping
+    keys of `train` (validate, jit_compile, ...).
+
+    Returns:
+        list of "key: old -> new" strings, every change that is applied.
+
+    Raises:
+        TrainingError: naming every key that differs and cannot change.
     """
-    changed = []
-    for section in ("data", "model"):
-        old, new = previous.to_dict()[section], config.to_dict()[section]
-        changed += [f"{section}.{key}: {old[key]!r} -> {new[key]!r}" for key in old if old[key] != new[key]]
-    if changed:
+    old, new = _flatten(previous.to_dict()), _flatten(config.to_dict())
+    refused, applied = [], []
+    for key in sorted(set(old) | set(new), key=lambda k: (k.split(".")[0], k)):
+        if old.get(key) == new.get(key):
+            continue
+        change = f"{key}: {old.get(key, 'absent')!r} -> {new.get(key, 'absent')!r}"
+        section, _, rest = key.partition(".")
+        if section in ("data", "model"):
+            refused.append(change)
+        elif section == "train" and rest.startswith("stages"):
+            field = rest.split(".")[-1]
+            same_count = len(previous.train.stages) == len(config.train.stages)
+            if not same_count or field not in RESUMABLE_STAGE_KEYS:
+                refused.append(change)
+            else:
+                applied.append(change)
+        elif key == "train.seed":
+            refused.append(change)
+        else:
+            applied.append(change)
+    if refused:
         raise TrainingError(
-            f"--resume with a different config than {path}: {'; '.join(changed)}. "
-            f"Resume with the same data and model settings, or use a new --output-dir."
+            f"--resume with a different config than {path}: {'; '.join(refused)}. "
+            f"Resume with the same data, model, seed and stages (only "
+            f"{', '.join(RESUMABLE_STAGE_KEYS)} of a stage may change), or use a new --output-dir."
         )
+    return applied
 
 
 def _read_state(stage_dir):
@@ -353,21 +415,18 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
     final_path = os.path.join(stage_dir, FINAL)
     checkpoint_path = os.path.join(stage_dir, CHECKPOINT)
     state = _read_state(stage_dir) if resume else {"epoch": 0, "done": False}
-    os.makedirs(stage_dir, exist_ok=True)
+    makedirs(stage_dir)
     model = build_stage_model(config, stage, strategy)
     if resume and state.get("done") and state["epoch"] >= stage.epochs and os.path.exists(final_path):
         print(f"[{stage.name}] already finished; skipping (resume)")
-        model.load_weights(final_path)
+        _load_checked(model, final_path, stage, "final weights")
         return model
     initial_epoch = 0
     if resume and state["epoch"] > 0 and os.path.exists(checkpoint_path):
-        try:
-            model.load_weights(checkpoint_path)
-        except Exception as error:  # h5py/keras raise many kinds here
-            raise TrainingError(
-                f"checkpoint {checkpoint_path} is unreadable ({error}); delete "
-                f"it (and {STATE}) to restart stage {stage.name} from scratch"
-            ) from error
+        _load_checked(model, checkpoint_path, stage, "checkpoint")
+        # The checkpoint restores the optimizer's variables, its learning
+        # rate among them: the config's (possibly changed) value wins.
+        _apply_optimizer_settings(model, stage)
         initial_epoch = int(state["epoch"])
         print(f"[{stage.name}] resumed after epoch {initial_epoch}")
     else:
@@ -418,16 +477,38 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
             verbose=1 if os.environ.get("GLIMPSE_QUIET") != "1" else 2,
         )
         if nonfinite.failure:
-            raise TrainingError(
-                f"[{stage.name}] {nonfinite.failure}; training stopped. The last "
-                f"good checkpoint is {checkpoint_path} (epoch "
-                f"{_read_state(stage_dir)['epoch']}); lower the learning rate or "
-                f"check the data, then rerun with --resume."
-            )
+            good = _read_state(stage_dir)["epoch"]
+            if good > 0 and os.path.exists(checkpoint_path):
+                where = (
+                    f"The last good checkpoint is {checkpoint_path} (epoch {good}); lower the "
+                    f"learning rate or check the data, then rerun with --resume."
+                )
+            else:
+                where = (
+                    f"No checkpoint of stage {stage.name} was written (its first epoch "
+                    f"failed); lower the learning rate or check the data, then rerun "
+                    f"with --resume (the earlier stages are kept)."
+                )
+            raise TrainingError(f"[{stage.name}] {nonfinite.failure}; training stopped. {where}")
         _append_history(stage_dir, history.history, epoch)
     save_weights_atomically(model, final_path)
     atomic_write_json(os.path.join(stage_dir, STATE), {"epoch": stage.epochs, "done": True})
     return model
+
+
+def _load_checked(model, path, stage, what):
+    """Loads a weights file of the stage after checking its sha256."""
+    try:
+        checkpoints.load_weights(model, path, what)
+    except checkpoints.CheckpointError as error:
+        raise TrainingError(
+            f"{error}; delete it (and {STATE}) to restart stage {stage.name} from scratch"
+        ) from error
+
+
+def _apply_optimizer_settings(model, stage):
+    """Sets the optimizer settings of `stage` on a restored optimizer."""
+    model.optimizer.learning_rate = stage.learning_rate
 
 
 def _full_pass_steps(config, converted_dir, stage):
@@ -458,36 +539,123 @@ def _append_history(stage_dir, history, initial_epoch):
     atomic_write_json(path, previous)
 
 
-def train(config, run_dir, resume=False, init_from=None, cache_root=None, callbacks=()):
+def holds_run(run_dir):
+    """True when `run_dir` holds a training run (its config.yaml)."""
+    return os.path.isfile(os.path.join(run_dir, CONFIG))
+
+
+# What `train(..., overwrite=True)` removes besides the stage folders: the
+# files and folders a run writes (never anything else in the folder).
+RUN_ENTRIES = (CONFIG, ENVIRONMENT, "evaluation", "export", "visualize")
+
+
+def check_run_dir(run_dir, resume=False, overwrite=False):
+    """Checks that a new job may use `run_dir`, before anything is written.
+
+    Args:
+        run_dir: the output folder.
+        resume: the job continues the run in `run_dir`, which must exist.
+        overwrite: the job replaces the run in `run_dir`.
+
+    Returns:
+        the `ExperimentConfig` of the run already in `run_dir`, or None.
+
+    Raises:
+        TrainingError: a run is there and neither `resume` nor `overwrite`,
+            or `resume` and no run is there, or both flags.
+        io_utils.StorageError: `run_dir` cannot be created or written.
+    """
+    if resume and overwrite:
+        raise TrainingError("--resume and --overwrite exclude each other")
+    check_output_location(run_dir, directory=True)
+    config_path = os.path.join(run_dir, CONFIG)
+    if holds_run(run_dir):
+        if not (resume or overwrite):
+            raise TrainingError(
+                f"{run_dir} already holds a run ({config_path}); pass --resume to continue "
+                f"it, --overwrite to replace it, or choose another --output-dir"
+            )
+        try:
+            return config_lib.load_config(config_path)
+        except config_lib.ConfigError as error:
+            if overwrite:
+                return None
+            raise TrainingError(f"cannot resume {run_dir}: {error}") from error
+    if resume:
+        raise TrainingError(
+            f"--resume: {run_dir} holds no run ({config_path} is missing); check the "
+            f"--output-dir, or leave out --resume to start a new run there"
+        )
+    return None
+
+
+def _remove_run(run_dir, previous):
+    """Removes the files of the run in `run_dir` (for `overwrite`)."""
+    import shutil
+
+    names = list(RUN_ENTRIES)
+    if previous is not None:
+        names += [stage.name for stage in previous.train.stages]
+    for name in names:
+        path = os.path.join(run_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+
+
+def train(config, run_dir, resume=False, init_from=None, cache_root=None, callbacks=(),
+          overwrite=False):
     """Runs every stage of `config.train.stages` in order.
+
+    Nothing is written into `run_dir` before `config` is checked against the
+    run already there, the output location is checked, the data are found
+    (or converted) and the strategy and `init_from` model exist.
 
     Args:
         config: validated `ExperimentConfig`.
         run_dir: output directory of the run (created).
-        resume: continue from the checkpoints found in `run_dir`.
+        resume: continue from the checkpoints found in `run_dir`, which must
+            hold a run; changed learning rates and epoch counts are applied
+            and recorded in RUN/environment.json, other changes refused.
         init_from: optional run directory whose final model initialises the
             first stage (e.g. an NTU run for N-UCLA fine-tuning; classifiers
             whose size differs start fresh).
         cache_root: where generated/converted data live; default beside
             `run_dir`.
         callbacks: further Keras callbacks given to every stage's `fit`.
+        overwrite: replace a run already in `run_dir` (without it, and
+            without `resume`, such a folder is refused).
 
     Returns:
         dict with "converted_dir", "final_weights" (of the last stage) and
         "model" (the trained model).
+
+    Raises:
+        TrainingError: see `check_run_dir` and `_check_resumable`; a
+            non-finite loss; a damaged checkpoint.
+        io_utils.StorageError: a write was refused (full disk, ...); the
+            last good checkpoint is kept.
     """
+    previous = check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    config_path = os.path.join(run_dir, CONFIG)
+    changes = _check_resumable(previous, config, config_path) if resume else []
     set_seed(config.train.seed)
     keras.mixed_precision.set_global_policy(config.train.precision)
-    os.makedirs(run_dir, exist_ok=True)
-    config_path = os.path.join(run_dir, "config.yaml")
-    if resume and os.path.exists(config_path):
-        _check_resumable(config_lib.load_config(config_path), config, config_path)
-    config_lib.save_config(config, config_path)
-    _record_environment(run_dir, resume)
     cache_root = cache_root or os.path.join(os.path.dirname(os.path.abspath(run_dir)), "data_cache")
     converted_dir = preparation.prepare_data(config.data, cache_root)
     strategy = make_strategy(config.train.strategy)
     model = load_run_model(init_from)[0] if init_from else None
+    # Everything is checked: from here on the run folder is written.
+    if overwrite and os.path.isdir(run_dir):
+        _remove_run(run_dir, previous)
+    makedirs(run_dir)
+    for path in clean_stale_temporaries(run_dir):
+        print(f"removed {path}, left by an interrupted write")
+    config_lib.save_config(config, config_path)
+    _record_environment(run_dir, resume, changes)
+    for change in changes:
+        print(f"--resume applies {change}")
     for stage in config.train.stages:
         model = run_stage(config, stage, run_dir, converted_dir, model, resume, strategy, callbacks)
     last = config.train.stages[-1].name

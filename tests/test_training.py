@@ -122,6 +122,7 @@ def test_corrupt_checkpoint_gives_a_clear_error(workspace):
     run = str(workspace / "corrupt")
     stage_dir = os.path.join(run, "only")
     os.makedirs(stage_dir)
+    config_lib.save_config(config, os.path.join(run, "config.yaml"))
     with open(os.path.join(stage_dir, training.CHECKPOINT), "wb") as handle:
         handle.write(b"not an hdf5 file")
     with open(os.path.join(stage_dir, training.STATE), "w") as handle:
@@ -309,3 +310,191 @@ def test_nucla_fine_tunes_an_ntu_run_with_new_ten_way_heads(workspace, tmp_path)
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert model.worker_classifier.weights[0].shape[-1] == 10
     assert source.worker_classifier.weights[0].shape[-1] == 60
+
+
+# === Runs are never damaged; files are safe (issue 12) ===
+
+
+def _one_stage(epochs=1, learning_rate=0.001, batch_size=4, variant="global_pose"):
+    return tiny_config(
+        f"train.stages=[{{name: only, variant: {variant}, epochs: {epochs}, batch_size: {batch_size}, "
+        f"steps_per_epoch: 1, learning_rate: {learning_rate}}}]",
+        "train.validate=false",
+    )
+
+
+def _write_yaml(config, path):
+    config_lib.save_config(config, str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def finished_run(workspace):
+    """A finished one-stage run (global model, 1 epoch)."""
+    run = str(workspace / "finished")
+    training.train(_one_stage(), run, cache_root=str(workspace / "data_cache"))
+    return run
+
+
+def _snapshot(run):
+    return {
+        os.path.relpath(os.path.join(folder, name), run): open(os.path.join(folder, name), "rb").read()
+        for folder, _, names in os.walk(run)
+        for name in names
+    }
+
+
+def test_train_refuses_a_folder_holding_a_run(finished_run, workspace, capsys, tmp_path):
+    before = _snapshot(finished_run)
+    config = _write_yaml(_one_stage(), tmp_path / "same.yaml")
+    code = train_cli.main(["--config", config, "--output-dir", finished_run, "--no-export"])
+    assert code == 1
+    assert "already holds a run" in capsys.readouterr().err
+    assert _snapshot(finished_run) == before
+
+
+def test_a_failed_job_leaves_the_run_untouched(finished_run, capsys, tmp_path):
+    before = _snapshot(finished_run)
+    config = _write_yaml(_one_stage(), tmp_path / "same.yaml")
+    for flag in ("--overwrite", "--resume"):
+        code = train_cli.main(["--dataset", "ntu", "--data-dir", str(tmp_path / "nothing"), "--config", config,
+                               "--output-dir", finished_run, flag, "--no-export"])
+        assert code == 1
+        assert "nothing" in capsys.readouterr().err
+        assert _snapshot(finished_run) == before
+
+
+def test_resume_refuses_a_folder_without_a_run(capsys, tmp_path):
+    code = train_cli.main(["--config", TINY_CONFIG, "--output-dir", str(tmp_path / "typo"), "--resume"])
+    assert code == 1
+    assert "holds no run" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "typo")
+
+
+def test_config_that_is_a_folder_gets_a_clear_error(finished_run, capsys):
+    code = train_cli.main(["--config", finished_run, "--output-dir", finished_run + "_other"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "is a folder, not a YAML file" in err and "config.yaml" in err
+
+
+def test_resume_applies_and_records_a_new_learning_rate(workspace):
+    cache = str(workspace / "data_cache")
+    run = str(workspace / "new_rate")
+    with pytest.raises(KeyboardInterrupt):
+        training.train(_one_stage(epochs=2), run, cache_root=cache, callbacks=[_Interrupt(at=1)])
+
+    class Rate(keras.callbacks.Callback):
+        rates = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.rates.append(float(np.asarray(self.model.optimizer.learning_rate)))
+
+    model = training.train(_one_stage(epochs=2, learning_rate=0.0005), run, resume=True, cache_root=cache,
+                           callbacks=[Rate()])["model"]
+    assert Rate.rates == [pytest.approx(0.0005)]
+    assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(0.0005)
+    sessions = json.load(open(os.path.join(run, training.ENVIRONMENT)))
+    assert sessions[-1]["config_changes"] == ["train.stages.0.learning_rate: 0.001 -> 0.0005"]
+    assert config_lib.load_config(os.path.join(run, "config.yaml")).train.stages[0].learning_rate == 0.0005
+
+
+def test_resume_refuses_other_optimizer_settings_naming_the_key(finished_run, workspace):
+    with pytest.raises(training.TrainingError, match=r"train.stages.0.batch_size: 4 -> 2"):
+        training.train(_one_stage(batch_size=2), finished_run, resume=True,
+                       cache_root=str(workspace / "data_cache"))
+
+
+def test_nan_in_the_first_epoch_names_no_missing_checkpoint(workspace):
+    run = str(workspace / "nan_first")
+
+    class PoisonAtStart(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            for variable in self.model.pose_head.trainable_variables:
+                variable.assign(np.full(variable.shape, np.nan, "float32"))
+
+    with pytest.raises(training.TrainingError) as caught:
+        training.train(_one_stage(epochs=2), run, cache_root=str(workspace / "data_cache"),
+                       callbacks=[PoisonAtStart()])
+    message = str(caught.value)
+    assert "No checkpoint of stage only was written" in message
+    assert "last good checkpoint" not in message
+    assert not os.path.exists(os.path.join(run, "only", training.CHECKPOINT))
+
+
+def test_full_disk_gives_a_clear_error_and_keeps_the_last_checkpoint(workspace, monkeypatch, capsys, tmp_path):
+    import errno
+
+    from glimpse_keras import io_utils
+
+    saves = []
+    original = keras.Model.save_weights
+
+    def fill_disk(self, path, *args, **kwargs):
+        saves.append(path)
+        if len(saves) >= 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save_weights", fill_disk)
+    run = str(workspace / "full_disk")
+    config = _write_yaml(_one_stage(epochs=3), tmp_path / "three.yaml")
+    code = train_cli.main(["--config", config, "--output-dir", run, "--no-export", "--no-evaluate"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "checkpoint.weights.h5: No space left on device" in err
+    assert json.load(open(os.path.join(run, "only", "state.json"))) == {"epoch": 1, "done": False}
+    checkpoint = os.path.join(run, "only", training.CHECKPOINT)
+    assert io_utils.verify_checksum(checkpoint) is True
+    assert not [name for name in os.listdir(os.path.join(run, "only")) if name.startswith(".tmp-")]
+
+
+def test_flipped_bytes_in_weights_are_refused(finished_run, workspace, capsys):
+    import shutil
+
+    run = str(workspace / "flipped")
+    shutil.copytree(finished_run, run)
+    weights = os.path.join(run, "only", training.FINAL)
+    data = bytearray(open(weights, "rb").read())
+    data[len(data) // 2] ^= 0x10
+    open(weights, "wb").write(bytes(data))
+    with pytest.raises(training.TrainingError, match=r"final.weights.h5 is damaged: its sha256 is"):
+        training.load_run_model(run)
+    assert evaluate_cli.main(["--run", run]) == 1
+    assert "is damaged" in capsys.readouterr().err
+
+
+def test_run_files_get_umask_permissions_and_stale_temporaries_go(finished_run, workspace):
+    import shutil
+    import stat
+
+    run = str(workspace / "perms")
+    shutil.copytree(finished_run, run)
+    stale = os.path.join(run, "only", ".tmp-killed-checkpoint.weights.h5")
+    open(stale, "wb").write(b"half a file")
+    previous = os.umask(0o022)
+    try:
+        training.train(_one_stage(epochs=2), run, resume=True, cache_root=str(workspace / "data_cache"))
+    finally:
+        os.umask(previous)
+    assert not os.path.exists(stale)
+    for name in (training.CHECKPOINT, training.FINAL, training.STATE):
+        assert stat.S_IMODE(os.stat(os.path.join(run, "only", name)).st_mode) == 0o644, name
+    assert stat.S_IMODE(os.stat(os.path.join(run, "config.yaml")).st_mode) == 0o644
+
+
+def test_overwrite_replaces_a_run(finished_run, workspace, tmp_path):
+    import shutil
+
+    run = str(workspace / "overwritten")
+    shutil.copytree(finished_run, run)
+    os.makedirs(os.path.join(run, "oldstage"))
+    other = tiny_config(
+        "train.stages=[{name: again, variant: global_pose, epochs: 1, batch_size: 4, "
+        "steps_per_epoch: 1, learning_rate: 0.001}]",
+        "train.validate=false",
+    )
+    training.train(other, run, overwrite=True, cache_root=str(workspace / "data_cache"))
+    assert not os.path.exists(os.path.join(run, "only"))  # the old run's stage
+    assert os.path.exists(os.path.join(run, "oldstage"))  # not the run's: kept
+    assert os.path.exists(os.path.join(run, "again", training.FINAL))
