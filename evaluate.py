@@ -45,6 +45,8 @@ def main(argv=None):
     from glimpse_keras import evaluation, pipeline_runner, training
     from glimpse_keras.data import pipeline, preparation
 
+    from glimpse_keras.io_utils import StorageError, check_output_location
+
     try:
         model, config = training.load_run_model(args.run, args.stage)
         data = config.data
@@ -58,12 +60,15 @@ def main(argv=None):
         converted = preparation.prepare_data(data, cache_root)
         stage = args.stage or config.train.stages[-1].name
         output = args.output or os.path.join(args.run, "evaluation", stage, f"{args.split}_report.json")
+        # Checked before minutes of evaluation, not after.
+        check_output_location(output)
+        check_output_location(os.path.splitext(output)[0] + "_confusion.png")
         report = pipeline_runner.evaluate_model(
             model, config, converted, split=args.split, clips=args.clips, output=output,
             stage=stage, weights=os.path.join(args.run, stage, training.FINAL),
         )
     except (training.TrainingError, preparation.DataDirError, pipeline.SplitNotFoundError,
-            evaluation.EvaluationError, config_lib.ConfigError) as error:
+            evaluation.EvaluationError, config_lib.ConfigError, StorageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"videos evaluated: {report['videos']} of {report['split_size']} "

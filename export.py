@@ -56,9 +56,14 @@ def main(argv=None):
     from glimpse_keras import config as config_lib
     from glimpse_keras import export as export_lib
     from glimpse_keras import training
+    from glimpse_keras.io_utils import StorageError
     from glimpse_keras.pipeline_runner import class_names_for
 
+    from glimpse_keras.io_utils import check_output_location
+
     try:
+        # The destination is checked before the model is built.
+        check_output_location(args.output, directory=True)
         model, config = training.load_run_model(args.run, stage_name=args.stage, weights=args.weights)
         data = config.data
         result = export_lib.export_for_serving(
@@ -73,7 +78,7 @@ def main(argv=None):
             clips_per_video=args.clips or data.clips_per_video,
             class_names=class_names_for(config),
         )
-    except (training.TrainingError, export_lib.ExportError, config_lib.ConfigError) as error:
+    except (training.TrainingError, export_lib.ExportError, config_lib.ConfigError, StorageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"SavedModel:    {result['saved_model']} (version {result['version']})")

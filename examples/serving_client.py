@@ -254,6 +254,11 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
+        from glimpse_keras.io_utils import StorageError, check_output_location
+
+        for path in (args.write_rest, args.write_grpc):
+            if path:
+                check_output_location(path)
         frames = load_frames(args.video, args.frame_size)
         video = request_video(frames, args.signature, args.num_frames)
         row_format = not args.columnar and args.signature == "serving_default"
@@ -264,8 +269,7 @@ def main(argv=None):
               f"to signature {args.signature}")
         print(f"REST: POST {url}  body {len(text) / 1e6:.1f} MB ({'instances' if row_format else 'inputs'} format)")
         if args.write_rest:
-            with open(args.write_rest, "w") as handle:
-                handle.write(text)
+            _write(args.write_rest, text.encode())
             print(f"  written to {args.write_rest}")
         try:
             request = build_grpc_request(video, args.model, args.signature, args.version)
@@ -275,8 +279,7 @@ def main(argv=None):
         if request is not None:
             print(f"gRPC: PredictionService/Predict  request {request.ByteSize() / 1e6:.1f} MB")
             if args.write_grpc:
-                with open(args.write_grpc, "wb") as handle:
-                    handle.write(request.SerializeToString())
+                _write(args.write_grpc, request.SerializeToString())
                 print(f"  written to {args.write_grpc}")
         if args.server:
             for line in summarise_prediction(send_rest(url, body, args.timeout)):
@@ -286,10 +289,19 @@ def main(argv=None):
                 raise ServingClientError(SERVING_API_HINT)
             for line in summarise_prediction(send_grpc(args.grpc_server, request, args.timeout)):
                 print(f"gRPC prediction: {line}")
-    except ValueError as error:  # ServingClientError, VideoDecodeError
+    except (ValueError, StorageError) as error:  # ServingClientError, VideoDecodeError, a refused write
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _write(path, data):
+    """Writes a request file atomically; a refused write is a `StorageError`."""
+    from glimpse_keras.io_utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
 
 
 if __name__ == "__main__":

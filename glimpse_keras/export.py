@@ -70,7 +70,14 @@ import keras
 import tensorflow as tf
 
 from glimpse_keras.data import video_ops
-from glimpse_keras.io_utils import atomic_write_text
+from glimpse_keras.io_utils import (
+    StorageError,
+    apply_umask,
+    atomic_write_text,
+    check_output_location,
+    makedirs,
+    storage_error,
+)
 from glimpse_keras.models.folding import fold_model_batch_norm
 
 SERVING_SIGNATURE = "serving_default"
@@ -100,7 +107,8 @@ def _checked_video(video, *, layout, rank, has_batch_axis, num_frames=None, fram
         video: uint8 tensor of unknown shape.
         layout: str, the expected layout for the message.
         rank: int, expected rank.
-        has_batch_axis: bool; axis 0 is a batch axis and may be empty.
+        has_batch_axis: bool; axis 0 is a batch axis, which must hold at
+            least one clip (an empty batch gets its own message).
         num_frames: int or None; expected size of axis `frame_axis`.
         frame_axis: int, axis holding the frames.
 
@@ -123,7 +131,17 @@ def _checked_video(video, *, layout, rank, has_batch_axis, num_frames=None, fram
         summarize=16,
         name="check_video_shape",
     )
-    with tf.control_dependencies([check]):
+    checks = [check]
+    if has_batch_axis:
+        # An empty batch would otherwise fail deep inside the model with a
+        # misleading depth error.
+        checks.append(tf.debugging.Assert(
+            tf.logical_or(tf.logical_not(valid), padded[0] > 0),
+            ["`video` holds an empty batch (no clip); send at least one clip; received shape", shape],
+            summarize=16,
+            name="check_video_batch",
+        ))
+    with tf.control_dependencies(checks):
         video = tf.identity(video)
     static = [None] * rank
     static[-1] = 3
@@ -304,11 +322,15 @@ def export_model(
     if os.path.lexists(export_dir):
         raise ExportError(f"export directory {export_dir} already exists; choose another path or version")
     parent = os.path.dirname(os.path.abspath(export_dir))
-    os.makedirs(parent, exist_ok=True)
+    check_output_location(export_dir, directory=True)
+    makedirs(parent)
     # A leading dot and a non-numeric name: TF Serving ignores it meanwhile.
     if fold_batch_norm and not model.backbone.fold_batch_norm:
         model = fold_model_batch_norm(model)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.tmp-", dir=parent)
+    try:
+        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.tmp-", dir=parent)
+    except OSError as error:
+        raise storage_error(export_dir, error) from error
     try:
         archive = keras.export.ExportArchive()
         # No `archive.track(model)`: the endpoints' variables are tracked
@@ -335,11 +357,27 @@ def export_model(
         os.makedirs(os.path.join(tmp, os.path.dirname(CONTRACT_FILE)), exist_ok=True)
         with open(os.path.join(tmp, CONTRACT_FILE), "w") as handle:
             json.dump(contract, handle, indent=2)
+        # mkdtemp makes a 0700 folder: a model server running as another
+        # user could not read the version. Give every folder the umask's mode.
+        for folder, _, _ in os.walk(tmp):
+            apply_umask(folder, directory=True)
         os.rename(tmp, export_dir)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(error, OSError) and not isinstance(error, StorageError):
+            raise storage_error(export_dir, error) from error
+        if _is_refused_write(error):
+            raise storage_error(export_dir, OSError(None, str(error))) from error
         raise
     return export_dir
+
+
+def _is_refused_write(error):
+    """TensorFlow reports a full disk or a read-only folder as its own error."""
+    text = str(error).lower()
+    return isinstance(error, tf.errors.OpError) and (
+        "no space left" in text or "read-only file system" in text or "permission denied" in text
+    )
 
 
 def read_serving_contract(saved_model_dir):

@@ -418,3 +418,61 @@ def test_models_config_without_the_serving_protos(tmp_path, monkeypatch):
     config = model_server_config_pb2.ModelServerConfig()
     text_format.Parse(export.models_config_text("m", '/a "b" \\c'), config)
     assert config.model_config_list.config[0].base_path == '/a "b" \\c'
+
+
+# === Safe files and clear errors (issue 12) ===
+
+
+def test_empty_batch_gets_a_message_saying_so(served):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="empty batch"):
+        served.loaded.signatures["serving_default"](video=tf.zeros((0, FRAMES, STORED, STORED, 3), tf.uint8))
+
+
+def test_exported_version_is_readable_by_other_users(served, tmp_path):
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        path = export.export_serving_version(
+            served.model, str(tmp_path / "base"), num_frames=FRAMES, image_size=SIZE, class_names=CLASS_NAMES,
+            fold_batch_norm=False,
+        )
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o755  # mkdtemp alone gives 0700
+    for folder, _, names in os.walk(path):
+        assert stat.S_IMODE(os.stat(folder).st_mode) & 0o005 == 0o005, folder
+        for name in names:
+            assert stat.S_IMODE(os.stat(os.path.join(folder, name)).st_mode) & 0o004, name
+
+
+def test_full_disk_during_export_is_a_clear_error(served, tmp_path, monkeypatch):
+    import errno
+
+    from glimpse_keras.io_utils import StorageError
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", full)
+    with pytest.raises(StorageError, match=r"cannot write .*base.1: No space left on device"):
+        export.export_serving_version(
+            served.model, str(tmp_path / "base"), num_frames=FRAMES, image_size=SIZE, class_names=CLASS_NAMES
+        )
+    assert os.listdir(tmp_path / "base") == []
+
+
+def test_export_cli_impossible_output_is_checked_first(capsys, tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    assert export_cli.main(["--run", str(tmp_path), "--output", str(blocker / "model")]) == 1
+    err = capsys.readouterr().err
+    assert "afile" in err and "error:" in err
+
+
+def test_client_impossible_output_is_checked_before_decoding(video_file, tmp_path, capsys):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    code = serving_client.main([video_file, "--write-rest", str(blocker / "body.json")])
+    assert code == 1
+    assert "afile is a file, not a folder" in capsys.readouterr().err

@@ -68,6 +68,19 @@ def test_smoke_two_stages_then_evaluate(workspace, capsys):
     assert again["top1"] == pytest.approx(report["top1"])
     assert os.path.exists(again["confusion_png"])
 
+    # evaluate.py --stage keeps one report per stage and says which weights it scored.
+    stage2_report = open(os.path.join(run, "evaluation", "stage2", "test_report.json")).read()
+    assert evaluate_cli.main(["--run", run, "--stage", "stage1"]) == 0
+    assert open(os.path.join(run, "evaluation", "stage2", "test_report.json")).read() == stage2_report
+    stage1 = json.load(open(os.path.join(run, "evaluation", "stage1", "test_report.json")))
+    assert (stage1["stage"], stage1["weights"]) == ("stage1", os.path.join(run, "stage1", "final.weights.h5"))
+
+    # An impossible --output is refused before the evaluation runs.
+    blocker = workspace / "a_file"
+    blocker.write_text("x")
+    assert evaluate_cli.main(["--run", run, "--output", str(blocker / "report.json")]) == 1
+    assert "a_file is a file, not a folder" in capsys.readouterr().err
+
 
 class _Interrupt(keras.callbacks.Callback):
     """Simulates a kill at the start of epoch `at` (after the checkpoint of

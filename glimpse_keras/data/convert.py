@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from glimpse_keras.data import schema, sharding, sources
 from glimpse_keras.data.errors import DataReadError
-from glimpse_keras.io_utils import atomic_write_json
+from glimpse_keras.io_utils import atomic_write_json, check_output_location, makedirs
 
 SETTINGS_FILE = "conversion_settings.json"
 MANIFEST_FILE = "manifest.json"
@@ -312,7 +312,8 @@ def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
     settings = {"dataset": dataset, "stored_size": int(stored_size),
                 "shard_size": int(shard_size), "protocols": list(protocols),
                 "jpeg_quality": int(jpeg_quality)}
-    os.makedirs(output, exist_ok=True)
+    check_output_location(output, directory=True)
+    makedirs(output)
     _check_settings(output, settings)
     leftovers = _remove_partial_files(output)
     if leftovers:
@@ -398,7 +399,7 @@ def main(argv=None):
             protocols=_parse_protocols(args.protocol),
             jpeg_quality=args.jpeg_quality, missing_list=args.missing_skeletons,
             progress=not args.no_progress)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # OSError: StorageError and other refused writes
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

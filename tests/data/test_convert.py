@@ -269,3 +269,10 @@ def test_nucla_conversion(tmp_path, capsys):
     # (x, y, z) = (0, 0.1, 2): u = 0.5, v = (240 - 531.15 * 0.05) / 480
     uv = first["uv"].numpy()[0, 0][mask[0, 0]]
     np.testing.assert_allclose(uv, [[0.5, (240 - 531.15 * 0.05) / 480]] * len(uv), atol=1e-5)
+
+
+def test_impossible_output_is_one_clear_error(raw_ntu, tmp_path, capsys):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    assert _convert(raw_ntu, blocker / "out") == 1
+    assert "afile is a file, not a folder" in capsys.readouterr().err
