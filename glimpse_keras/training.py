@@ -35,23 +35,21 @@ import tensorflow as tf
 
 from glimpse_keras import backends, checkpoints
 from glimpse_keras import config as config_lib
+from glimpse_keras import experiment as experiment_lib
 from glimpse_keras.callbacks import (
     AtomicCheckpoint,
     GlimpseSummary,
     StopOnNonFinite,
     save_weights_atomically,
 )
-from glimpse_keras.data import pipeline, preparation
 from glimpse_keras.io_utils import (
     atomic_write_json,
     check_output_location,
     clean_stale_temporaries,
     makedirs,
 )
-from glimpse_keras.models.backbone import build_backbone
-from glimpse_keras.models.glimpse_clouds import GlimpseClouds
+from glimpse_keras.experiment import Experiment
 from glimpse_keras.models.inflation import InflationError, load_imagenet_weights
-from glimpse_keras.models.presets import get_model_preset
 
 CONFIG = "config.yaml"
 CHECKPOINT = "checkpoint.weights.h5"
@@ -96,79 +94,19 @@ def make_strategy(name):
 
 
 def core_options(model_config):
-    """Paper-vs-code switches of the config as `GlimpseCloudsCore` arguments."""
-    options = {
-        "detach_location": model_config.detach_location,
-        "assign_axis": model_config.assign_axis,
-        "distance": model_config.distance,
-        "decay": "recency" if model_config.time_decay == "recent" else "code",
-        "share_first_worker_state": model_config.share_first_worker_state,
-        "use_raw_location": model_config.raw_location_embedding,
-        "scale_bias": model_config.scale_bias,
-        "max_scale": model_config.max_scale,
-        "zoomer_reset_each_frame": model_config.zoomer_reset_each_frame,
-    }
-    if model_config.memory_capacity:
-        options["memory_frames"] = model_config.memory_capacity
-    return options
+    """Paper-vs-code switches of the config as `GlimpseCloudsCore` arguments
+    (`experiment.core_options`)."""
+    return experiment_lib.core_options(model_config)
 
 
 def build_model(config, variant, freeze_backbone=False):
-    """The one place where the config becomes model constructor arguments."""
-    model_config = config.model
-    kwargs = get_model_preset(model_config.preset)["kwargs"]
-    if model_config.backbone:
-        kwargs["backbone"] = model_config.backbone
-    if model_config.output_stride != 32:
-        kwargs["backbone"] = build_backbone(
-            kwargs["backbone"],
-            output_stride=model_config.output_stride,
-            output_stride_dilation=model_config.output_stride_dilation,
-        )
-    kwargs.update(
-        num_classes=model_config.num_classes,
-        variant=variant,
-        num_glimpses=model_config.num_glimpses,
-        num_workers=model_config.num_workers,
-        glimpse_type=model_config.glimpse_type,
-        pose_loss_weight=config.loss.pose_weight,
-        diversity_loss_weight=config.loss.diversity_weight,
-        attraction_loss_weight=config.loss.attraction_weight,
-        scale_loss_weight=config.loss.scale_weight,
-        diversity_form=config.loss.diversity_form,
-        freeze_backbone=freeze_backbone,
-        input_normalization=model_config.input_normalization,
-        core_options=core_options(model_config),
-        name="glimpse_clouds",
-    )
-    return GlimpseClouds(**kwargs)
+    """`Experiment(config).build_model(variant, freeze_backbone)`."""
+    return Experiment(config).build_model(variant, freeze_backbone)
 
 
 def build_stage_model(config, stage, strategy, compile_model=True):
-    """Builds (and by default compiles) the model of one stage.
-
-    The optimizer's variables are created up front so that a checkpoint,
-    which holds them, loads into a fresh model. `train.jit_compile` applies
-    to TensorFlow; on JAX the steps are always jitted (JAX without `jit`
-    runs op by op).
-    """
-    data = config.data
-    with strategy.scope():
-        model = build_model(config, stage.variant, stage.freeze_backbone)
-        model(
-            np.zeros((1, data.num_frames, data.image_size, data.image_size, 3), "uint8"),
-            training=False,
-        )
-        if compile_model:
-            jit_compile = config.train.jit_compile
-            if backends.current_backend() == "jax":
-                jit_compile = True
-            model.compile(
-                optimizer=keras.optimizers.Adam(stage.learning_rate),
-                jit_compile=jit_compile,
-            )
-            model.optimizer.build(model.trainable_variables)
-    return model
+    """`Experiment(config).build_stage_model(stage, strategy, compile_model)`."""
+    return Experiment(config).build_stage_model(stage, strategy, compile_model)
 
 
 SUBMODELS = ("backbone", "pose_head", "core", "worker_classifier", "global_classifier")
@@ -370,38 +308,131 @@ def _read_state(stage_dir):
 
 
 def train_dataset(config, converted_dir, stage, seed):
-    """The training clips of one epoch, shuffled and augmented from `seed`."""
-    data = config.data
-    return pipeline.build_dataset(
-        preparation.split_files(converted_dir, data, "train"),
-        "train",
-        num_frames=data.num_frames,
-        image_size=data.image_size,
-        batch_size=stage.batch_size,
-        flip=data.flip,
-        shuffle_buffer=data.shuffle_buffer,
-        seed=seed,
-        repeat=bool(stage.steps_per_epoch),
-        label_map=preparation.label_map(data),
-    )
+    """`Experiment.train_dataset`: the training clips of one epoch."""
+    return Experiment(config, converted_dir).train_dataset(stage, seed)
 
 
 def validation_dataset(config, converted_dir, batch_size):
-    """One clip per test video (bin-centre frames, centre crop)."""
-    data = config.data
-    return pipeline.build_dataset(
-        preparation.split_files(converted_dir, data, "test"),
-        "eval",
-        num_frames=data.num_frames,
-        image_size=data.image_size,
-        batch_size=batch_size,
-        label_map=preparation.label_map(data),
-    )
+    """`Experiment.validation_dataset`: one clip per test video."""
+    return Experiment(config, converted_dir).validation_dataset(batch_size)
+
+
+# === The stage runner (shared by `train` and the tuner) ===
+
+
+def stage_seed(config, stage):
+    """The seed of `stage`: `train.seed` + 1000 x its position in the config.
+    It seeds the model's initial weights and, plus the epoch number, each
+    epoch's clips."""
+    return config.train.seed + 1000 * config.train.stages.index(stage)
+
+
+def initialise_stage_model(experiment, stage, strategy=None, previous_model=None, log=print):
+    """Builds the compiled model of `stage` and gives it its starting weights.
+
+    The one way a stage's model starts, for `train.py` and for every tuner
+    trial, so that a trial's config retrained with `train.py` starts from
+    the same weights: the global random state is reset to
+    `stage_seed(config, stage)` first, then matching sub-models are copied
+    from `previous_model` (`transfer_weights`), else the backbone is
+    inflated from `model.pretrained_weights` when set, and a fresh glimpse
+    core's memory distance is fitted to the glimpse features
+    (`adapt_memory_metric`).
+
+    Args:
+        experiment: an `Experiment` whose data are prepared.
+        stage: a `StageConfig` of its config.
+        strategy: `tf.distribute` strategy or None (default strategy).
+        previous_model: a model whose matching sub-layers initialise this
+            stage (the previous stage, a run being fine-tuned), or None.
+        log: a print-like function for what was initialised.
+
+    Returns:
+        the compiled, initialised model.
+
+    Raises:
+        TrainingError: `model.pretrained_weights` cannot be inflated.
+    """
+    config = experiment.config
+    seed = stage_seed(config, stage)
+    set_seed(seed)
+    model = experiment.build_stage_model(stage, strategy)
+    copied = []
+    if previous_model is not None:
+        copied, fresh = transfer_weights(previous_model, model)
+        log(f"[{stage.name}] initialised {copied} from the previous model; new: {fresh}")
+    elif config.model.pretrained_weights:
+        try:
+            load_imagenet_weights(model.backbone, config.model.pretrained_weights, config.model.inflation)
+        except InflationError as error:
+            raise TrainingError(f"model.pretrained_weights: {error}") from error
+        log(f"[{stage.name}] backbone inflated ({config.model.inflation}) from {config.model.pretrained_weights}")
+    if "core" not in copied:
+        count = adapt_memory_metric(model, experiment.train_dataset(stage, seed))
+        if count:
+            log(f"[{stage.name}] memory distance initialised from {count} glimpse features")
+    return model
+
+
+def fit_stage(experiment, model, stage, *, initial_epoch=0, epochs=None, callbacks=(),
+              validation_data=None, guard=None, after_epoch=None, verbose=None):
+    """The training loop of a stage, shared by `train.py` and the tuner.
+
+    One `fit` call per epoch, each on the training clips seeded by
+    `stage_seed + epoch`, so a resumed run sees exactly the clips the
+    uninterrupted run would have, and a tuner trial exactly those of
+    `train.py` with the trial's config. Steps per epoch: the stage's
+    `steps_per_epoch`, else one pass over the training split.
+
+    Args:
+        experiment: an `Experiment` whose data are prepared.
+        model: the compiled model (`initialise_stage_model`).
+        stage: a `StageConfig` of its config.
+        initial_epoch: epochs already done.
+        epochs: last epoch (default: `stage.epochs`).
+        callbacks: Keras callbacks for every `fit` call.
+        validation_data: a dataset scored after each epoch, or None.
+        guard: a `StopOnNonFinite` among `callbacks`; the loop stops after
+            the epoch where it fired.
+        after_epoch: optional fn(epoch, {metric: value}) run after each
+            completed (finite) epoch.
+        verbose: Keras verbosity (default 1, or 2 when GLIMPSE_QUIET=1).
+
+    Returns:
+        a `keras.callbacks.History` holding every epoch run by this call.
+    """
+    config = experiment.config
+    seed = stage_seed(config, stage)
+    steps = stage.steps_per_epoch or _full_pass_steps(experiment, stage)
+    if verbose is None:
+        verbose = 1 if os.environ.get("GLIMPSE_QUIET") != "1" else 2
+    merged = keras.callbacks.History()
+    merged.history, merged.epoch = {}, []
+    for epoch in range(initial_epoch, stage.epochs if epochs is None else epochs):
+        history = model.fit(
+            experiment.train_dataset(stage, seed + epoch),
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            steps_per_epoch=steps,
+            validation_data=validation_data,
+            callbacks=list(callbacks),
+            verbose=verbose,
+        )
+        if guard is not None and guard.failure:
+            break
+        values = {key: float(series[-1]) for key, series in history.history.items() if series}
+        merged.epoch.append(epoch)
+        for key, value in values.items():
+            merged.history.setdefault(key, []).append(value)
+        if after_epoch is not None:
+            after_epoch(epoch, values)
+    merged.set_model(model)
+    return merged
 
 
 def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, strategy,
               extra_callbacks=()):
-    """Trains one stage.
+    """Trains one stage of a run (checkpoints, logs, history, resume).
 
     Args:
         previous_model: a model whose matching sub-layers initialise this
@@ -411,18 +442,23 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
     Returns:
         the trained model.
     """
+    experiment = Experiment(config, converted_dir)
     stage_dir = os.path.join(run_dir, stage.name)
     final_path = os.path.join(stage_dir, FINAL)
     checkpoint_path = os.path.join(stage_dir, CHECKPOINT)
     state = _read_state(stage_dir) if resume else {"epoch": 0, "done": False}
     makedirs(stage_dir)
-    model = build_stage_model(config, stage, strategy)
-    if resume and state.get("done") and state["epoch"] >= stage.epochs and os.path.exists(final_path):
+    finished = resume and state.get("done") and state["epoch"] >= stage.epochs and os.path.exists(final_path)
+    restart = resume and state["epoch"] > 0 and os.path.exists(checkpoint_path)
+    if finished or restart:
+        set_seed(stage_seed(config, stage))
+        model = experiment.build_stage_model(stage, strategy)
+    if finished:
         print(f"[{stage.name}] already finished; skipping (resume)")
         _load_checked(model, final_path, stage, "final weights")
         return model
     initial_epoch = 0
-    if resume and state["epoch"] > 0 and os.path.exists(checkpoint_path):
+    if restart:
         _load_checked(model, checkpoint_path, stage, "checkpoint")
         # The checkpoint restores the optimizer's variables, its learning
         # rate among them: the config's (possibly changed) value wins.
@@ -430,30 +466,10 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
         initial_epoch = int(state["epoch"])
         print(f"[{stage.name}] resumed after epoch {initial_epoch}")
     else:
-        copied = []
-        if previous_model is not None:
-            copied, fresh = transfer_weights(previous_model, model)
-            print(f"[{stage.name}] initialised {copied} from the previous model; new: {fresh}")
-        elif config.model.pretrained_weights:
-            try:
-                load_imagenet_weights(
-                    model.backbone, config.model.pretrained_weights, config.model.inflation
-                )
-            except InflationError as error:
-                raise TrainingError(f"model.pretrained_weights: {error}") from error
-            print(
-                f"[{stage.name}] backbone inflated ({config.model.inflation}) from "
-                f"{config.model.pretrained_weights}"
-            )
-        if "core" not in copied:
-            seed = config.train.seed + 1000 * config.train.stages.index(stage)
-            count = adapt_memory_metric(model, train_dataset(config, converted_dir, stage, seed))
-            if count:
-                print(f"[{stage.name}] memory distance initialised from {count} glimpse features")
+        model = initialise_stage_model(experiment, stage, strategy, previous_model)
     # The attention diagnostics are logged from a few test batches whether or
     # not the whole split is scored every epoch (`train.validate`).
-    test_clips = validation_dataset(config, converted_dir, stage.batch_size)
-    validation_data = test_clips if config.train.validate else None
+    test_clips = experiment.validation_dataset(stage.batch_size)
     nonfinite = StopOnNonFinite()
     callbacks = [
         nonfinite,
@@ -462,35 +478,28 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
         GlimpseSummary(os.path.join(stage_dir, "logs"), test_clips),
         *extra_callbacks,
     ]
-    stage_seed = config.train.seed + 1000 * config.train.stages.index(stage)
-    steps = stage.steps_per_epoch or _full_pass_steps(config, converted_dir, stage)
-    # One fit call per epoch, each on a dataset seeded by the epoch number, so a
-    # resumed run sees exactly the clips the uninterrupted run would have.
-    for epoch in range(initial_epoch, stage.epochs):
-        history = model.fit(
-            train_dataset(config, converted_dir, stage, stage_seed + epoch),
-            epochs=epoch + 1,
-            initial_epoch=epoch,
-            steps_per_epoch=steps,
-            validation_data=validation_data,
-            callbacks=callbacks,
-            verbose=1 if os.environ.get("GLIMPSE_QUIET") != "1" else 2,
-        )
-        if nonfinite.failure:
-            good = _read_state(stage_dir)["epoch"]
-            if good > 0 and os.path.exists(checkpoint_path):
-                where = (
-                    f"The last good checkpoint is {checkpoint_path} (epoch {good}); lower the "
-                    f"learning rate or check the data, then rerun with --resume."
-                )
-            else:
-                where = (
-                    f"No checkpoint of stage {stage.name} was written (its first epoch "
-                    f"failed); lower the learning rate or check the data, then rerun "
-                    f"with --resume (the earlier stages are kept)."
-                )
-            raise TrainingError(f"[{stage.name}] {nonfinite.failure}; training stopped. {where}")
-        _append_history(stage_dir, history.history, epoch)
+    fit_stage(
+        experiment, model, stage,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        validation_data=test_clips if config.train.validate else None,
+        guard=nonfinite,
+        after_epoch=lambda epoch, values: _append_history(stage_dir, values, epoch),
+    )
+    if nonfinite.failure:
+        good = _read_state(stage_dir)["epoch"]
+        if good > 0 and os.path.exists(checkpoint_path):
+            where = (
+                f"The last good checkpoint is {checkpoint_path} (epoch {good}); lower the "
+                f"learning rate or check the data, then rerun with --resume."
+            )
+        else:
+            where = (
+                f"No checkpoint of stage {stage.name} was written (its first epoch "
+                f"failed); lower the learning rate or check the data, then rerun "
+                f"with --resume (the earlier stages are kept)."
+            )
+        raise TrainingError(f"[{stage.name}] {nonfinite.failure}; training stopped. {where}")
     save_weights_atomically(model, final_path)
     atomic_write_json(os.path.join(stage_dir, STATE), {"epoch": stage.epochs, "done": True})
     return model
@@ -511,13 +520,10 @@ def _apply_optimizer_settings(model, stage):
     model.optimizer.learning_rate = stage.learning_rate
 
 
-def _full_pass_steps(config, converted_dir, stage):
+def _full_pass_steps(experiment, stage):
     """Batches in one pass over the training split (the last partial batch
     is dropped), so progress bars know the epoch length."""
-    protocol = preparation.split_protocol(config.data)
-    videos = pipeline.count_split_videos(
-        converted_dir, protocol, "train", label_map=preparation.label_map(config.data)
-    )
+    videos = experiment.count_videos("train")
     if videos < stage.batch_size:
         raise TrainingError(
             f"[{stage.name}] the training split has {videos} videos, fewer than "
@@ -526,16 +532,16 @@ def _full_pass_steps(config, converted_dir, stage):
     return videos // stage.batch_size
 
 
-def _append_history(stage_dir, history, initial_epoch):
+def _append_history(stage_dir, values, epoch):
+    """Records epoch `epoch`'s metrics {name: value} in history.json (any
+    later epochs of an interrupted session are dropped)."""
     path = os.path.join(stage_dir, "history.json")
     previous = []
     if os.path.exists(path):
         with open(path) as handle:
             previous = json.load(handle)
-    previous = previous[:initial_epoch]
-    epochs = len(next(iter(history.values()), []))
-    for index in range(epochs):
-        previous.append({key: float(values[index]) for key, values in history.items()})
+    previous = previous[:epoch]
+    previous.append({key: float(value) for key, value in values.items()})
     atomic_write_json(path, previous)
 
 
@@ -643,7 +649,7 @@ def train(config, run_dir, resume=False, init_from=None, cache_root=None, callba
     set_seed(config.train.seed)
     keras.mixed_precision.set_global_policy(config.train.precision)
     cache_root = cache_root or os.path.join(os.path.dirname(os.path.abspath(run_dir)), "data_cache")
-    converted_dir = preparation.prepare_data(config.data, cache_root)
+    converted_dir = Experiment(config).prepare_data(cache_root)
     strategy = make_strategy(config.train.strategy)
     model = load_run_model(init_from)[0] if init_from else None
     # Everything is checked: from here on the run folder is written.

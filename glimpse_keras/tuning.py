@@ -10,7 +10,12 @@ stage), from scratch or from `init_from` (a finished training run whose
 matching sub-layers, e.g. the stage-1 backbone and pose head, initialise every
 trial). Earlier stages are not re-run per trial; `best_config.yaml` keeps all
 stages, so `python train.py --config best_config.yaml` trains the full
-schedule with the best values.
+schedule with the best values. A trial builds, initialises and trains its
+stage through `train.py`'s own stage runner (`training.initialise_stage_model`
+and `training.fit_stage`: same seeds, same clips per epoch), so
+`python train.py --config best_trial_config.yaml` (plus the search's
+`--init-from`, if any) reproduces the best trial's score within run-to-run
+noise; for a one-stage config `best_config.yaml` is that same config.
 
 The objective is measured on the converted data's test split (the only
 held-out split the NTU protocols define), through the single-clip 'eval'
@@ -24,6 +29,7 @@ Output directory layout::
     OUT/glimpse_search/search_settings.json  tuner kind, objective, space, base config
     OUT/results.csv, OUT/results.md   one row per trial, best first
     OUT/best_config.yaml              the base config with the best values (train.py --config)
+    OUT/best_trial_config.yaml        what the best trial trained: its stage alone
     OUT/best_hyperparameters.json     the best trial's id, values and score
 
 Rerunning with the same output directory resumes: finished trials are kept,
@@ -45,7 +51,7 @@ import yaml
 from glimpse_keras import config as config_lib
 from glimpse_keras import training
 from glimpse_keras.callbacks import StopOnNonFinite
-from glimpse_keras.data import preparation
+from glimpse_keras.experiment import Experiment
 from glimpse_keras.io_utils import atomic_write_json, atomic_write_text
 
 
@@ -364,6 +370,15 @@ def check_search_space(config, space):
 # === HyperModel ===
 
 
+def trial_config_of(config):
+    """What a trial trains: `config` with only its last stage, which starts
+    from scratch or from `init_from`. `train.py --config` on this config (with
+    the same `--init-from`) trains exactly what the trial trained."""
+    tree = config.to_dict()
+    tree["train"]["stages"] = tree["train"]["stages"][-1:]
+    return config_lib.config_from_dict(tree)
+
+
 class GlimpseHyperModel(keras_tuner.HyperModel):
     """Maps hyperparameters onto an `ExperimentConfig` and trains its last stage.
 
@@ -399,31 +414,30 @@ class GlimpseHyperModel(keras_tuner.HyperModel):
         return {spec.name: spec.register(hp) for spec in self.space}
 
     def trial_config(self, hp):
-        """The `ExperimentConfig` of the trial whose values `hp` holds."""
-        return apply_hyperparameters(self.base_config, self.space, self.declare(hp))
+        """The `ExperimentConfig` the trial whose values `hp` holds trains:
+        the base config with those values, and only its last stage (see
+        `trial_config_of`)."""
+        return trial_config_of(apply_hyperparameters(self.base_config, self.space, self.declare(hp)))
 
     def build(self, hp):
-        """Builds and compiles the tuned stage's model for the values in `hp`."""
+        """Builds, compiles and initialises the tuned stage's model for the
+        values in `hp`, exactly as `train.py` starts that config's stage
+        (`training.initialise_stage_model`)."""
         config = self.trial_config(hp)
-        training.set_seed(config.train.seed)
-        # build_stage_model calls the model on a dummy batch: keras-tuner then
+        experiment = Experiment(config, self.converted_dir)
+        # The model is called on a dummy batch when built: keras-tuner then
         # can load trial weights into it (see TOOLCHAIN.md).
-        model = training.build_stage_model(config, config.train.stages[-1], self.strategy)
-        copied = []
-        if self._init_model is not None:
-            copied, _ = training.transfer_weights(self._init_model, model)
-        if "core" not in copied:
-            # A fresh core's memory distance starts from the glimpse features,
-            # as in `training.run_stage`.
-            training.adapt_memory_metric(model, self.datasets(config)[0])
-        return model
+        return training.initialise_stage_model(
+            experiment, config.train.stages[-1], self.strategy, self._init_model, log=lambda text: None
+        )
 
     def datasets(self, config):
-        """(train, validation) datasets of the tuned stage for `config`."""
+        """(train, validation) datasets of the tuned stage for `config`:
+        the first epoch's training clips and the per-epoch test clips."""
+        experiment = Experiment(config, self.converted_dir)
         stage = config.train.stages[-1]
-        train = training.train_dataset(config, self.converted_dir, stage, config.train.seed)
-        validation = training.validation_dataset(config, self.converted_dir, stage.batch_size)
-        return train, validation
+        train = experiment.train_dataset(stage, training.stage_seed(config, stage))
+        return train, experiment.validation_dataset(stage.batch_size)
 
     def fit(self, hp, model, *args, **kwargs):
         """Trains `model` on the trial's data; `kwargs` (the tuner's callbacks,
@@ -439,19 +453,25 @@ class GlimpseHyperModel(keras_tuner.HyperModel):
                 "GlimpseHyperModel.fit reads its data from the config; call "
                 "tuner.search() without positional data"
             )
+        unknown = sorted(set(kwargs) - {"epochs", "initial_epoch", "callbacks", "verbose"})
+        if unknown:
+            raise TypeError(f"GlimpseHyperModel.fit: unsupported fit arguments {unknown}")
         config = self.trial_config(hp)
         stage = config.train.stages[-1]
-        train, validation = self.datasets(config)
+        experiment = Experiment(config, self.converted_dir)
         guard = StopOnNonFinite()
-        fit_kwargs = {
-            "epochs": stage.epochs,
-            "steps_per_epoch": stage.steps_per_epoch or None,
-            "validation_data": validation,
-            "verbose": 2,
-        }
-        fit_kwargs.update(kwargs)
-        fit_kwargs["callbacks"] = list(fit_kwargs.get("callbacks") or []) + [guard]
-        history = model.fit(train, **fit_kwargs)
+        # The training loop of `train.py` (`training.fit_stage`): the same
+        # clips per epoch, so `train.py --config` on the trial's config
+        # reproduces its score.
+        history = training.fit_stage(
+            experiment, model, stage,
+            initial_epoch=kwargs.get("initial_epoch", 0),
+            epochs=kwargs.get("epochs"),
+            callbacks=list(kwargs.get("callbacks") or []) + [guard],
+            validation_data=experiment.validation_dataset(stage.batch_size),
+            guard=guard,
+            verbose=kwargs.get("verbose", 2),
+        )
         if guard.failure:
             raise keras_tuner.errors.FailedTrialError(f"trial stopped: {guard.failure}")
         return history
@@ -656,6 +676,7 @@ def write_results(tuner, space, base_config, output_dir, objective):
     best_config = apply_hyperparameters(base_config, space, values)
     summary.update(
         best_config=os.path.join(output_dir, "best_config.yaml"),
+        best_trial_config=os.path.join(output_dir, "best_trial_config.yaml"),
         best_hyperparameters=os.path.join(output_dir, "best_hyperparameters.json"),
         best_trial=best["trial"],
         best_score=best["score"],
@@ -663,10 +684,12 @@ def write_results(tuner, space, base_config, output_dir, objective):
         best_weights=os.path.join(tuner.get_trial_dir(best["trial"]), "checkpoint.weights.h5"),
     )
     config_lib.save_config(best_config, summary["best_config"])
+    config_lib.save_config(trial_config_of(best_config), summary["best_trial_config"])
     atomic_write_json(
         summary["best_hyperparameters"],
         {"trial": best["trial"], "objective": objective, "score": best["score"],
-         "values": values, "weights": summary["best_weights"]},
+         "values": values, "weights": summary["best_weights"],
+         "trial_config": summary["best_trial_config"]},
     )
     return summary
 
@@ -709,7 +732,7 @@ def run_search(config, output_dir, *, tuner="random", max_trials=10, space=None,
     cache_root = cache_root or os.path.join(
         os.path.dirname(os.path.abspath(output_dir)), "data_cache"
     )
-    converted_dir = preparation.prepare_data(config.data, cache_root)
+    converted_dir = Experiment(config).prepare_data(cache_root)
     hypermodel = GlimpseHyperModel(config, converted_dir, space, init_from=init_from)
     search_tuner = make_tuner(
         tuner, hypermodel, objective=objective, max_trials=max_trials, directory=output_dir,

@@ -138,6 +138,12 @@ def random_clip_data(monkeypatch):
         return train.repeat(2), None
 
     monkeypatch.setattr(tuning.GlimpseHyperModel, "datasets", datasets)
+    # The stage runner reads its clips through the experiment.
+    from glimpse_keras.experiment import Experiment
+
+    monkeypatch.setattr(Experiment, "train_dataset", lambda self, stage, seed: datasets(None, None)[0])
+    monkeypatch.setattr(Experiment, "validation_dataset", lambda self, batch_size: None)
+    monkeypatch.setattr(Experiment, "count_videos", lambda self, split: 4)
 
 
 def test_hypermodel_initialises_a_fresh_memory_distance_from_the_data(random_clip_data):
@@ -150,7 +156,7 @@ def test_hypermodel_initialises_a_fresh_memory_distance_from_the_data(random_cli
     model = hypermodel.build(hp)
     # The same model built and adapted by hand, as training.run_stage does.
     config = hypermodel.trial_config(hp)
-    training.set_seed(config.train.seed)
+    training.set_seed(training.stage_seed(config, config.train.stages[-1]))
     expected = training.build_stage_model(config, config.train.stages[-1], tf.distribute.get_strategy())
     fresh = np.asarray(expected.core.memory.metric_kernel).copy()
     assert training.adapt_memory_metric(expected, hypermodel.datasets(config)[0]) > 0
@@ -458,3 +464,28 @@ def test_an_interrupted_trial_is_run_again(search_root, monkeypatch):
     assert summary["trials_run"] == ["0"]
     assert summary["num_trials"] == 1
     assert _read_csv(summary["results_csv"])[0]["status"] == "COMPLETED"
+
+
+def test_train_py_on_the_best_config_reproduces_the_trial_score(tmp_path):
+    """A trial trains through train.py's own stage runner (issue 12), so its
+    score comes back when train.py trains the config it wrote."""
+    import train as train_cli
+
+    values = tiny_config().to_dict()
+    values["train"]["stages"] = [
+        {"name": "only", "variant": "glimpse_clouds", "epochs": 2, "batch_size": 2,
+         "learning_rate": 3e-4, "steps_per_epoch": 1},
+    ]
+    config = config_lib.config_from_dict(values)
+    space = tuning.load_search_space(overrides=["learning_rate=null", "pose_weight=null",
+                                                "diversity_weight=null", "attraction_weight=null"])
+    summary = tuning.run_search(config, str(tmp_path / "search"), max_trials=1, space=space,
+                                objective="val_loss", cache_root=str(tmp_path / "data_cache"))
+    assert summary["best_trial_config"] and os.path.exists(summary["best_trial_config"])
+    run = str(tmp_path / "retrained")
+    assert train_cli.main(["--config", summary["best_config"], "--output-dir", run,
+                           "--no-evaluate", "--no-export"]) == 0
+    with open(os.path.join(run, "only", "history.json")) as handle:
+        history = json.load(handle)
+    retrained = min(epoch["val_loss"] for epoch in history)
+    assert retrained == pytest.approx(summary["best_score"], rel=1e-3)

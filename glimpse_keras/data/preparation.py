@@ -133,6 +133,7 @@ def prepare_data(data_config, cache_root):
     if not data_dir or not os.path.isdir(data_dir):
         raise DataDirError(_missing_message(dataset, data_dir))
     if is_converted(data_dir):
+        check_conversion_settings(data_dir, data_config)
         return data_dir
     layout = raw_layout(data_dir)
     expected = "nucla" if dataset == "nucla" else "ntu"
@@ -145,6 +146,60 @@ def prepare_data(data_config, cache_root):
     if not is_converted(converted):
         _convert(data_dir, expected, converted, data_config)
     return converted
+
+
+SETTINGS_FILE = "conversion_settings.json"
+
+
+def conversion_settings(converted_dir):
+    """The settings the converter recorded in `converted_dir`
+    (`conversion_settings.json`: dataset, stored_size, ...), or None when
+    the file is absent.
+
+    Raises:
+        DataDirError: the file exists but cannot be read.
+    """
+    import json
+
+    path = os.path.join(converted_dir, SETTINGS_FILE)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as error:
+        raise DataDirError(f"cannot read {path}: {error}") from error
+
+
+def check_conversion_settings(converted_dir, data_config):
+    """Checks converted data against the config that will read it.
+
+    The frames were stored at `stored_size` x `stored_size`; the model is
+    trained and evaluated on crops of them and the serving graph resizes
+    to `data.stored_size`, so a config with another stored size would serve
+    frames at a size the model never saw.
+
+    Raises:
+        DataDirError: naming the settings file, the key and both values.
+    """
+    settings = conversion_settings(converted_dir)
+    if settings is None:
+        return
+    path = os.path.join(converted_dir, SETTINGS_FILE)
+    stored = settings.get("stored_size")
+    if stored is not None and int(stored) != data_config.stored_size:
+        raise DataDirError(
+            f"data.stored_size: the config says {data_config.stored_size} but {converted_dir} "
+            f"was converted at stored_size {stored} ({path}); set --set data.stored_size={stored} "
+            f"or convert the raw data again"
+        )
+    dataset = settings.get("dataset")
+    expected = "nucla" if data_config.dataset == "nucla" else "ntu"
+    if dataset is not None and dataset != expected:
+        raise DataDirError(
+            f"data.dataset: the config says {data_config.dataset!r} but {converted_dir} holds "
+            f"{dataset!r} data ({path}); set --dataset to match"
+        )
 
 
 def raw_tree_digest(data_dir):

@@ -1,0 +1,266 @@
+"""The experiment: one validated config turned into everything a job needs.
+
+In the spirit of TF Model Garden's `Task`, `Experiment` is the single place
+where an `ExperimentConfig` becomes objects: the model of a stage (with its
+compiled optimizer), the converted data and its datasets (train, per-epoch
+validation, multi-clip test), the class names and the export/serving
+settings. `train.py`, `evaluate.py`, `export.py`, `tune.py`, the visualiser
+and the benchmarks all go through it, so they cannot disagree on what a
+config means.
+
+    experiment = Experiment(config_lib.load_config("configs/tiny.yaml"))
+    converted_dir = experiment.prepare_data("runs/data_cache")
+    model = experiment.build_stage_model(experiment.config.train.stages[0])
+    dataset = experiment.train_dataset(experiment.config.train.stages[0], seed=0)
+
+It depends on the config, data and model layers only (never on training,
+evaluation, export or tuning), so any of those may import it.
+"""
+
+import keras
+import numpy as np
+
+from glimpse_keras import backends
+from glimpse_keras.data import pipeline, preparation
+from glimpse_keras.models.backbone import build_backbone
+from glimpse_keras.models.glimpse_clouds import GlimpseClouds
+from glimpse_keras.models.presets import get_model_preset
+
+
+def core_options(model_config):
+    """Paper-vs-code switches of the config as `GlimpseCloudsCore` arguments."""
+    options = {
+        "detach_location": model_config.detach_location,
+        "assign_axis": model_config.assign_axis,
+        "distance": model_config.distance,
+        "decay": "recency" if model_config.time_decay == "recent" else "code",
+        "share_first_worker_state": model_config.share_first_worker_state,
+        "use_raw_location": model_config.raw_location_embedding,
+        "scale_bias": model_config.scale_bias,
+        "max_scale": model_config.max_scale,
+        "zoomer_reset_each_frame": model_config.zoomer_reset_each_frame,
+    }
+    if model_config.memory_capacity:
+        options["memory_frames"] = model_config.memory_capacity
+    return options
+
+
+class Experiment:
+    """A validated `ExperimentConfig` and the objects built from it.
+
+    Args:
+        config: an `ExperimentConfig` (from `config.load_config`, which
+            validates it).
+        converted_dir: the converted data, when already known (e.g. given by
+            a caller that prepared it); otherwise `prepare_data` sets it.
+
+    Attributes:
+        config: the config.
+        converted_dir: str or None, the converted TFRecords in use.
+    """
+
+    def __init__(self, config, converted_dir=None):
+        self.config = config
+        self.converted_dir = converted_dir
+
+    # === Data ===
+
+    @property
+    def label_map(self):
+        """Stored labels kept, in class order (`preparation.label_map`)."""
+        return preparation.label_map(self.config.data)
+
+    @property
+    def protocol(self):
+        """The split protocol of the converted indexes."""
+        return preparation.split_protocol(self.config.data)
+
+    @property
+    def class_names(self):
+        """The model's class names, index = model output (NTU names for
+        synthetic data; `class_<i>` past the known names)."""
+        data = self.config.data
+        if data.dataset == "nucla":
+            from glimpse_keras.data.nucla import NUCLA_CLASS_NAMES
+
+            names = list(NUCLA_CLASS_NAMES)
+        else:
+            from glimpse_keras.data.ntu import NTU60_CLASS_NAMES
+
+            names = list(NTU60_CLASS_NAMES)
+        labels = self.label_map
+        if labels is not None:
+            names += [f"class_{index}" for index in range(len(names), max(labels) + 1)]
+            return [names[label] for label in labels]
+        count = self.config.model.num_classes
+        names += [f"class_{index}" for index in range(len(names), count)]
+        return names[:count]
+
+    def prepare_data(self, cache_root):
+        """Finds or builds the converted data (`preparation.prepare_data`),
+        checks it against the config (stored frame size, dataset) and
+        remembers it.
+
+        Returns:
+            the converted directory (str).
+
+        Raises:
+            preparation.DataDirError: no data, or data converted with other
+                settings than the config's (naming the file and the keys).
+        """
+        self.converted_dir = preparation.prepare_data(self.config.data, cache_root)
+        return self.converted_dir
+
+    def _converted(self):
+        if self.converted_dir is None:
+            raise RuntimeError("Experiment.prepare_data must run before the datasets are built")
+        return self.converted_dir
+
+    def split_files(self, split):
+        """TFRecord files of one split (raises `pipeline.SplitNotFoundError`)."""
+        return preparation.split_files(self._converted(), self.config.data, split)
+
+    def count_videos(self, split):
+        """Distinct videos of `split` that the class subset keeps."""
+        return pipeline.count_split_videos(self._converted(), self.protocol, split, label_map=self.label_map)
+
+    def train_dataset(self, stage, seed):
+        """The training clips of one epoch of `stage`, shuffled and augmented
+        from `seed` (repeated when the stage has `steps_per_epoch`)."""
+        data = self.config.data
+        return pipeline.build_dataset(
+            self.split_files("train"),
+            "train",
+            num_frames=data.num_frames,
+            image_size=data.image_size,
+            batch_size=stage.batch_size,
+            flip=data.flip,
+            shuffle_buffer=data.shuffle_buffer,
+            seed=seed,
+            repeat=bool(stage.steps_per_epoch),
+            label_map=self.label_map,
+        )
+
+    def validation_dataset(self, batch_size):
+        """One clip per test video (bin-centre frames, centre crop)."""
+        data = self.config.data
+        return pipeline.build_dataset(
+            self.split_files("test"),
+            "eval",
+            num_frames=data.num_frames,
+            image_size=data.image_size,
+            batch_size=batch_size,
+            label_map=self.label_map,
+        )
+
+    def test_dataset(self, split="test", clips=None, batch_size=4):
+        """K clips per video of `split` (fixed offsets, centre crop), with
+        the video ids; K = `clips` or `data.clips_per_video`."""
+        data = self.config.data
+        return pipeline.build_dataset(
+            self.split_files(split),
+            "test",
+            num_frames=data.num_frames,
+            image_size=data.image_size,
+            batch_size=batch_size,
+            clips_per_video=clips or data.clips_per_video,
+            label_map=self.label_map,
+        )
+
+    # === Model ===
+
+    def build_model(self, variant, freeze_backbone=False):
+        """The one place where the config becomes model constructor arguments.
+
+        Returns:
+            an unbuilt `GlimpseClouds` of `variant`.
+        """
+        config = self.config
+        model_config = config.model
+        kwargs = get_model_preset(model_config.preset)["kwargs"]
+        if model_config.backbone:
+            kwargs["backbone"] = model_config.backbone
+        if model_config.output_stride != 32:
+            kwargs["backbone"] = build_backbone(
+                kwargs["backbone"],
+                output_stride=model_config.output_stride,
+                output_stride_dilation=model_config.output_stride_dilation,
+            )
+        kwargs.update(
+            num_classes=model_config.num_classes,
+            variant=variant,
+            num_glimpses=model_config.num_glimpses,
+            num_workers=model_config.num_workers,
+            glimpse_type=model_config.glimpse_type,
+            pose_loss_weight=config.loss.pose_weight,
+            diversity_loss_weight=config.loss.diversity_weight,
+            attraction_loss_weight=config.loss.attraction_weight,
+            scale_loss_weight=config.loss.scale_weight,
+            diversity_form=config.loss.diversity_form,
+            freeze_backbone=freeze_backbone,
+            input_normalization=model_config.input_normalization,
+            core_options=core_options(model_config),
+            name="glimpse_clouds",
+        )
+        return GlimpseClouds(**kwargs)
+
+    def build_stage_model(self, stage, strategy=None, compile_model=True):
+        """Builds (and by default compiles) the model of one stage.
+
+        The optimizer (Adam at `stage.learning_rate`) has its variables
+        created up front so that a checkpoint, which holds them, loads into
+        a fresh model. `train.jit_compile` applies to TensorFlow; on JAX the
+        steps are always jitted (JAX without `jit` runs op by op).
+
+        Args:
+            stage: a `StageConfig` of this config.
+            strategy: a `tf.distribute` strategy, or None for the default.
+            compile_model: compile with the stage's optimizer.
+        """
+        import tensorflow as tf
+
+        strategy = strategy or tf.distribute.get_strategy()
+        data = self.config.data
+        with strategy.scope():
+            model = self.build_model(stage.variant, stage.freeze_backbone)
+            model(
+                np.zeros((1, data.num_frames, data.image_size, data.image_size, 3), "uint8"),
+                training=False,
+            )
+            if compile_model:
+                jit_compile = self.config.train.jit_compile
+                if backends.current_backend() == "jax":
+                    jit_compile = True
+                model.compile(
+                    optimizer=keras.optimizers.Adam(stage.learning_rate),
+                    jit_compile=jit_compile,
+                )
+                model.optimizer.build(model.trainable_variables)
+        return model
+
+    def stage(self, name=None):
+        """The `StageConfig` named `name` (default: the last stage).
+
+        Raises:
+            KeyError: naming the stages there are.
+        """
+        stages = {stage.name: stage for stage in self.config.train.stages}
+        if name is None:
+            return self.config.train.stages[-1]
+        if name not in stages:
+            raise KeyError(f"no stage {name!r}; stages: {sorted(stages)}")
+        return stages[name]
+
+    # === Export / serving ===
+
+    def serving_settings(self, clips=None):
+        """`export.export_model` keyword arguments for this config's clips:
+        num_frames, image_size, stored_size, clips_per_video, class_names."""
+        data = self.config.data
+        return {
+            "num_frames": data.num_frames,
+            "image_size": data.image_size,
+            "stored_size": data.stored_size,
+            "clips_per_video": clips or data.clips_per_video,
+            "class_names": self.class_names,
+        }
