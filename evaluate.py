@@ -42,9 +42,9 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     from glimpse_keras import config as config_lib
-    from glimpse_keras import evaluation, pipeline_runner, training
+    from glimpse_keras import evaluation, training, workflow
     from glimpse_keras.data import pipeline, preparation
-
+    from glimpse_keras.experiment import Experiment
     from glimpse_keras.io_utils import StorageError, check_output_location
 
     try:
@@ -56,15 +56,15 @@ def main(argv=None):
             data.data_dir = args.data_dir
         if args.protocol:
             data.protocol = args.protocol
-        cache_root = os.path.join(os.path.dirname(os.path.abspath(args.run)), "data_cache")
-        converted = preparation.prepare_data(data, cache_root)
         stage = args.stage or config.train.stages[-1].name
-        output = args.output or os.path.join(args.run, "evaluation", stage, f"{args.split}_report.json")
+        output = args.output or workflow.stage_report_path(args.run, stage, args.split)
         # Checked before minutes of evaluation, not after.
         check_output_location(output)
         check_output_location(os.path.splitext(output)[0] + "_confusion.png")
-        report = pipeline_runner.evaluate_model(
-            model, config, converted, split=args.split, clips=args.clips, output=output,
+        experiment = Experiment(config)
+        experiment.prepare_data(os.path.join(os.path.dirname(os.path.abspath(args.run)), "data_cache"))
+        report = evaluation.evaluate_split(
+            model, experiment, split=args.split, clips=args.clips, output=output,
             stage=stage, weights=os.path.join(args.run, stage, training.FINAL),
         )
     except (training.TrainingError, preparation.DataDirError, pipeline.SplitNotFoundError,

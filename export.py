@@ -57,7 +57,7 @@ def main(argv=None):
     from glimpse_keras import export as export_lib
     from glimpse_keras import training
     from glimpse_keras.io_utils import StorageError
-    from glimpse_keras.pipeline_runner import class_names_for
+    from glimpse_keras.experiment import Experiment
 
     from glimpse_keras.io_utils import check_output_location
 
@@ -65,18 +65,13 @@ def main(argv=None):
         # The destination is checked before the model is built.
         check_output_location(args.output, directory=True)
         model, config = training.load_run_model(args.run, stage_name=args.stage, weights=args.weights)
-        data = config.data
         result = export_lib.export_for_serving(
             model,
             args.output,
             version=args.version,
             model_name=args.model_name,
             serving_base_path=args.serving_base_path,
-            num_frames=data.num_frames,
-            image_size=data.image_size,
-            stored_size=data.stored_size,
-            clips_per_video=args.clips or data.clips_per_video,
-            class_names=class_names_for(config),
+            **Experiment(config).serving_settings(clips=args.clips),
         )
     except (training.TrainingError, export_lib.ExportError, config_lib.ConfigError, StorageError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -64,14 +64,14 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    from glimpse_keras import pipeline_runner
+    from glimpse_keras import workflow
     from glimpse_keras.data.preparation import DataDirError
     from glimpse_keras.io_utils import StorageError
     from glimpse_keras.training import TrainingError
 
     started = time.time()
     try:
-        results = pipeline_runner.run(
+        results = workflow.run(
             config,
             run_dir,
             resume=args.resume,

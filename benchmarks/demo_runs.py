@@ -68,7 +68,8 @@ def run_setting(name, config, runs_dir, cache_root, first_stage_only=False):
         dict with "setting", "seed", "stage1" (test report of stage 1), "stage2" (of the last stage, or
         None), "attention" (its diagnostics, or None) and "minutes" spent in this call.
     """
-    from glimpse_keras import pipeline_runner, training
+    from glimpse_keras import evaluation, training
+    from glimpse_keras.experiment import Experiment
 
     started = time.time()
     stage1_dir = os.path.join(runs_dir, f"stage1_{stage1_key(config)}")
@@ -76,9 +77,10 @@ def run_setting(name, config, runs_dir, cache_root, first_stage_only=False):
     first = _first_stage_only(config)
     report1_path = os.path.join(stage1_dir, "evaluation", stage1_name, "test_report.json")
     if not os.path.exists(report1_path):
-        outcome = training.train(first, stage1_dir, resume=True, cache_root=cache_root)
-        pipeline_runner.evaluate_model(outcome["model"], first, outcome["converted_dir"], output=report1_path,
-                                       progress=False, stage=stage1_name)
+        outcome = training.train(first, stage1_dir, resume=training.holds_run(stage1_dir), cache_root=cache_root)
+        evaluation.evaluate_split(outcome["model"], Experiment(first, outcome["converted_dir"]),
+                                  output=report1_path, progress=False, stage=stage1_name,
+                                  weights=outcome["final_weights"])
     report2 = None
     if not first_stage_only and len(config.train.stages) > 1:
         run_dir = os.path.join(runs_dir, f"{name}_seed{config.data.synthetic_seed}")
@@ -88,9 +90,13 @@ def run_setting(name, config, runs_dir, cache_root, first_stage_only=False):
             target = os.path.join(run_dir, stage1_name)
             if not os.path.exists(target):
                 shutil.copytree(os.path.join(stage1_dir, stage1_name), target)
+                # The shared stage 1 makes this a run interrupted after stage 1:
+                # resuming it trains the later stages only.
+                config_lib.save_config(config, os.path.join(run_dir, training.CONFIG))
             outcome = training.train(config, run_dir, resume=True, cache_root=cache_root)
-            pipeline_runner.evaluate_model(outcome["model"], config, outcome["converted_dir"],
-                                           output=report2_path, progress=False, stage=last)
+            evaluation.evaluate_split(outcome["model"], Experiment(config, outcome["converted_dir"]),
+                                      output=report2_path, progress=False, stage=last,
+                                      weights=outcome["final_weights"])
         report2 = _read(report2_path)
     return {"setting": name, "seed": config.data.synthetic_seed, "stage1": _read(report1_path),
             "stage2": report2, "attention": None if report2 is None else report2["attention"],

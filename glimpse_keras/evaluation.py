@@ -21,6 +21,75 @@ class EvaluationError(RuntimeError):
     """The evaluation could not account for every video of the split."""
 
 
+def evaluate_split(model, experiment, split="test", clips=None, output=None, progress=True,
+                   stage=None, weights=None):
+    """Multi-clip evaluation of `model` on one split of the experiment's
+    converted data; writes the JSON report and confusion PNG when `output`.
+
+    Args:
+        model: a built `GlimpseClouds`.
+        experiment: an `experiment.Experiment` whose data are prepared.
+        split: split name ("test", "train").
+        clips: clips per video (default: `data.clips_per_video`).
+        output: report JSON path, or None to write nothing.
+        progress: show a progress bar.
+        stage, weights: the stage name and weights file the model holds,
+            recorded in the report so it says what it scored.
+
+    Returns:
+        the report dict (see `classification_report`) with the split's
+        expected size, the skipped samples, the file paths, the stage and
+        weights and, for a glimpse model, "attention": the attention
+        diagnostics of every clip (`diagnostics.attention_diagnostics`).
+
+    Raises:
+        EvaluationError: when the videos evaluated are not the split
+            index's count of distinct videos (one missing, or one read
+            twice, e.g. from a shard listed twice).
+    """
+    import collections
+
+    from glimpse_keras import diagnostics as diagnostics_lib
+
+    data = experiment.config.data
+    converted_dir = experiment.converted_dir
+    expected = experiment.count_videos(split)
+    dataset = experiment.test_dataset(split, clips)
+    attention = None
+    if not model.is_global:
+        attention = diagnostics_lib.AttentionDiagnostics(assign_axis=model.core.assign_axis)
+    logits, labels, ids = collect_logits(model, dataset, progress=progress, diagnostics=attention)
+    names = experiment.class_names
+    report = classification_report(logits, labels, names)
+    present = sorted(set(labels.tolist()))
+    report.update(
+        split=split,
+        protocol=experiment.protocol,
+        clips_per_video=clips or data.clips_per_video,
+        split_size=expected,
+        classes_present=len(present),
+        chance=1.0 / max(len(present), 1),
+        skipped_by_conversion=skipped_samples(converted_dir),
+        video_ids=ids,
+        stage=stage,
+        variant=model.variant,
+        weights=weights,
+        attention=attention.result() if attention is not None else None,
+    )
+    if len(ids) != expected:
+        raise EvaluationError(f"evaluated {len(ids)} videos but the {split} split lists {expected}")
+    # A count that matches can still hide a missing video behind a repeated one.
+    repeated = sorted(video_id for video_id, count in collections.Counter(ids).items() if count > 1)
+    if repeated:
+        raise EvaluationError(
+            f"the {split} split yielded {len(repeated)} video(s) more than once "
+            f"(e.g. {repeated[:3]}), so others may be missing"
+        )
+    if output:
+        write_report(report, output, names)
+    return report
+
+
 def collect_logits(model, dataset, progress=True, fold_batch_norm=True, diagnostics=None):
     """Runs `model` over a 'test'-mode dataset.
 

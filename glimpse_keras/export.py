@@ -151,25 +151,12 @@ def _checked_video(video, *, layout, rank, has_batch_axis, num_frames=None, fram
 
 
 def serving_frames(frames, *, image_size, stored_size=None):
-    """Resizes and centre-crops frames as the converter and evaluation do.
+    """Deprecated alias of `video_ops.preprocess_frames` (one release)."""
+    import warnings
 
-    Args:
-        frames: uint8 or float tensor `(N, H, W, 3)`, values in [0, 255].
-        image_size: int S, side of the model input.
-        stored_size: int or None. When given, frames are squashed (area
-            interpolation) to stored_size x stored_size, then the centred
-            S x S crop is taken; when None they are squashed to S x S.
-
-    Returns:
-        float32 `(N, S, S, 3)` with values in [0, 255].
-    """
-    side = stored_size or image_size
-    resized = tf.cast(tf.image.resize(frames, [side, side], method="area"), tf.float32)
-    if side == image_size:
-        return tf.ensure_shape(resized, [None, image_size, image_size, 3])
-    start = (side - image_size) // 2
-    cropped = resized[:, start : start + image_size, start : start + image_size, :]
-    return tf.ensure_shape(cropped, [None, image_size, image_size, 3])
+    warnings.warn("export.serving_frames is deprecated; use glimpse_keras.data.video_ops.preprocess_frames",
+                  DeprecationWarning, stacklevel=2)
+    return video_ops.preprocess_frames(frames, image_size=image_size, stored_size=stored_size)
 
 
 def _named_outputs(outputs, class_names):
@@ -205,7 +192,7 @@ def build_serving_functions(model, *, num_frames, image_size, class_names, clips
         )
         shape = tf.shape(video)
         frames = tf.reshape(video, tf.concat([[-1], shape[2:]], axis=0))
-        frames = serving_frames(frames, image_size=image_size, stored_size=stored_size)
+        frames = video_ops.preprocess_frames(frames, image_size=image_size, stored_size=stored_size)
         clip = tf.reshape(frames, [-1, num_frames, image_size, image_size, 3])
         return _named_outputs(model(clip, training=False), class_names)
 
@@ -213,7 +200,7 @@ def build_serving_functions(model, *, num_frames, image_size, class_names, clips
         video = _checked_video(video, layout="[frames, height, width, 3]", rank=4, has_batch_axis=False)
         indices = video_ops.test_frame_indices(tf.shape(video)[0], num_frames, clips_per_video)
         frames = tf.gather(video, tf.reshape(indices, [-1]))
-        frames = serving_frames(frames, image_size=image_size, stored_size=stored_size)
+        frames = video_ops.preprocess_frames(frames, image_size=image_size, stored_size=stored_size)
         clips = tf.reshape(frames, [1, clips_per_video, num_frames, image_size, image_size, 3])
         outputs = _named_outputs(model(clips, training=False), class_names)
         outputs["frame_indices"] = tf.reshape(indices, [1, clips_per_video, num_frames])
@@ -302,7 +289,8 @@ def export_model(
         class_names: sequence of `num_classes` str.
         clips_per_video: int K, clips averaged by `whole_video`.
         stored_size: int or None, side of the frames the training data was
-            stored at (`config.data.stored_size`); see `serving_frames`.
+            stored at (`config.data.stored_size`); see
+            `video_ops.preprocess_frames`.
         fold_batch_norm: bool, export the inference-only copy of the model
             whose backbone BatchNorms are folded into its convolutions
             (`models.folding.fold_model_batch_norm`): the same outputs up
@@ -560,19 +548,14 @@ def export_run_model(model, config, model_base_dir, *, version=None, serving_bas
     Returns:
         the version directory (str).
     """
-    from glimpse_keras.pipeline_runner import class_names_for
+    from glimpse_keras.experiment import Experiment
 
-    data = config.data
     result = export_for_serving(
         model,
         model_base_dir,
         version=version,
         serving_base_path=serving_base_path,
-        num_frames=data.num_frames,
-        image_size=data.image_size,
-        stored_size=data.stored_size,
-        clips_per_video=data.clips_per_video,
-        class_names=class_names_for(config),
+        **Experiment(config).serving_settings(),
     )
     return result["saved_model"]
 

@@ -209,27 +209,37 @@ def test_evaluate_cli_on_missing_run(capsys, tmp_path):
 
 
 def test_evaluation_refuses_a_repeated_video_even_when_the_count_matches(monkeypatch):
-    from glimpse_keras import evaluation, pipeline_runner
+    from glimpse_keras import evaluation
+    from glimpse_keras.experiment import Experiment
 
     # Three videos read for a three-video split, but "b" twice and "c" never.
     logits = np.eye(3, dtype=np.float32)
-    monkeypatch.setattr(pipeline_runner.preparation, "split_files", lambda *args: ["unused"])
-    monkeypatch.setattr(pipeline_runner.pipeline, "count_split_videos", lambda *args, **kwargs: 3)
-    monkeypatch.setattr(pipeline_runner.pipeline, "build_dataset", lambda *args, **kwargs: None)
+    monkeypatch.setattr(Experiment, "count_videos", lambda self, split: 3)
+    monkeypatch.setattr(Experiment, "test_dataset", lambda self, split, clips: None)
     monkeypatch.setattr(
-        pipeline_runner.evaluation, "collect_logits",
+        evaluation, "collect_logits",
         lambda *args, **kwargs: (logits, np.array([0, 1, 1]), ["a", "b", "b"]),
     )
-    config = tiny_config("model.num_classes=3")
+    experiment = Experiment(tiny_config("model.num_classes=3"), "unused")
     model = types.SimpleNamespace(is_global=True, variant="global")
     with pytest.raises(evaluation.EvaluationError, match=r"more than once \(e.g. \['b'\]\)"):
-        pipeline_runner.evaluate_model(model, config, "unused", progress=False)
+        evaluation.evaluate_split(model, experiment, progress=False)
     monkeypatch.setattr(
-        pipeline_runner.evaluation, "collect_logits",
+        evaluation, "collect_logits",
         lambda *args, **kwargs: (logits, np.array([0, 1, 2]), ["a", "b", "c"]),
     )
-    report = pipeline_runner.evaluate_model(model, config, "unused", progress=False)
+    report = evaluation.evaluate_split(model, experiment, progress=False)
     assert (report["videos"], report["top1"], report["video_ids"]) == (3, 1.0, ["a", "b", "c"])
+
+
+def test_pipeline_runner_still_works_with_a_deprecation_warning(monkeypatch):
+    from glimpse_keras import pipeline_runner
+    from glimpse_keras.experiment import Experiment
+
+    config = tiny_config()
+    with pytest.warns(DeprecationWarning, match="Experiment"):
+        names = pipeline_runner.class_names_for(config)
+    assert names == Experiment(config).class_names
 
 
 def test_mirrored_strategy_trains(workspace):

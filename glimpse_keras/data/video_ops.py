@@ -97,6 +97,42 @@ def center_crop_offset(height, width, crop_size):
     return tf.stack([(height - crop_size) // 2, (width - crop_size) // 2])
 
 
+def preprocess_frames(frames, *, image_size, stored_size=None):
+    """The evaluation view of frames: squash to the stored size, centre crop.
+
+    The one definition of what the model sees at test time, used by the
+    serving graph (`export`), the visualiser and, through
+    `center_crop_offset`, the 'eval'/'test' input pipeline (whose frames the
+    converter already squashed to `stored_size`). Frames are squashed
+    (area interpolation, aspect ratio NOT kept) to stored_size x
+    stored_size, unless they already have that size, then the centred
+    image_size x image_size window is taken (corner
+    `center_crop_offset`). Without a stored size they are squashed to
+    image_size x image_size.
+
+    Args:
+        frames: uint8 or float tensor (N, H, W, 3), values in [0, 255].
+        image_size: int S, side of the model input.
+        stored_size: int or None, side the training data was stored at
+            (the converted data's `conversion_settings.json`).
+
+    Returns:
+        float32 (N, S, S, 3), values in [0, 255].
+    """
+    side = stored_size or image_size
+    frames = tf.convert_to_tensor(frames)
+    static = frames.shape
+    if static.rank == 4 and static[1] == side and static[2] == side:
+        resized = tf.cast(frames, tf.float32)
+    else:
+        resized = tf.cast(tf.image.resize(frames, [side, side], method="area"), tf.float32)
+    if side == image_size:
+        return tf.ensure_shape(resized, [None, image_size, image_size, 3])
+    offset = center_crop_offset(side, side, image_size)
+    cropped = resized[:, offset[0] : offset[0] + image_size, offset[1] : offset[1] + image_size, :]
+    return tf.ensure_shape(cropped, [None, image_size, image_size, 3])
+
+
 def random_crop_offset(height, width, crop_size, seed):
     """(y0, x0) drawn uniformly from [0, H - S] x [0, W - S] (inclusive).
 

@@ -109,12 +109,12 @@ def load_clip(video, config, run_dir, converted_dir=None, cache_root=None):
     if _looks_like_a_file(video):
         raise VisualizeError(f"--video {video}: no such file")
     if converted_dir is None:
-        from glimpse_keras.data import preparation
+        from glimpse_keras.experiment import Experiment
 
         cache_root = cache_root or os.path.join(
             os.path.dirname(os.path.abspath(run_dir)), "data_cache"
         )
-        converted_dir = preparation.prepare_data(data, cache_root)
+        converted_dir = Experiment(config).prepare_data(cache_root)
     return clips.clip_from_sample_id(video, converted_dir, data)
 
 
@@ -201,10 +201,10 @@ def main(argv=None):
                 f"run {args.run}: the model of this stage is the {model.variant!r} variant, "
                 f"which has no glimpses; choose a glimpse stage with --stage"
             )
-        from glimpse_keras.data import preparation
-        from glimpse_keras.pipeline_runner import class_names_for
+        from glimpse_keras.experiment import Experiment
 
-        label_map = preparation.label_map(config.data)
+        experiment = Experiment(config)
+        label_map = experiment.label_map
         cells = config.data.image_size // model.backbone.output_stride
         clips_drawn, outputs_drawn, images = [], [], []
         for video in args.video:
@@ -231,7 +231,7 @@ def main(argv=None):
     except (ValueError, TrainingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    names = class_names_for(config)
+    names = experiment.class_names
     for clip, outputs in zip(clips_drawn, outputs_drawn):
         print(_describe(clip, outputs, names))
     with_pose = all(clip.pose is not None for clip in clips_drawn)

@@ -45,7 +45,13 @@ def eval_frame_indices(num_frames, num_samples):
 
 
 def centre_crop(frames, crop_size):
-    """Centre S x S window of (..., H, W, C) frames, corner ((H-S)//2, (W-S)//2)."""
+    """Deprecated (one release): `video_ops.preprocess_frames` is the one
+    evaluation view. Centre S x S window of (..., H, W, C) frames, corner
+    ((H-S)//2, (W-S)//2)."""
+    import warnings
+
+    warnings.warn("visualize.clips.centre_crop is deprecated; use "
+                  "glimpse_keras.data.video_ops.preprocess_frames", DeprecationWarning, stacklevel=2)
     height, width = frames.shape[-3], frames.shape[-2]
     if crop_size > min(height, width):
         raise ValueError(f"crop size {crop_size} is larger than the frames ({height}x{width})")
@@ -70,9 +76,14 @@ def clip_from_video_file(path, num_frames, stored_size, image_size):
     """
     from glimpse_keras.data.video import read_video
 
+    from glimpse_keras.data.video_ops import preprocess_frames
+
+    # Decoded at the stored size as the converter stores frames, then the
+    # evaluation view shared with the serving graph.
     frames = read_video(path, size=(stored_size, stored_size))
     indices = eval_frame_indices(len(frames), num_frames)
-    video = np.ascontiguousarray(centre_crop(frames[indices], image_size))
+    view = preprocess_frames(frames[indices], image_size=image_size, stored_size=stored_size)
+    video = np.ascontiguousarray(np.clip(np.round(view.numpy()), 0, 255).astype(np.uint8))
     return Clip(video=video, frame_indices=indices, source=str(path))
 
 
