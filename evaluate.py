@@ -21,7 +21,9 @@ def parse_args(argv):
     parser.add_argument("--run", required=True, help="run directory written by train.py")
     add_backend_argument(parser)
     parser.add_argument("--stage", help="stage to evaluate (default: the last)")
-    parser.add_argument("--dataset", choices=("ntu", "nucla", "synthetic"), help="override the run's dataset")
+    from glimpse_keras.data import datasets
+
+    parser.add_argument("--dataset", choices=datasets.names(), help="override the run's dataset")
     parser.add_argument("--data-dir", help="override the run's data directory (raw or converted)")
     parser.add_argument("--protocol", choices=("xsub", "xview", "xsub120", "xset120"),
                         help="override the run's protocol")

@@ -41,9 +41,18 @@ def parse_yaml_value(text):
 
 
 def _choice(default, choices, doc):
+    """A field whose value is one of `choices`: a sequence, or a function
+    returning one when the value is checked (for registries)."""
     return dataclasses.field(
-        default=default, metadata={"choices": tuple(choices), "doc": doc}
+        default=default,
+        metadata={"choices": choices if callable(choices) else tuple(choices), "doc": doc},
     )
+
+
+def field_choices(field_meta):
+    """The allowed values of a field (a tuple), or None."""
+    choices = field_meta.get("choices")
+    return tuple(choices()) if callable(choices) else choices
 
 
 def _value(default, doc, minimum=None, maximum=None):
@@ -55,12 +64,18 @@ def _value(default, doc, minimum=None, maximum=None):
 # === Sections ===
 
 
+def _dataset_families():
+    from glimpse_keras.data import datasets
+
+    return datasets.names()
+
+
 @dataclasses.dataclass
 class DataConfig:
     """Where the videos come from and how clips are cut from them."""
 
     dataset: str = _choice(
-        "synthetic", ("ntu", "nucla", "synthetic"), "dataset family"
+        "synthetic", _dataset_families, "dataset family (`data.datasets` registry)"
     )
     data_dir: str = _value(
         "", "raw dataset or converted shards; empty = the synthetic cache"
@@ -279,12 +294,10 @@ class ExperimentConfig:
         classes = self.data.classes
         if len(set(classes)) != len(classes):
             raise ConfigError(f"data.classes: class numbers repeat: {classes}")
-        if self.data.dataset == "nucla":
-            from glimpse_keras.data.nucla import NUCLA_ACTION_TO_LABEL
+        from glimpse_keras.data import datasets
 
-            valid, described = set(NUCLA_ACTION_TO_LABEL), f"N-UCLA action numbers {sorted(NUCLA_ACTION_TO_LABEL)}"
-        else:
-            valid, described = set(range(1, 121)), "NTU action numbers 1..120"
+        family = datasets.get(self.data.dataset)
+        valid, described = set(family.class_numbers()), family.describe_classes()
         unknown = [number for number in classes if number not in valid]
         if unknown:
             raise ConfigError(f"data.classes: {unknown} are not {described}")
@@ -342,7 +355,7 @@ def _coerce(key, value, tp, field_meta):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
     else:
         raise ConfigError(f"{key}: unsupported type {_type_name(tp)}")
-    choices = field_meta.get("choices")
+    choices = field_choices(field_meta)
     if choices and value not in choices:
         raise ConfigError(
             f"{key}: expected one of {', '.join(map(str, choices))}; "
@@ -513,7 +526,7 @@ def add_config_arguments(parser, default_config, set_example):
         default_config: path shown as --config's default.
         set_example: a `section.key=value` shown in --set's help.
     """
-    parser.add_argument("--dataset", choices=DataConfig.__dataclass_fields__["dataset"].metadata["choices"],
+    parser.add_argument("--dataset", choices=field_choices(DataConfig.__dataclass_fields__["dataset"].metadata),
                         help="overrides data.dataset")
     parser.add_argument("--data-dir", help="raw dataset or converted shards (overrides data.data_dir)")
     parser.add_argument("--config", help=f"experiment YAML (default: {os.path.relpath(default_config)})")

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from glimpse_keras import backends
-from glimpse_keras.data import pipeline, preparation
+from glimpse_keras.data import datasets, pipeline, preparation
 from glimpse_keras.models.backbone import build_backbone
 from glimpse_keras.models.glimpse_clouds import GlimpseClouds
 from glimpse_keras.models.presets import get_model_preset
@@ -66,6 +66,11 @@ class Experiment:
     # === Data ===
 
     @property
+    def dataset(self):
+        """The adapter of the config's dataset family (`data.datasets`)."""
+        return datasets.get(self.config.data.dataset)
+
+    @property
     def label_map(self):
         """Stored labels kept, in class order (`preparation.label_map`)."""
         return preparation.label_map(self.config.data)
@@ -79,15 +84,7 @@ class Experiment:
     def class_names(self):
         """The model's class names, index = model output (NTU names for
         synthetic data; `class_<i>` past the known names)."""
-        data = self.config.data
-        if data.dataset == "nucla":
-            from glimpse_keras.data.nucla import NUCLA_CLASS_NAMES
-
-            names = list(NUCLA_CLASS_NAMES)
-        else:
-            from glimpse_keras.data.ntu import NTU60_CLASS_NAMES
-
-            names = list(NTU60_CLASS_NAMES)
+        names = list(self.dataset.class_names())
         labels = self.label_map
         if labels is not None:
             names += [f"class_{index}" for index in range(len(names), max(labels) + 1)]

@@ -13,19 +13,11 @@ import os
 import subprocess
 import sys
 
-from glimpse_keras.data import pipeline
+from glimpse_keras.data import datasets, pipeline
 
-NTU_HELP = (
-    "NTU RGB+D is distributed by the ROSE Lab of Nanyang Technological "
-    "University (https://rose1.ntu.edu.sg/dataset/actionRecognition/) after "
-    "signing its licence; unpack the RGB videos into <dir>/nturgb+d_rgb/ and "
-    "the skeletons into <dir>/nturgb+d_skeletons/."
-)
-NUCLA_HELP = (
-    "N-UCLA (Northwestern-UCLA Multiview Action 3D) unpacks to "
-    "multiview_action/view_{1,2,3}/aXX_sYY_eZZ/ with frame_<k>_..._rgb.jpg "
-    "and frame_<k>_..._skeletons.txt files."
-)
+# Kept for one release; the texts live in the families' adapters.
+NTU_HELP = datasets.get("ntu").help
+NUCLA_HELP = datasets.get("nucla").help
 
 
 class DataDirError(ValueError):
@@ -38,12 +30,12 @@ def is_converted(path):
 
 
 def raw_layout(path):
-    """'ntu', 'nucla' or None: which raw dataset layout `path` holds."""
-    if os.path.isdir(os.path.join(path, "nturgb+d_rgb")):
-        return "ntu"
-    for root in (path, os.path.join(path, "multiview_action")):
-        if os.path.isdir(os.path.join(root, "view_1")):
-            return "nucla"
+    """The raw format ('ntu', 'nucla', ...) of the registered family whose raw
+    tree `path` holds, or None."""
+    for name in datasets.names():
+        adapter = datasets.get(name)
+        if adapter.is_raw_tree(path):
+            return adapter.raw_format
     return None
 
 
@@ -81,15 +73,7 @@ def synthetic_raw_dir(cache_root, data_config):
     """Cache folder of generated raw data; its name holds a digest of the
     generator's version and resolved preset, so data from another generator or
     preset is generated anew instead of reused."""
-    import json
-
-    from glimpse_keras.data.synthetic import GENERATOR_VERSION, resolve_config
-
-    generator_config = resolve_config("ntu", data_config.synthetic_preset)
-    identity = json.dumps([GENERATOR_VERSION, generator_config], sort_keys=True)
-    digest = hashlib.sha1(identity.encode()).hexdigest()[:8]
-    name = f"synthetic_ntu_{data_config.synthetic_preset}_seed{data_config.synthetic_seed}_{digest}"
-    return os.path.join(cache_root, name, "raw")
+    return datasets.get("synthetic").generated_raw_dir(data_config, cache_root)
 
 
 def prepare_data(data_config, cache_root):
@@ -105,46 +89,29 @@ def prepare_data(data_config, cache_root):
     Raises:
         DataDirError: naming the directory and what was expected.
     """
-    dataset = data_config.dataset
+    adapter = datasets.get(data_config.dataset)
     data_dir = data_config.data_dir
-    if dataset == "synthetic" and not data_dir:
-        raw_dir = synthetic_raw_dir(cache_root, data_config)
+    raw_dir = adapter.generated_raw_dir(data_config, cache_root)
+    if raw_dir is not None:
         converted = os.path.join(os.path.dirname(raw_dir), f"tfrecords_{data_config.stored_size}")
         if not is_converted(converted):
-            _run(
-                [
-                    sys.executable,
-                    "-m",
-                    "glimpse_keras.data.synthetic",
-                    "--format",
-                    "ntu",
-                    "--output",
-                    raw_dir,
-                    "--preset",
-                    data_config.synthetic_preset,
-                    "--seed",
-                    str(data_config.synthetic_seed),
-                    "--workers",
-                    str(data_config.convert_workers),
-                ]
-            )
-            _convert(raw_dir, "ntu", converted, data_config)
+            _run(adapter.generate(raw_dir, data_config))
+            _convert(raw_dir, adapter.raw_format, converted, data_config)
         return converted
     if not data_dir or not os.path.isdir(data_dir):
-        raise DataDirError(_missing_message(dataset, data_dir))
+        raise DataDirError(_missing_message(adapter, data_dir))
     if is_converted(data_dir):
         check_conversion_settings(data_dir, data_config)
         return data_dir
-    layout = raw_layout(data_dir)
-    expected = "nucla" if dataset == "nucla" else "ntu"
-    if layout != expected:
-        raise DataDirError(_missing_message(dataset, data_dir))
+    if not adapter.is_raw_tree(data_dir):
+        raise DataDirError(_missing_message(adapter, data_dir))
     digest = raw_tree_digest(data_dir)
     converted = os.path.join(
-        cache_root, f"{expected}_{os.path.basename(os.path.abspath(data_dir))}_{digest}_{data_config.stored_size}"
+        cache_root,
+        f"{adapter.raw_format}_{os.path.basename(os.path.abspath(data_dir))}_{digest}_{data_config.stored_size}",
     )
     if not is_converted(converted):
-        _convert(data_dir, expected, converted, data_config)
+        _convert(data_dir, adapter.raw_format, converted, data_config)
     return converted
 
 
@@ -194,7 +161,7 @@ def check_conversion_settings(converted_dir, data_config):
             f"or convert the raw data again"
         )
     dataset = settings.get("dataset")
-    expected = "nucla" if data_config.dataset == "nucla" else "ntu"
+    expected = datasets.get(data_config.dataset).raw_format
     if dataset is not None and dataset != expected:
         raise DataDirError(
             f"data.dataset: the config says {data_config.dataset!r} but {converted_dir} holds "
@@ -223,13 +190,12 @@ def raw_tree_digest(data_dir):
     return digest.hexdigest()[:8]
 
 
-def _missing_message(dataset, data_dir):
-    what = NUCLA_HELP if dataset == "nucla" else NTU_HELP
+def _missing_message(adapter, data_dir):
     shown = data_dir or "(not given)"
     return (
         f"--data-dir {shown}: expected converted shards (a folder with "
         f"splits/, written by `python -m glimpse_keras.data.convert`) or a raw "
-        f"{'N-UCLA' if dataset == 'nucla' else 'NTU RGB+D'} tree. {what} "
+        f"{adapter.title} tree. {adapter.help} "
         f"To try everything without downloads, run `python train.py` "
         f"(synthetic NTU-format data is generated)."
     )
@@ -244,16 +210,13 @@ def label_map(data_config):
     """
     if not data_config.classes:
         return None
-    if data_config.dataset == "nucla":
-        from glimpse_keras.data.nucla import NUCLA_ACTION_TO_LABEL
-
-        return [NUCLA_ACTION_TO_LABEL[number] for number in data_config.classes]
-    return [number - 1 for number in data_config.classes]
+    adapter = datasets.get(data_config.dataset)
+    return [adapter.stored_label(number) for number in data_config.classes]
 
 
 def split_protocol(data_config):
     """The split protocol name used in the converted indexes."""
-    return "xview" if data_config.dataset == "nucla" else data_config.protocol
+    return datasets.get(data_config.dataset).split_protocol(data_config)
 
 
 def split_files(converted_dir, data_config, split):

@@ -1,0 +1,218 @@
+"""The dataset registry: one adapter per dataset family.
+
+Everything that differs between dataset families lives in that family's
+adapter, so no module above the readers branches on `data.dataset`: the
+config's class check, class names, stored labels, the split protocol, how a
+`--data-dir` is recognised and converted, and the help shown when it is
+missing. A new family (for example user videos, a folder per class or list
+files) registers by writing one adapter and calling `register`:
+
+    class UserVideos(DatasetAdapter):
+        name = "videos"
+        ...
+    register(UserVideos())
+
+The converter (`data.convert`) reads raw files by their on-disk `raw_format`
+("ntu" or "nucla"); a family with a new on-disk format also needs a reader in
+`data.sources`.
+"""
+
+import os
+
+
+class DatasetAdapter:
+    """What one dataset family means to the jobs above the readers.
+
+    Attributes:
+        name: the `data.dataset` value of the family.
+        title: human name used in messages.
+        raw_format: the converter's `--dataset` for its raw files, also the
+            `dataset` recorded in `conversion_settings.json`.
+        help: where the raw data come from and how they are laid out.
+    """
+
+    name = None
+    title = None
+    raw_format = None
+    help = ""
+
+    def class_numbers(self):
+        """The family's own class numbers (as users write them in
+        `data.classes`), in stored-label order."""
+        raise NotImplementedError
+
+    def class_names(self):
+        """Names of the stored labels 0..K-1 (a tuple of str)."""
+        raise NotImplementedError
+
+    def stored_label(self, number):
+        """The label the converter stores for class `number`."""
+        raise NotImplementedError
+
+    def describe_classes(self):
+        """How valid class numbers are described in an error message."""
+        return f"{self.title} class numbers {list(self.class_numbers())}"
+
+    def split_protocol(self, data_config):
+        """The split protocol of the converted indexes for `data_config`."""
+        return data_config.protocol
+
+    def is_raw_tree(self, path):
+        """True when `path` holds this family's raw files."""
+        raise NotImplementedError
+
+    def generated_raw_dir(self, data_config, cache_root):
+        """For a family generated on demand: the raw folder to generate into
+        (None: the family is read from `data.data_dir`)."""
+        return None
+
+    def generate(self, raw_dir, data_config):
+        """The command that generates the raw data into `raw_dir`."""
+        raise NotImplementedError
+
+
+class NTUAdapter(DatasetAdapter):
+    """NTU RGB+D 60/120: SsssCcccPpppRrrrAaaa_rgb.avi + .skeleton files."""
+
+    name = "ntu"
+    title = "NTU RGB+D"
+    raw_format = "ntu"
+    help = (
+        "NTU RGB+D is distributed by the ROSE Lab of Nanyang Technological "
+        "University (https://rose1.ntu.edu.sg/dataset/actionRecognition/) after "
+        "signing its licence; unpack the RGB videos into <dir>/nturgb+d_rgb/ and "
+        "the skeletons into <dir>/nturgb+d_skeletons/."
+    )
+
+    def class_numbers(self):
+        return tuple(range(1, 121))
+
+    def describe_classes(self):
+        return "NTU action numbers 1..120"
+
+    def class_names(self):
+        from glimpse_keras.data.ntu import NTU60_CLASS_NAMES
+
+        return tuple(NTU60_CLASS_NAMES)
+
+    def stored_label(self, number):
+        return number - 1
+
+    def is_raw_tree(self, path):
+        return os.path.isdir(os.path.join(path, "nturgb+d_rgb"))
+
+
+class NUCLAAdapter(DatasetAdapter):
+    """Northwestern-UCLA Multiview Action 3D: view_v/aXX_sYY_eZZ/ frames."""
+
+    name = "nucla"
+    title = "N-UCLA"
+    raw_format = "nucla"
+    help = (
+        "N-UCLA (Northwestern-UCLA Multiview Action 3D) unpacks to "
+        "multiview_action/view_{1,2,3}/aXX_sYY_eZZ/ with frame_<k>_..._rgb.jpg "
+        "and frame_<k>_..._skeletons.txt files."
+    )
+
+    def class_numbers(self):
+        from glimpse_keras.data.nucla import NUCLA_ACTION_TO_LABEL
+
+        return tuple(sorted(NUCLA_ACTION_TO_LABEL, key=NUCLA_ACTION_TO_LABEL.get))
+
+    def describe_classes(self):
+        from glimpse_keras.data.nucla import NUCLA_ACTION_TO_LABEL
+
+        return f"N-UCLA action numbers {sorted(NUCLA_ACTION_TO_LABEL)}"
+
+    def class_names(self):
+        from glimpse_keras.data.nucla import NUCLA_CLASS_NAMES
+
+        return tuple(NUCLA_CLASS_NAMES)
+
+    def stored_label(self, number):
+        from glimpse_keras.data.nucla import NUCLA_ACTION_TO_LABEL
+
+        return NUCLA_ACTION_TO_LABEL[number]
+
+    def split_protocol(self, data_config):
+        return "xview"  # N-UCLA defines its cross-view protocol only
+
+    def is_raw_tree(self, path):
+        return any(
+            os.path.isdir(os.path.join(root, "view_1"))
+            for root in (path, os.path.join(path, "multiview_action"))
+        )
+
+
+class SyntheticAdapter(NTUAdapter):
+    """Synthetic videos written in NTU's own on-disk format (generated into
+    the cache when `data.data_dir` is empty)."""
+
+    name = "synthetic"
+    title = "synthetic NTU-format"
+
+    def generated_raw_dir(self, data_config, cache_root):
+        if data_config.data_dir:
+            return None
+        import hashlib
+        import json
+
+        from glimpse_keras.data.synthetic import GENERATOR_VERSION, resolve_config
+
+        generator_config = resolve_config("ntu", data_config.synthetic_preset)
+        identity = json.dumps([GENERATOR_VERSION, generator_config], sort_keys=True)
+        digest = hashlib.sha1(identity.encode()).hexdigest()[:8]
+        name = f"synthetic_ntu_{data_config.synthetic_preset}_seed{data_config.synthetic_seed}_{digest}"
+        return os.path.join(cache_root, name, "raw")
+
+    def generate(self, raw_dir, data_config):
+        import sys
+
+        return [
+            sys.executable, "-m", "glimpse_keras.data.synthetic", "--format", "ntu", "--output", raw_dir,
+            "--preset", data_config.synthetic_preset, "--seed", str(data_config.synthetic_seed),
+            "--workers", str(data_config.convert_workers),
+        ]
+
+
+_REGISTRY = {}
+
+
+def register(adapter):
+    """Adds a dataset family; its `name` becomes a valid `data.dataset`.
+
+    Raises:
+        ValueError: the name is taken or the adapter is incomplete.
+    """
+    if not adapter.name or not adapter.raw_format:
+        raise ValueError(f"dataset adapter {type(adapter).__name__} needs a name and a raw_format")
+    if adapter.name in _REGISTRY:
+        raise ValueError(f"dataset family {adapter.name!r} is already registered")
+    _REGISTRY[adapter.name] = adapter
+    return adapter
+
+
+def names():
+    """Registered family names, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def get(name):
+    """The adapter of family `name`.
+
+    Raises:
+        KeyError: naming the registered families.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown dataset family {name!r}; registered: {list(_REGISTRY)}") from None
+
+
+def formats():
+    """The on-disk raw formats of the registered families."""
+    return tuple(dict.fromkeys(adapter.raw_format for adapter in _REGISTRY.values()))
+
+
+for _adapter in (NTUAdapter(), NUCLAAdapter(), SyntheticAdapter()):
+    register(_adapter)
