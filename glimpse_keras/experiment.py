@@ -39,9 +39,8 @@ def core_options(model_config):
         "scale_bias": model_config.scale_bias,
         "max_scale": model_config.max_scale,
         "zoomer_reset_each_frame": model_config.zoomer_reset_each_frame,
+        "memory_capacity": model_config.memory_capacity,
     }
-    if model_config.memory_capacity:
-        options["memory_frames"] = model_config.memory_capacity
     return options
 
 

@@ -69,6 +69,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from glimpse_keras.arguments import check_int
 from glimpse_keras.data import video_ops
 from glimpse_keras.io_utils import (
     StorageError,
@@ -215,15 +216,16 @@ def build_serving_functions(model, *, num_frames, image_size, class_names, clips
 
 def _check_arguments(model, num_frames, image_size, class_names, clips_per_video, stored_size):
     for name, value in (("num_frames", num_frames), ("image_size", image_size), ("clips_per_video", clips_per_video)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ExportError(f"{name} must be a positive int, received {name}={value!r}")
+        check_int(name, value, error=ExportError)
     if image_size % 32:
         raise ExportError(f"image_size must be a multiple of 32 (backbone stride), received {image_size}")
     if stored_size is not None:
-        if isinstance(stored_size, bool) or not isinstance(stored_size, int) or stored_size < image_size:
+        try:
+            check_int("stored_size", stored_size, minimum=image_size, error=ExportError)
+        except ExportError:
             raise ExportError(
                 f"stored_size must be an int >= image_size={image_size} or None, received {stored_size!r}"
-            )
+            ) from None
     num_classes = getattr(model, "num_classes", None)
     if len(class_names) != num_classes:
         raise ExportError(
@@ -415,8 +417,10 @@ def export_serving_version(model, model_base_dir, *, version=None, **export_kwar
     """
     if version is None:
         version = next_version(model_base_dir)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ExportError(f"version must be a positive int, received {version!r}")
+    try:
+        check_int("version", version, error=ExportError)
+    except ExportError:
+        raise ExportError(f"version must be a positive int, received {version!r}") from None
     path = os.path.join(model_base_dir, str(version))
     if os.path.lexists(path):
         raise ExportError(

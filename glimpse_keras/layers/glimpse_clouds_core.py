@@ -5,11 +5,13 @@ import math
 import keras
 from keras import ops
 
+from glimpse_keras.arguments import check_int, check_number
 from glimpse_keras.layers.glimpse_crop import GlimpseCrop
 from glimpse_keras.layers.glimpse_locator import GlimpseLocator
 from glimpse_keras.layers.memory_soft_assignment import MemorySoftAssignment
 from glimpse_keras.layers.memory_soft_assignment import _check_choice
 from glimpse_keras.layers.memory_soft_assignment import _check_positive_int
+from glimpse_keras.layers.memory_soft_assignment import deprecated_memory_frames
 from glimpse_keras.layers.multi_worker_gru_cell import MultiWorkerGRUCell
 from glimpse_keras.layers.what_where_fusion import WhatWhereFusion
 from glimpse_keras.layers.worker_gru_cell import WorkerGRUCell
@@ -78,7 +80,9 @@ class GlimpseCloudsCore(keras.layers.Layer):
         share_first_worker_state: bool, reproduce the authors' worker-state
             bug (see `MultiWorkerGRUCell`).
         assign_axis, temperature, distance, projection_dim, metric_trainable,
-        decay_tau, decay, memory_frames: forwarded to `MemorySoftAssignment`.
+        decay_tau, decay, memory_capacity: forwarded to `MemorySoftAssignment`
+            (`memory_frames`, the old name of memory_capacity, is accepted
+            for one release with a DeprecationWarning).
         scale_bias, max_scale: floats, forwarded to `GlimpseLocator`.
         fixed_glimpse_scale: float in (0, 1], the scale of "random" and
             "saliency" glimpses.
@@ -142,7 +146,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
         metric_trainable=True,
         decay_tau=4.0,
         decay="recency",
-        memory_frames=None,
+        memory_capacity=0,
         scale_bias=3.0,
         max_scale=1.0,
         fixed_glimpse_scale=0.5,
@@ -151,6 +155,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
         initialization="torch",
         **kwargs,
     ):
+        memory_capacity = deprecated_memory_frames(kwargs, memory_capacity)
         super().__init__(**kwargs)
         self.num_glimpses = _check_positive_int("num_glimpses", num_glimpses)
         self.num_workers = _check_positive_int("num_workers", num_workers)
@@ -175,29 +180,13 @@ class GlimpseCloudsCore(keras.layers.Layer):
         self.metric_trainable = bool(metric_trainable)
         self.decay_tau = decay_tau
         self.decay = decay
-        self.memory_frames = memory_frames
+        self.memory_capacity = memory_capacity
         self.scale_bias = scale_bias
         self.max_scale = max_scale
-        if (
-            isinstance(fixed_glimpse_scale, bool)
-            or not isinstance(fixed_glimpse_scale, (int, float))
-            or not 0.0 < fixed_glimpse_scale <= 1.0
-        ):
-            raise ValueError(
-                "`fixed_glimpse_scale` must be in (0, 1], "
-                f"received fixed_glimpse_scale={fixed_glimpse_scale!r}."
-            )
-        self.fixed_glimpse_scale = float(fixed_glimpse_scale)
-        if (
-            isinstance(saliency_nms_radius, bool)
-            or not isinstance(saliency_nms_radius, int)
-            or saliency_nms_radius < 0
-        ):
-            raise ValueError(
-                "`saliency_nms_radius` must be an int >= 0, "
-                f"received saliency_nms_radius={saliency_nms_radius!r}."
-            )
-        self.saliency_nms_radius = saliency_nms_radius
+        self.fixed_glimpse_scale = check_number(
+            "fixed_glimpse_scale", fixed_glimpse_scale, minimum=0.0, maximum=1.0, above_minimum=True
+        )
+        self.saliency_nms_radius = check_int("saliency_nms_radius", saliency_nms_radius, minimum=0)
         self.seed = seed
         self.initialization = initialization
 
@@ -247,7 +236,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
                 metric_trainable=metric_trainable,
                 decay_tau=decay_tau,
                 decay=decay,
-                memory_frames=memory_frames,
+                memory_capacity=memory_capacity,
                 name="memory",
                 dtype=memory_policy,
             )
@@ -529,7 +518,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
                 "metric_trainable": self.metric_trainable,
                 "decay_tau": self.decay_tau,
                 "decay": self.decay,
-                "memory_frames": self.memory_frames,
+                "memory_capacity": self.memory_capacity,
                 "scale_bias": self.scale_bias,
                 "max_scale": self.max_scale,
                 "fixed_glimpse_scale": self.fixed_glimpse_scale,

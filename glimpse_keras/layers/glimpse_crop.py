@@ -2,6 +2,7 @@
 
 import keras
 from keras import ops
+from glimpse_keras.arguments import check_int
 
 
 @keras.saving.register_keras_serializable(package="glimpse_keras")
@@ -75,16 +76,7 @@ class GlimpseCrop(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if output_size is not None and (
-            isinstance(output_size, bool)
-            or not isinstance(output_size, int)
-            or output_size < 1
-        ):
-            raise ValueError(
-                "`output_size` must be a positive int or None, "
-                f"received output_size={output_size!r}."
-            )
-        self.output_size = output_size
+        self.output_size = check_int("output_size", output_size, allow_none=True)
         self.align_corners = bool(align_corners)
         self.detach_location = bool(detach_location)
         self.pooled = bool(pooled)

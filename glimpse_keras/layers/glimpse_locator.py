@@ -5,6 +5,7 @@ from keras import ops
 
 from glimpse_keras.layers.initialization import check_initialization
 from glimpse_keras.layers.initialization import dense_initializers
+from glimpse_keras.arguments import check_number
 
 
 @keras.saving.register_keras_serializable(package="glimpse_keras")
@@ -49,16 +50,8 @@ class GlimpseLocator(keras.layers.Layer):
 
     def __init__(self, scale_bias=3.0, max_scale=1.0, initialization="torch", **kwargs):
         super().__init__(**kwargs)
-        if isinstance(scale_bias, bool) or not isinstance(
-            scale_bias, (int, float)
-        ):
-            raise ValueError(
-                f"`scale_bias` must be a number, received {scale_bias!r}."
-            )
-        self.scale_bias = float(scale_bias)
-        if isinstance(max_scale, bool) or not isinstance(max_scale, (int, float)) or not 0.0 < max_scale <= 1.0:
-            raise ValueError(f"`max_scale` must be in (0, 1], received max_scale={max_scale!r}.")
-        self.max_scale = float(max_scale)
+        self.scale_bias = check_number("scale_bias", scale_bias)
+        self.max_scale = check_number("max_scale", max_scale, minimum=0.0, maximum=1.0, above_minimum=True)
         self.initialization = check_initialization(initialization)
 
     def build(self, context_shape, state_shape):

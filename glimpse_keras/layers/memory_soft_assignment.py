@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from glimpse_keras.layers.initialization import AbsRandomNormal
+from glimpse_keras.arguments import check_choice, check_int, check_number
 
 ASSIGN_AXES = ("glimpses", "workers")
 DISTANCE_MODES = ("learned", "code")
@@ -12,32 +13,36 @@ DECAY_MODES = ("recency", "code")
 
 
 def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"`{name}` must be one of {choices}, received {name}={value!r}.")
-    return value
+    return check_choice(name, value, choices)
 
 
 def _check_positive_int(name, value, allow_none=False):
-    if value is None and allow_none:
-        return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int, received {name}={value!r}.")
-    return value
+    return check_int(name, value, allow_none=allow_none)
 
 
 def _check_positive_float(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(
-            f"`{name}` must be a positive number, received {name}={value!r}."
-        )
-    return float(value)
+    return check_number(name, value, minimum=0, above_minimum=True)
+
+
+def deprecated_memory_frames(kwargs, memory_capacity):
+    """Pops the old `memory_frames` keyword (None = all frames) from `kwargs`
+    and returns the `memory_capacity` it means (0 = all), with a
+    DeprecationWarning; `memory_capacity` unchanged when it is absent."""
+    if "memory_frames" not in kwargs:
+        return memory_capacity
+    import warnings
+
+    warnings.warn("`memory_frames` is deprecated; use `memory_capacity` (0 = every frame), "
+                  "the name of the config key model.memory_capacity", DeprecationWarning, stacklevel=3)
+    frames = check_int("memory_frames", kwargs.pop("memory_frames"), allow_none=True)
+    return frames or 0
 
 
 @keras.saving.register_keras_serializable(package="glimpse_keras")
 class MemorySoftAssignment(keras.layers.Layer):
     """Softly assigns the G glimpses of a frame to C workers through a memory.
 
-    The memory holds, for each of the last `memory_frames` frames t' < t,
+    The memory holds, for each of the last `memory_capacity` frames t' < t,
     the glimpse features of that frame (stored as their projections A v, see
     below) together with the assignment p_{t',c,g'} the workers gave them. For
     the current frame t the score of glimpse g for worker c is
@@ -83,8 +88,12 @@ class MemorySoftAssignment(keras.layers.Layer):
             fixed saved weight (the code's fixed matrix).
         decay_tau: float > 0, the time constant tau of the decay (4 frames).
         decay: "recency" or "code", see above.
-        memory_frames: int or None, the number of past frames kept; None keeps
-            all of them (`get_initial_state` sizes the buffer to the clip).
+        memory_capacity: int >= 0, the number of past frames kept, oldest
+            evicted first; 0 (or None) keeps all of them (`get_initial_state`
+            sizes the buffer to the clip). The same name and meaning as the
+            config key `model.memory_capacity`. The old name `memory_frames`
+            (None = all) is accepted for one release with a
+            DeprecationWarning.
         epsilon: float > 0, added under the square root and used to guard the
             normalisation against a zero d_max.
         **kwargs: forwarded to `keras.layers.Layer`.
@@ -131,10 +140,11 @@ class MemorySoftAssignment(keras.layers.Layer):
         metric_trainable=True,
         decay_tau=4.0,
         decay="recency",
-        memory_frames=None,
+        memory_capacity=0,
         epsilon=1e-6,
         **kwargs,
     ):
+        memory_capacity = deprecated_memory_frames(kwargs, memory_capacity)
         super().__init__(**kwargs)
         self.num_workers = _check_positive_int("num_workers", num_workers)
         self.num_glimpses = _check_positive_int("num_glimpses", num_glimpses)
@@ -160,8 +170,8 @@ class MemorySoftAssignment(keras.layers.Layer):
         self.metric_trainable = bool(metric_trainable)
         self.decay_tau = _check_positive_float("decay_tau", decay_tau)
         self.decay = _check_choice("decay", decay, DECAY_MODES)
-        self.memory_frames = _check_positive_int(
-            "memory_frames", memory_frames, allow_none=True
+        self.memory_capacity = check_int(
+            "memory_capacity", 0 if memory_capacity is None else memory_capacity, minimum=0
         )
         self.epsilon = _check_positive_float("epsilon", epsilon)
 
@@ -203,8 +213,7 @@ class MemorySoftAssignment(keras.layers.Layer):
                 layer, or "diagonal" with a projection_dim < D.
         """
         _check_choice("method", method, ("diagonal", "pca"))
-        if isinstance(shrinkage, bool) or not isinstance(shrinkage, (int, float)) or shrinkage < 0:
-            raise ValueError(f"`shrinkage` must be >= 0, received shrinkage={shrinkage!r}.")
+        check_number("shrinkage", shrinkage, minimum=0)
         samples = np.asarray(glimpse_features, dtype="float64")
         samples = samples.reshape(-1, samples.shape[-1])
         feature_dim = samples.shape[-1]
@@ -244,9 +253,14 @@ class MemorySoftAssignment(keras.layers.Layer):
 
     def memory_size(self, num_frames):
         """Number M of frame slots for a clip of `num_frames` frames."""
-        if self.memory_frames is not None:
-            return self.memory_frames
+        if self.memory_capacity:
+            return self.memory_capacity
         return max(int(num_frames) - 1, 1)
+
+    @property
+    def memory_frames(self):
+        """Deprecated: `memory_capacity`, with None for "all frames"."""
+        return self.memory_capacity or None
 
     def get_initial_state(self, batch_size, num_frames, feature_dim):
         """An empty memory for a clip.
@@ -254,7 +268,7 @@ class MemorySoftAssignment(keras.layers.Layer):
         Args:
             batch_size: int or scalar tensor.
             num_frames: int, the clip length T (sizes the buffer when
-                `memory_frames` is None).
+                `memory_capacity` is 0).
             feature_dim: int, D (used when `projection_dim` is None).
 
         Returns:
@@ -348,7 +362,7 @@ class MemorySoftAssignment(keras.layers.Layer):
                 "metric_trainable": self.metric_trainable,
                 "decay_tau": self.decay_tau,
                 "decay": self.decay,
-                "memory_frames": self.memory_frames,
+                "memory_capacity": self.memory_capacity,
                 "epsilon": self.epsilon,
             }
         )

@@ -7,6 +7,7 @@ from glimpse_keras.layers.initialization import check_initialization
 from glimpse_keras.layers.initialization import gru_initializers
 from glimpse_keras.layers.worker_gru_cell import _check_units
 from glimpse_keras.layers.worker_gru_cell import gru_update
+from glimpse_keras.arguments import check_int
 
 
 @keras.saving.register_keras_serializable(package="glimpse_keras")
@@ -61,16 +62,7 @@ class MultiWorkerGRUCell(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if (
-            isinstance(num_workers, bool)
-            or not isinstance(num_workers, int)
-            or num_workers < 1
-        ):
-            raise ValueError(
-                "`num_workers` must be a positive int, "
-                f"received num_workers={num_workers!r}."
-            )
-        self.num_workers = num_workers
+        self.num_workers = check_int("num_workers", num_workers)
         self.units = _check_units(units)
         self.share_first_worker_state = bool(share_first_worker_state)
         self.initialization = check_initialization(initialization)

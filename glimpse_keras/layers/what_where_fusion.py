@@ -5,6 +5,7 @@ from keras import ops
 
 from glimpse_keras.layers.initialization import check_initialization
 from glimpse_keras.layers.initialization import dense_initializers
+from glimpse_keras.arguments import check_int
 
 
 @keras.saving.register_keras_serializable(package="glimpse_keras")
@@ -53,16 +54,7 @@ class WhatWhereFusion(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if (
-            isinstance(hidden_units, bool)
-            or not isinstance(hidden_units, int)
-            or hidden_units < 1
-        ):
-            raise ValueError(
-                "`hidden_units` must be a positive int, "
-                f"received hidden_units={hidden_units!r}."
-            )
-        self.hidden_units = hidden_units
+        self.hidden_units = check_int("hidden_units", hidden_units)
         self.use_raw_location = bool(use_raw_location)
         self.initialization = check_initialization(initialization)
 

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from glimpse_keras.arguments import check_int
 from glimpse_keras.layers.initialization import check_initialization
 from glimpse_keras.layers.initialization import dense_initializers
 
@@ -37,13 +38,8 @@ class WorkerClassifier(keras.layers.Layer):
 
     def __init__(self, num_classes, num_workers, initialization="torch", **kwargs):
         super().__init__(**kwargs)
-        for name, value in (("num_classes", num_classes), ("num_workers", num_workers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"`{name}` must be a positive int, received {name}={value!r}."
-                )
-        self.num_classes = num_classes
-        self.num_workers = num_workers
+        self.num_classes = check_int("num_classes", num_classes)
+        self.num_workers = check_int("num_workers", num_workers)
         self.initialization = check_initialization(initialization)
 
     def build(self, states_shape):

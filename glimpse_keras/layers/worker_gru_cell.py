@@ -5,12 +5,11 @@ from keras import ops
 
 from glimpse_keras.layers.initialization import check_initialization
 from glimpse_keras.layers.initialization import gru_initializers
+from glimpse_keras.arguments import check_int
 
 
 def _check_units(units):
-    if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-        raise ValueError(f"`units` must be a positive int, received units={units!r}.")
-    return units
+    return check_int("units", units)
 
 
 @keras.saving.register_keras_serializable(package="glimpse_keras")

@@ -24,6 +24,7 @@ import keras
 from keras import ops
 
 from glimpse_keras.backends import bias_add
+from glimpse_keras.arguments import check_int
 
 STRIDE_LAYOUTS = ("torchvision", "keras")
 CONV_IMPLEMENTATIONS = ("conv3d", "frames")
@@ -119,10 +120,7 @@ class InflatedConv3D(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         kernel_size = tuple(int(size) for size in kernel_size)
-        if isinstance(dilation_rate, bool) or not isinstance(dilation_rate, int) or dilation_rate < 1:
-            raise BackboneConfigError(
-                f"dilation_rate must be an int >= 1, received {dilation_rate!r}"
-            )
+        check_int("dilation_rate", dilation_rate, error=BackboneConfigError)
         if dilation_rate > 1 and int(strides) != 1:
             raise BackboneConfigError(
                 f"a dilated convolution must have strides=1, received "

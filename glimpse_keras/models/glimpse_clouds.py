@@ -22,6 +22,7 @@ from glimpse_keras.models.backbone import InflatedResNet3D
 from glimpse_keras.models.backbone import build_backbone
 from glimpse_keras.models.heads import GlobalPoolClassifier
 from glimpse_keras.models.heads import PoseHead
+from glimpse_keras.arguments import check_int, check_number
 
 VARIANTS = ("global", "global_pose", "glimpse_gru", "glimpse_clouds")
 GLOBAL_VARIANTS = ("global", "global_pose")
@@ -39,15 +40,11 @@ class TargetsError(ValueError):
 
 
 def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ModelConfigError(f"`{name}` must be a positive int, received {name}={value!r}.")
-    return value
+    return check_int(name, value, error=ModelConfigError)
 
 
 def _check_weight(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ModelConfigError(f"`{name}` must be a number >= 0, received {name}={value!r}.")
-    return float(value)
+    return check_number(name, value, minimum=0, error=ModelConfigError)
 
 
 INPUT_NORMALIZATIONS = ("imagenet", "caffe")

@@ -8,12 +8,11 @@ from keras import ops
 
 from glimpse_keras.layers.initialization import check_initialization
 from glimpse_keras.layers.initialization import dense_initializers
+from glimpse_keras.arguments import check_int
 
 
 def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive int, received {name}={value!r}.")
-    return value
+    return check_int(name, value)
 
 
 @keras.saving.register_keras_serializable(package="glimpse_keras")

@@ -224,14 +224,14 @@ def test_gru_aggregation_feeds_the_sum_of_glimpses_to_one_gru():
 def test_options_reach_the_sublayers():
     core = tiny_core(
         share_first_worker_state=True, use_raw_location=True, detach_location=True,
-        assign_axis="workers", distance="code", decay="code", memory_frames=1,
+        assign_axis="workers", distance="code", decay="code", memory_capacity=1,
         glimpse_size=3, align_corners=False, initialization="keras",
     )
     assert core.workers.share_first_worker_state and core.fusion.use_raw_location
     assert core.crop.detach_location and core.crop.output_size == 3
     assert not core.crop.align_corners and core.crop.pooled
     assert core.memory.assign_axis == "workers" and core.memory.distance == "code"
-    assert core.memory.decay == "code" and core.memory.memory_frames == 1
+    assert core.memory.decay == "code" and core.memory.memory_capacity == 1
     out = core(*tiny_inputs(7))
     np.testing.assert_allclose(np.sum(out["assignments"], axis=2), 1.0, atol=1e-5)
 

@@ -77,7 +77,7 @@ def test_assignments_normalise_over_the_chosen_axis_with_more_workers_than_glimp
 
 
 def test_ring_buffer_keeps_the_newest_frames():
-    memory = MemorySoftAssignment(num_workers=1, num_glimpses=2, memory_frames=2)
+    memory = MemorySoftAssignment(num_workers=1, num_glimpses=2, memory_capacity=2)
     state = memory.get_initial_state(batch_size=1, num_frames=10, feature_dim=1)
     memory.build((None, 2, 1))
     memory.set_weights([np.ones((1, 1), "float32"), np.ones((1, 2), "float32")])
@@ -94,7 +94,7 @@ def test_ring_buffer_keeps_the_newest_frames():
 def _log_odds_with_memory_frame_at(decay, stored_time):
     """One stored frame (weights 0.7/0.3), current frame identical, t = 3."""
     memory = MemorySoftAssignment(
-        num_workers=1, num_glimpses=2, decay=decay, memory_frames=1, epsilon=1e-12
+        num_workers=1, num_glimpses=2, decay=decay, memory_capacity=1, epsilon=1e-12
     )
     memory.build((None, 2, 1))
     memory.set_weights([np.ones((1, 1), "float32"), np.zeros((1, 2), "float32")])
@@ -176,8 +176,8 @@ def test_bad_arguments_raise():
         MemorySoftAssignment(2, 2, assign_axis="frames")
     with pytest.raises(ValueError, match="temperature"):
         MemorySoftAssignment(2, 2, temperature=0)
-    with pytest.raises(ValueError, match="memory_frames"):
-        MemorySoftAssignment(2, 2, memory_frames=0)
+    with pytest.raises(ValueError, match="memory_capacity"):
+        MemorySoftAssignment(2, 2, memory_capacity=-1)
     memory = MemorySoftAssignment(2, 3)
     with pytest.raises(ValueError, match="glimpses must be"):
         memory.build((None, 2, 4))
@@ -191,7 +191,7 @@ def test_config_round_trip_and_saving(tmp_path):
     memory = MemorySoftAssignment(
         num_workers=2, num_glimpses=3, temperature=0.7, assign_axis="workers",
         distance="code", projection_dim=2, metric_initializer="glorot_uniform",
-        decay="code", memory_frames=2,
+        decay="code", memory_capacity=2,
     )
     assert_config_round_trip(memory)
     glimpses = keras.Input((3, 4))
@@ -231,3 +231,22 @@ def test_adapt_metric_whitens_the_features():
         small.adapt_metric(samples, method="diagonal")
     small.adapt_metric(correlated, method="pca")
     assert small.metric_kernel.shape == (3, 2)
+
+
+def test_memory_capacity_is_the_config_name_and_memory_frames_still_works():
+    # model.memory_capacity in the config is memory_capacity here, 0 = all frames.
+    assert MemorySoftAssignment(2, 2, memory_capacity=0).memory_size(8) == 7
+    assert MemorySoftAssignment(2, 2, memory_capacity=3).memory_size(8) == 3
+    with pytest.warns(DeprecationWarning, match="memory_capacity"):
+        old = MemorySoftAssignment(2, 2, memory_frames=3)
+    assert (old.memory_capacity, old.memory_frames) == (3, 3)
+    with pytest.warns(DeprecationWarning):
+        assert MemorySoftAssignment(2, 2, memory_frames=None).memory_capacity == 0
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="memory_frames"):
+        MemorySoftAssignment(2, 2, memory_frames=0)
+    # A layer saved with the old name (its config) loads.
+    config = MemorySoftAssignment(2, 2, memory_capacity=2).get_config()
+    assert config["memory_capacity"] == 2 and "memory_frames" not in config
+    config["memory_frames"] = config.pop("memory_capacity")
+    with pytest.warns(DeprecationWarning):
+        assert MemorySoftAssignment.from_config(config).memory_capacity == 2

@@ -91,7 +91,7 @@ def test_dilated_conv_equals_the_spread_kernel(implementation):
 @pytest.mark.parametrize(
     "kwargs,message",
     [({"dilation_rate": 2, "strides": 2}, "strides=2 with dilation_rate=2"),
-     ({"dilation_rate": 0}, "dilation_rate must be an int >= 1, received 0")],
+     ({"dilation_rate": 0}, "`dilation_rate` must be a positive int, received dilation_rate=0")],
 )
 def test_inflated_conv_rejects_bad_dilation(kwargs, message):
     with pytest.raises(BackboneConfigError, match=message):
