@@ -18,9 +18,12 @@ when the run is next started. A folder that holds a run is never trained over
 unless asked (`resume` or `overwrite`), and nothing is written into the run
 before the new config is validated, the data found and the output location
 checked. A write the file system refuses (full disk, ...) raises
-`io_utils.StorageError` and leaves the last good checkpoint as it was. Each stage starts from the previous stage's model (backbone,
-pose head and any other sub-model of the same shape; the new heads of a later
-stage start fresh); the first stage may start from inflated ImageNet weights.
+`io_utils.StorageError` and leaves the last good checkpoint as it was.
+
+Each stage starts from the previous stage's model (backbone, pose head and any
+other sub-model of the same shape; the new heads of a later stage start
+fresh); the first stage may start from inflated ImageNet weights. The stage
+runner (`initialise_stage_model`, `fit_stage`) is shared with the tuner.
 """
 
 import json
