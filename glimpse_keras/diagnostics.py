@@ -27,8 +27,9 @@ ON_BODY_RADIUS = 0.15
 # Figures `format_diagnostics` prints, in order, with their labels.
 _SUMMARY_LINES = (
     ("on_body_rate", "glimpse centres within {radius} of a visible joint", "{:.1%}"),
-    ("scale_median", "median glimpse scale (quartiles {scale_q25:.2f} - {scale_q75:.2f})", "{:.2f}"),
+    ("scale_median", "median glimpse scale (quartiles {scale_q25:.2f} - {scale_q75:.2f}; s_x {scale_x_median:.2f}, s_y {scale_y_median:.2f})", "{:.2f}"),
     ("input_dependence", "input dependence: location std across videos / across frames", "{:.2f}"),
+    ("location_std_videos", "  the two stds, in crop units", None),
     ("diversity", "mean distance between the glimpses of a frame", "{:.2f}"),
     ("assignment_max_weight", "mean largest assignment weight (uniform {uniform_weight:.2f})", "{:.2f}"),
     ("assignment_entropy", "assignment entropy / its maximum", "{:.2f}"),
@@ -71,14 +72,28 @@ def input_dependence(locations):
     Returns:
         float >= 0, or None with fewer than 2 videos or fewer than 2 frames.
     """
-    centres = np.asarray(locations, np.float64)[..., :2]
-    if centres.shape[0] < 2 or centres.shape[1] < 2:
+    spreads = location_spreads(locations)
+    if spreads is None:
         return None
-    across_videos = centres.std(axis=0).mean()
-    across_frames = centres.std(axis=1).mean()
+    across_videos, across_frames = spreads
     if across_frames <= 1e-12:
         return float("inf") if across_videos > 1e-12 else 0.0
     return float(across_videos / across_frames)
+
+
+def location_spreads(locations):
+    """The two halves of `input_dependence`, in crop units: (std across videos, std across frames).
+
+    A large ratio alone can hide glimpses that barely move at all (both spreads tiny); these say how
+    far, in the frame, the glimpses actually go.
+
+    Returns:
+        (float, float), or None with fewer than 2 videos or fewer than 2 frames.
+    """
+    centres = np.asarray(locations, np.float64)[..., :2]
+    if centres.shape[0] < 2 or centres.shape[1] < 2:
+        return None
+    return float(centres.std(axis=0).mean()), float(centres.std(axis=1).mean())
 
 
 def diversity(locations):
@@ -142,10 +157,11 @@ def attention_diagnostics(locations, assignments, pose=None, pose_mask=None, ass
     Returns:
         dict name -> float (or list / None): "clips", "on_body_rate", "on_body_radius",
         "scale_median", "scale_q25", "scale_q75", "scale_x_median", "scale_y_median",
-        "input_dependence", "diversity", and those of `assignment_statistics`.
+        "input_dependence", "location_std_videos", "location_std_frames", "diversity", and those of `assignment_statistics`.
     """
     locations = np.asarray(locations, np.float64)
     scales = locations[..., 2:]
+    spreads = location_spreads(locations)
     result = {
         "clips": int(locations.shape[0]),
         "on_body_rate": None if pose is None else on_body_rate(locations, pose, pose_mask, radius),
@@ -156,6 +172,8 @@ def attention_diagnostics(locations, assignments, pose=None, pose_mask=None, ass
         "scale_x_median": float(np.median(scales[..., 0])),
         "scale_y_median": float(np.median(scales[..., 1])),
         "input_dependence": input_dependence(locations),
+        "location_std_videos": None if spreads is None else spreads[0],
+        "location_std_frames": None if spreads is None else spreads[1],
         "diversity": diversity(locations),
     }
     result.update(assignment_statistics(assignments, assign_axis))
@@ -206,13 +224,17 @@ def format_diagnostics(figures, indent="  "):
     """Human-readable lines of `attention_diagnostics`' result."""
     lines = []
     for key, label, fmt in _SUMMARY_LINES:
-        value = figures.get(key)
+        if key not in figures:  # a report written before this figure existed
+            continue
+        value = figures[key]
         text = label.format(radius=figures.get("on_body_radius", ON_BODY_RADIUS),
                             **{k: v for k, v in figures.items() if k != "radius" and isinstance(v, float)})
         if value is None:
             shown = "n/a"
         elif key == "worker_shares":
             shown = " ".join(f"{share:.0%}" for share in value)
+        elif key == "location_std_videos":
+            shown = f"{value:.3f} / {figures['location_std_frames']:.3f}"
         else:
             shown = fmt.format(value)
         lines.append(f"{indent}{text:<64} {shown}")

@@ -58,6 +58,7 @@ def test_input_dependence_known_ratio():
     # Across videos: std over {a + f, -a + f} = a for each frame; y contributes 0 -> mean a / 2.
     # Across frames: std over {+-a - 0.2, +-a + 0.2} = b for each video; y 0 -> mean b / 2.
     assert diagnostics.input_dependence(_locations(centres)) == pytest.approx(a / b)
+    assert diagnostics.location_spreads(_locations(centres)) == pytest.approx((a / 2, b / 2))
 
 
 def test_input_dependence_of_video_specific_still_glimpses_is_infinite_and_json_safe():
@@ -136,3 +137,8 @@ def test_scale_quartiles_and_format():
     lines = diagnostics.format_diagnostics(figures)
     assert any("median glimpse scale" in line and line.endswith("0.45") for line in lines)
     assert any(line.endswith("n/a") for line in lines)
+    assert any("s_x 0.25, s_y 0.50" in line for line in lines)
+    assert any("the two stds" in line and line.endswith("0.000 / 0.000") for line in lines)
+    # A report written before the spreads existed still prints.
+    old = {key: value for key, value in figures.items() if not key.startswith("location_std")}
+    assert len(diagnostics.format_diagnostics(old)) == len(lines) - 1
