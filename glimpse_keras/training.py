@@ -41,6 +41,7 @@ from glimpse_keras.models.backbone import build_backbone
 from glimpse_keras.models.glimpse_clouds import GlimpseClouds
 from glimpse_keras.models.inflation import InflationError, load_imagenet_weights
 from glimpse_keras.models.presets import get_model_preset
+from glimpse_keras.stage_progress import StageProgress, keras_verbosity
 
 CHECKPOINT = "checkpoint.weights.h5"
 FINAL = "final.weights.h5"
@@ -405,6 +406,7 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
     ]
     stage_seed = config.train.seed + 1000 * config.train.stages.index(stage)
     steps = stage.steps_per_epoch or _full_pass_steps(config, converted_dir, stage)
+    callbacks.append(StageProgress(stage.name, stage.epochs, steps, initial_epoch))
     # One fit call per epoch, each on a dataset seeded by the epoch number, so a
     # resumed run sees exactly the clips the uninterrupted run would have.
     for epoch in range(initial_epoch, stage.epochs):
@@ -415,7 +417,7 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
             steps_per_epoch=steps,
             validation_data=validation_data,
             callbacks=callbacks,
-            verbose=1 if os.environ.get("GLIMPSE_QUIET") != "1" else 2,
+            verbose=keras_verbosity(),  # StageProgress reports instead
         )
         if nonfinite.failure:
             raise TrainingError(

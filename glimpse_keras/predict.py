@@ -1,0 +1,569 @@
+"""Classifying video files with a trained run or an exported SavedModel.
+
+    glimpse-predict VIDEO_OR_FOLDER [...] --run runs/demo [--json] [--output-video out.mp4]
+    glimpse-predict VIDEO_OR_FOLDER [...] --saved-model runs/demo/export/glimpse_clouds/1
+
+Every video is sampled exactly as the test split is evaluated: it is decoded
+(PyAV, or OpenCV without it) and each frame is squashed with area
+interpolation to stored_size x stored_size, as the converter stores frames;
+K clips of T frames are taken at the fixed bin offsets of
+`video_ops.test_frame_indices`, each frame centre-cropped to
+image_size x image_size (`visualize.clips.centre_crop`), and the raw logits
+of the K clips are averaged before the softmax (the model does this for a
+(batch, K, T, S, S, 3) input; the SavedModel's `whole_video` signature does
+the same in its graph). T, S, the stored size, K and the class names come
+from the run's config.yaml (`--run`) or from the SavedModel's serving contract
+(`--saved-model`).
+
+A video that cannot be decoded (or a path that does not exist) is reported on
+stderr with its path and the reason, and the other videos are still
+classified; the exit code is then 1.
+
+`--output-video` writes the video again at its own size and frame rate with
+the predicted class on every frame and the glimpse boxes of the sampled
+frames: a box drawn on a sampled frame stays on the following frames until
+the next sampled frame. Glimpse locations are in [-1, 1] of the centre crop
+the model saw; `frame_location` maps them onto the whole frame.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+import numpy as np
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv")
+TOP_K = 5
+
+
+class PredictError(ValueError):
+    """A request that cannot be served (bad option, model folder or output); names what is wrong."""
+
+
+@dataclasses.dataclass
+class Prediction:
+    """The classification of one video.
+
+    Attributes:
+        source: the video path.
+        probabilities: float (classes,), softmax of the clip-averaged logits.
+        class_names: the model's class names (len == classes).
+        locations: float (K, T, G, 4) glimpse [x, y, s_x, s_y] in [-1, 1] of
+            each clip's centre crop (zeros for the global variants).
+        frame_indices: int (K, T), the decoded frames each clip used.
+        num_video_frames: frames decoded from the file.
+    """
+
+    source: str
+    probabilities: np.ndarray
+    class_names: list
+    locations: np.ndarray
+    frame_indices: np.ndarray
+    num_video_frames: int
+
+    def top(self, k=TOP_K):
+        """The k most probable classes, best first: list of (class_id, name, probability)."""
+        order = np.argsort(-self.probabilities, kind="stable")[: min(k, len(self.probabilities))]
+        return [(int(i), self.class_names[i], float(self.probabilities[i])) for i in order]
+
+    def to_json(self, k=TOP_K):
+        """A JSON-serialisable dict: video, frames, clips, top-k list."""
+        return {
+            "video": self.source,
+            "frames": int(self.num_video_frames),
+            "clips": int(self.frame_indices.shape[0]),
+            "top": [
+                {"class_id": class_id, "class_name": name, "probability": round(probability, 6)}
+                for class_id, name, probability in self.top(k)
+            ],
+        }
+
+
+# === Clip sampling (as evaluation) ===
+
+
+def sample_clips(frames, num_frames, image_size, num_clips):
+    """The K evaluation clips of a decoded video.
+
+    Args:
+        frames: uint8 (F, H, W, 3), already squashed to the stored size.
+        num_frames: T, frames per clip.
+        image_size: S, side of the centre crop.
+        num_clips: K.
+
+    Returns:
+        (clips uint8 (K, T, S, S, 3), frame_indices int (K, T)); clip k takes
+        frame floor((t + (k + 0.5) / K) * F / T) of bin t
+        (`video_ops.test_frame_indices`), so frames repeat when F < T.
+    """
+    from glimpse_keras.data import video_ops
+    from glimpse_keras.visualize.clips import centre_crop
+
+    indices = video_ops.test_frame_indices(len(frames), int(num_frames), int(num_clips)).numpy()
+    return np.ascontiguousarray(centre_crop(frames[indices], image_size)), indices.astype(np.int64)
+
+
+def softmax(logits):
+    """Softmax of a 1-D array of logits, in float64."""
+    logits = np.asarray(logits, np.float64)
+    shifted = np.exp(logits - logits.max())
+    return shifted / shifted.sum()
+
+
+# === Predictors ===
+
+
+class RunPredictor:
+    """The final (or chosen) model of a training run, loaded as `evaluate.py` loads it.
+
+    Args:
+        run_dir: a run folder written by train.py (config.yaml + <stage>/final.weights.h5).
+        stage: stage name (default: the last).
+        weights: weights file (default: the stage's final weights).
+        clips: K clips per video (default: the config's data.clips_per_video).
+
+    Raises:
+        glimpse_keras.training.TrainingError: a missing or unreadable run file.
+    """
+
+    def __init__(self, run_dir, stage=None, weights=None, clips=None):
+        from glimpse_keras import training
+        from glimpse_keras.backends import compile_forward
+        from glimpse_keras.models.folding import fold_model_batch_norm
+        from glimpse_keras.pipeline_runner import class_names_for
+
+        model, config = training.load_run_model(run_dir, stage, weights)
+        data = config.data
+        self.num_frames = data.num_frames
+        self.image_size = data.image_size
+        self.stored_size = data.stored_size
+        self.clips_per_video = clips or data.clips_per_video
+        self.class_names = list(class_names_for(config))
+        if not model.backbone.fold_batch_norm:
+            model = fold_model_batch_norm(model)  # as `evaluation.collect_logits`
+
+        def forward(video):
+            outputs = model(video, training=False)
+            return {"logits": outputs["logits"], "locations": outputs["locations"]}
+
+        self._forward = compile_forward(forward, model)
+
+    def __call__(self, frames):
+        """Classifies stored-size frames (F, stored, stored, 3).
+
+        Returns:
+            dict "probabilities" (classes,), "locations" (K, T, G, 4), "frame_indices" (K, T).
+        """
+        clips, indices = sample_clips(frames, self.num_frames, self.image_size, self.clips_per_video)
+        outputs = self._forward(clips[None])
+        return {
+            "probabilities": softmax(np.asarray(outputs["logits"])[0]),
+            "locations": np.asarray(outputs["locations"], np.float32)[0],
+            "frame_indices": indices,
+        }
+
+
+class SavedModelPredictor:
+    """A SavedModel written by `export.py`, called through its `whole_video` signature.
+
+    Args:
+        saved_model_dir: the version folder (holds saved_model.pb and
+            assets.extra/serving_contract.json); a TF Serving base folder
+            holding numbered versions is accepted too (the newest is used).
+        clips: must be None or the K the model was exported with (K is part
+            of the exported graph).
+
+    Raises:
+        PredictError: no SavedModel there, or a K that the graph cannot use.
+    """
+
+    def __init__(self, saved_model_dir, clips=None):
+        import tensorflow as tf
+
+        from glimpse_keras import export
+
+        saved_model_dir = os.fspath(saved_model_dir)
+        if not os.path.exists(os.path.join(saved_model_dir, "saved_model.pb")):
+            versions = export.existing_versions(saved_model_dir)
+            if not versions:
+                raise PredictError(
+                    f"--saved-model {saved_model_dir}: no saved_model.pb there nor a numbered version folder "
+                    "(expected the folder written by export.py, e.g. models/glimpse_clouds/1)"
+                )
+            saved_model_dir = os.path.join(saved_model_dir, str(versions[-1]))
+        try:
+            contract = export.read_serving_contract(saved_model_dir)
+        except export.ExportError as error:
+            raise PredictError(f"--saved-model {saved_model_dir}: {error}") from error
+        self.num_frames = int(contract["num_frames"])
+        self.image_size = int(contract["image_size"])
+        self.stored_size = contract.get("stored_size")
+        self.clips_per_video = int(contract["clips_per_video"])
+        self.class_names = [str(name) for name in contract["class_names"]]
+        if clips is not None and clips != self.clips_per_video:
+            raise PredictError(
+                f"--clips {clips}: the SavedModel {saved_model_dir} averages {self.clips_per_video} clips "
+                "per video (fixed at export; export again with --clips to change it)"
+            )
+        try:
+            loaded = tf.saved_model.load(saved_model_dir)
+            self._signature = loaded.signatures[export.WHOLE_VIDEO_SIGNATURE]
+        except (KeyError, OSError, ValueError) as error:
+            raise PredictError(f"--saved-model {saved_model_dir}: cannot load its whole_video signature: {error}")
+        self._loaded = loaded  # keeps the signature's variables alive
+        self.path = saved_model_dir
+
+    def __call__(self, frames):
+        """Classifies frames (F, H, W, 3); see `RunPredictor.__call__`."""
+        import tensorflow as tf
+
+        outputs = self._signature(video=tf.constant(frames, tf.uint8))
+        return {
+            "probabilities": np.asarray(outputs["probabilities"], np.float64)[0],
+            "locations": np.asarray(outputs["locations"], np.float32)[0],
+            "frame_indices": np.asarray(outputs["frame_indices"], np.int64)[0],
+        }
+
+
+def predict_video(predictor, path):
+    """Decodes one video and classifies it.
+
+    Frames are squashed to stored_size (image_size without one) with area
+    interpolation while decoding, as the converter does.
+
+    Returns:
+        Prediction.
+
+    Raises:
+        glimpse_keras.data.errors.VideoDecodeError: naming the file and the reason.
+    """
+    from glimpse_keras.data.video import read_video
+
+    side = predictor.stored_size or predictor.image_size
+    frames = read_video(path, size=(side, side))
+    outputs = predictor(frames)
+    return Prediction(
+        source=os.fspath(path),
+        probabilities=outputs["probabilities"],
+        class_names=predictor.class_names,
+        locations=outputs["locations"],
+        frame_indices=outputs["frame_indices"],
+        num_video_frames=len(frames),
+    )
+
+
+# === Annotated video ===
+
+
+def frame_location(location, image_size, stored_size=None):
+    """Maps a glimpse from [-1, 1] of the centre crop onto [-1, 1] of the whole frame.
+
+    The crop is the centred image_size window, corner (stored - S) // 2, of
+    the frame squashed to stored x stored (stored = image_size without a
+    stored size), so u_frame = 2 * (corner + (u + 1) / 2 * S) / stored - 1
+    and s_frame = s * S / stored. Squashing is linear in each axis, so the
+    same numbers hold for the frame at its own size.
+
+    Args:
+        location: [x, y, s_x, s_y] in crop coordinates.
+        image_size: S.
+        stored_size: int or None.
+
+    Returns:
+        float64 (4,) [x, y, s_x, s_y] in frame coordinates.
+    """
+    stored = stored_size or image_size
+    corner = (stored - image_size) // 2
+    x, y, scale_x, scale_y = np.asarray(location, np.float64)
+    ratio = image_size / stored
+
+    def centre(u):
+        return 2.0 * (corner + (u + 1.0) * 0.5 * image_size) / stored - 1.0
+
+    return np.array([centre(x), centre(y), scale_x * ratio, scale_y * ratio])
+
+
+def boxes_per_frame(prediction, image_size, stored_size=None):
+    """Frame index -> list of (glimpse, location in frame coordinates).
+
+    A frame sampled by several clips shows the glimpses of the first clip
+    that sampled it. Glimpses of zero size (global variants) are left out.
+    """
+    boxes = {}
+    clips, steps = prediction.frame_indices.shape
+    for k in range(clips):
+        for t in range(steps):
+            frame = int(prediction.frame_indices[k, t])
+            if frame in boxes:
+                continue
+            boxes[frame] = [
+                (g, frame_location(location, image_size, stored_size))
+                for g, location in enumerate(prediction.locations[k, t])
+                if location[2] > 0 and location[3] > 0
+            ]
+    return boxes
+
+
+def annotate_frame(image, label, boxes):
+    """Draws the label banner and glimpse boxes on one RGB frame (in place).
+
+    Args:
+        image: uint8 (H, W, 3), modified.
+        label: text written at the top left on a dark banner.
+        boxes: list of (glimpse index, [x, y, s_x, s_y] in frame coordinates),
+            drawn with `visualize.drawing.location_to_box` / `draw_box` in
+            `glimpse_colour(g)`.
+    """
+    import cv2
+
+    from glimpse_keras.visualize.drawing import border_thickness, draw_box, glimpse_colour, location_to_box
+
+    height, width = image.shape[:2]
+    thickness = border_thickness(min(height, width))
+    for glimpse, location in boxes:
+        draw_box(image, location_to_box(location, height, width), glimpse_colour(glimpse), thickness)
+    scale = max(0.35, min(height, width) / 480.0)
+    (text_width, text_height), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    banner = min(height, text_height + baseline + 6)
+    image[:banner, : min(width, text_width + 8)] = (0, 0, 0)
+    cv2.putText(image, label, (4, text_height + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+                cv2.LINE_AA)
+
+
+def _video_rate(path):
+    """The source's average frame rate (a Fraction), 25 when unknown."""
+    from fractions import Fraction
+
+    try:
+        import av
+
+        with av.open(path) as container:
+            rate = container.streams.video[0].average_rate
+            if rate:
+                return Fraction(rate)
+    except Exception:  # noqa: BLE001 - any FFmpeg failure falls back to the default
+        pass
+    return Fraction(25)
+
+
+def write_annotated_video(prediction, output, image_size, stored_size=None):
+    """Writes the source video at its own size and rate with the label and glimpses drawn.
+
+    The label is "<class name> <probability>" of the top class. Frames that
+    a clip sampled get that clip's glimpse boxes (`boxes_per_frame`); the
+    boxes stay until the next sampled frame. H.264 (libx264) when PyAV has
+    it, else MPEG-4 Part 2; odd frame sizes are padded by one black pixel
+    (yuv420p needs even sizes). The file is written under a temporary name
+    and renamed.
+
+    Returns:
+        the number of frames written.
+
+    Raises:
+        VideoDecodeError: the source cannot be decoded again.
+        PredictError: the output cannot be written (names the path).
+    """
+    import av
+
+    from glimpse_keras.data.video import iter_video_frames
+    from glimpse_keras.io_utils import atomic_path
+
+    class_id, name, probability = prediction.top(1)[0]
+    label = f"{name} {probability:.2f}"
+    boxes = boxes_per_frame(prediction, image_size, stored_size)
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    written = 0
+    extension = os.path.splitext(output)[1].lower() or ".mp4"
+    try:
+        with atomic_path(output) as tmp:
+            with av.open(tmp, "w", format=_container_format(extension)) as container:
+                stream = None
+                current = []
+                for index, frame in enumerate(iter_video_frames(prediction.source)):
+                    if stream is None:
+                        height, width = frame.shape[:2]
+                        stream = container.add_stream(codec, rate=_video_rate(prediction.source))
+                        stream.width, stream.height = width + width % 2, height + height % 2
+                        stream.pix_fmt = "yuv420p"
+                        if codec == "mpeg4":
+                            stream.options = {"qscale": "3"}
+                    current = boxes.get(index, current)
+                    image = np.zeros((stream.height, stream.width, 3), np.uint8)
+                    image[: frame.shape[0], : frame.shape[1]] = frame
+                    annotate_frame(image, label, current)
+                    for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                        container.mux(packet)
+                    written += 1
+                if stream is not None:
+                    for packet in stream.encode():
+                        container.mux(packet)
+    except OSError as error:
+        raise PredictError(f"--output-video {output}: cannot write it: {error}") from error
+    return written
+
+
+def _container_format(extension):
+    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}.get(extension, "mp4")
+
+
+# === Inputs ===
+
+
+def find_videos(paths):
+    """Expands the command's paths into video files, in order.
+
+    A folder contributes every file below it whose extension is in
+    `VIDEO_EXTENSIONS` (sorted, recursively). A file is taken whatever its
+    extension (PyAV decides whether it is a video).
+
+    Returns:
+        (videos, problems): list of paths, list of (path, reason) for paths
+        that do not exist and folders without a video.
+    """
+    videos, problems = [], []
+    for path in paths:
+        path = os.fspath(path)
+        if os.path.isfile(path):
+            videos.append(path)
+        elif os.path.isdir(path):
+            found = []
+            for folder, subfolders, files in os.walk(path):
+                subfolders.sort()
+                found.extend(
+                    os.path.join(folder, name) for name in sorted(files)
+                    if name.lower().endswith(VIDEO_EXTENSIONS)
+                )
+            if found:
+                videos.extend(found)
+            else:
+                problems.append((path, f"folder holds no video file ({', '.join(VIDEO_EXTENSIONS)})"))
+        else:
+            problems.append((path, "no such file or folder"))
+    return videos, problems
+
+
+def output_video_path(output, video, several):
+    """Where the annotated copy of `video` goes: `output` itself for one video,
+    `output/<name>_predicted.mp4` when several videos are classified."""
+    if not several:
+        return output
+    stem = os.path.splitext(os.path.basename(video))[0]
+    return os.path.join(output, f"{stem}_predicted.mp4")
+
+
+def format_prediction(prediction, k=TOP_K):
+    """Human-readable lines: the video, then its top-k classes with probabilities."""
+    lines = [f"{prediction.source} ({prediction.num_video_frames} frames, "
+             f"{prediction.frame_indices.shape[0]} clips)"]
+    for rank, (class_id, name, probability) in enumerate(prediction.top(k), start=1):
+        lines.append(f"  {rank}. {name:<40} {probability:7.2%}  (class {class_id})")
+    return "\n".join(lines)
+
+
+# === Command line ===
+
+
+def build_argument_parser(prog="glimpse-predict"):
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Classify videos with a trained run or an exported SavedModel: top-5 class names "
+        "with probabilities per video.",
+    )
+    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or folders of videos")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--run", help="training run folder written by train.py")
+    model.add_argument("--saved-model", help="SavedModel folder written by export.py (a version folder)")
+    parser.add_argument("--stage", help="with --run: the stage (default: the last)")
+    parser.add_argument("--weights", help="with --run: weights file (default: the stage's final weights)")
+    parser.add_argument("--clips", type=int, help="clips averaged per video (default: the model's)")
+    parser.add_argument("--top", type=int, default=TOP_K, help=f"classes listed per video (default {TOP_K})")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    parser.add_argument(
+        "--output-video",
+        metavar="PATH",
+        help="write the video with the predicted class and the glimpse boxes drawn (a file for one video, "
+        "a folder for several)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow / JAX log messages")
+    from glimpse_keras.backend_selection import add_backend_argument
+
+    add_backend_argument(parser)
+    return parser
+
+
+def _check_arguments(args):
+    if args.clips is not None and args.clips < 1:
+        raise PredictError(f"--clips: expected an integer >= 1, got {args.clips}")
+    if args.top < 1:
+        raise PredictError(f"--top: expected an integer >= 1, got {args.top}")
+    if args.saved_model and (args.stage or args.weights):
+        raise PredictError("--stage and --weights apply to --run, not to --saved-model")
+    if args.saved_model and args.backend == "jax":
+        raise PredictError("--saved-model runs on TensorFlow; --backend jax applies to --run only")
+
+
+def main(argv=None):
+    """Runs the command line; returns 0 when every video was classified, 1 otherwise, 2 for bad options."""
+    args = build_argument_parser().parse_args(argv)
+    from glimpse_keras import console
+    from glimpse_keras.backend_selection import BackendSelectionError, select_backend
+
+    console.configure_logging(verbose=args.verbose)
+    try:
+        _check_arguments(args)
+        select_backend(args.backend)
+    except (PredictError, BackendSelectionError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from glimpse_keras.data.errors import VideoDecodeError
+    from glimpse_keras.training import TrainingError
+
+    videos, problems = find_videos(args.videos)
+    several = len(videos) > 1
+    if args.output_video and several:
+        if os.path.isfile(args.output_video):
+            print(f"error: --output-video {args.output_video}: with several videos it must be a folder",
+                  file=sys.stderr)
+            return 2
+        os.makedirs(args.output_video, exist_ok=True)
+    try:
+        if args.run:
+            predictor = RunPredictor(args.run, args.stage, args.weights, args.clips)
+        else:
+            predictor = SavedModelPredictor(args.saved_model, args.clips)
+    except (PredictError, TrainingError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for path, reason in problems:
+        print(f"error: {path}: {reason}", file=sys.stderr)
+    results = []
+    bar = console.progress(videos, desc="predicting", unit="video", disable=not several)
+    for path in bar:
+        try:
+            prediction = predict_video(predictor, path)
+            if args.output_video:
+                target = output_video_path(args.output_video, path, several)
+                write_annotated_video(prediction, target, predictor.image_size, predictor.stored_size)
+        except (VideoDecodeError, PredictError) as error:
+            problems.append((path, str(error)))
+            console.write(f"error: {error}", file=sys.stderr)
+            continue
+        results.append(prediction)
+        if not args.json:
+            text = format_prediction(prediction, args.top)
+            if args.output_video:
+                text += f"\n  annotated video: {target}"
+            console.write(text)
+    if args.json:
+        document = {
+            "model": args.run or predictor.path,
+            "predictions": [prediction.to_json(args.top) for prediction in results],
+            "errors": [{"video": path, "error": reason} for path, reason in problems],
+        }
+        print(json.dumps(document, indent=2))
+    elif problems:
+        print(f"{len(problems)} input(s) could not be classified: "
+              + ", ".join(path for path, _ in problems), file=sys.stderr)
+    return 1 if problems else 0
