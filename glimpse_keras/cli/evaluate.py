@@ -1,0 +1,92 @@
+"""Evaluate a trained run with multi-clip testing.
+
+    python evaluate.py --run runs/demo
+    python evaluate.py --run runs/ntu_xsub --data-dir /data/ntu_tfrecords --clips 5 --output report.json
+
+Logits are averaged over K clips per video (fixed temporal offsets, centre
+crop). Writes a JSON report (top-1, top-5, per-class accuracy, confusion
+matrix, every video evaluated, samples skipped by conversion) and a PNG of the
+confusion matrix beside it.
+"""
+
+import argparse
+import os
+import sys
+
+from glimpse_keras import console
+from glimpse_keras.backend_selection import BackendSelectionError, add_backend_argument, select_backend
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="run directory written by train.py")
+    add_backend_argument(parser)
+    console.add_verbose_argument(parser)
+    parser.add_argument("--stage", help="stage to evaluate (default: the last)")
+    parser.add_argument("--dataset", choices=("ntu", "nucla", "synthetic"), help="override the run's dataset")
+    parser.add_argument("--data-dir", help="override the run's data directory (raw or converted)")
+    parser.add_argument("--protocol", choices=("xsub", "xview", "xsub120", "xset120"),
+                        help="override the run's protocol")
+    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--clips", type=int, help="clips per video (default: the config's, 5)")
+    parser.add_argument("--output", help="report path (default: RUN/evaluation/<stage>/<split>_report.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    console.configure_logging(args.verbose)
+    if args.clips is not None and args.clips < 1:
+        print(f"error: --clips: expected an integer >= 1, got {args.clips}", file=sys.stderr)
+        return 2
+    try:
+        select_backend(args.backend)
+    except BackendSelectionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    console.import_tensorflow_quietly()
+    from glimpse_keras import config as config_lib
+    from glimpse_keras import evaluation, pipeline_runner, training
+    from glimpse_keras.data import pipeline, preparation
+
+    try:
+        model, config = training.load_run_model(args.run, args.stage)
+        data = config.data
+        if args.dataset:
+            data.dataset = args.dataset
+        if args.data_dir:
+            data.data_dir = args.data_dir
+        if args.protocol:
+            data.protocol = args.protocol
+        cache_root = os.path.join(os.path.dirname(os.path.abspath(args.run)), "data_cache")
+        converted = preparation.prepare_data(data, cache_root)
+        stage = args.stage or config.train.stages[-1].name
+        output = args.output or os.path.join(args.run, "evaluation", stage, f"{args.split}_report.json")
+        report = pipeline_runner.evaluate_model(
+            model, config, converted, split=args.split, clips=args.clips, output=output,
+            stage=stage, weights=os.path.join(args.run, stage, training.FINAL),
+        )
+    except (training.TrainingError, preparation.DataDirError, pipeline.SplitNotFoundError,
+            evaluation.EvaluationError, config_lib.ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"videos evaluated: {report['videos']} of {report['split_size']} "
+          f"({report['protocol']} {report['split']}, {report['clips_per_video']} clips each)")
+    print(f"top-1: {100 * report['top1']:.2f}%   top-5: {100 * report['top5']:.2f}%   "
+          f"chance: {100 * report['chance']:.2f}%")
+    skipped = report["skipped_by_conversion"]
+    if skipped:
+        print(f"skipped during conversion ({len(skipped)}):")
+        for entry in skipped:
+            print(f"  {entry['sample']}: {entry['reason']}")
+    if report["attention"]:
+        from glimpse_keras.diagnostics import format_diagnostics
+
+        print(f"glimpse attention ({report['attention']['clips']} clips):")
+        print("\n".join(format_diagnostics(report["attention"])))
+    print(f"report: {output}\nconfusion matrix: {report['confusion_png']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
