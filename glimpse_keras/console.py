@@ -38,6 +38,7 @@ QUIET_ENV = "GLIMPSE_QUIET"
 # Keras warnings that describe how `training` deliberately drives `fit`.
 SILENCED_WARNINGS = (
     r"Your input ran out of data",
+    r"`shuffle=True` was passed, but will be ignored",
 )
 
 _verbose = None

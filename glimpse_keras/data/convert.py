@@ -39,8 +39,8 @@ import multiprocessing
 import os
 import sys
 
-from tqdm import tqdm
 
+from glimpse_keras import console
 from glimpse_keras.data import schema, sharding, sources
 from glimpse_keras.data.errors import DataReadError
 from glimpse_keras.io_utils import atomic_write_json
@@ -329,8 +329,8 @@ def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
     function = functools.partial(_convert_sample, stored_size=int(stored_size),
                                  jpeg_quality=int(jpeg_quality))
     results = _ordered_map(function, work, int(workers))
-    bar = tqdm(total=len(samples), initial=done, unit="video", disable=not progress,
-               desc="converting")
+    bar = console.progress(total=len(samples), initial=done, unit="video", disable=not progress,
+                           desc="converting")
     try:
         for plan in pending:
             writer = _ShardWriter(output, plan)
@@ -386,11 +386,14 @@ def build_argument_parser():
                         help="NTU missing-skeleton list (default: the one in "
                              "--data-dir, else the shipped official list)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    console.add_verbose_argument(parser)
     return parser
 
 
 def main(argv=None):
     args = build_argument_parser().parse_args(argv)
+    console.configure_logging(args.verbose)  # GLIMPSE_VERBOSE=1 from a verbose parent counts too
+    console.import_tensorflow_quietly()  # before the bar: its load-time lines would break it
     try:
         convert_dataset(
             args.dataset, args.data_dir, args.output, workers=args.workers,
