@@ -60,7 +60,7 @@ class DataConfig:
     """Where the videos come from and how clips are cut from them."""
 
     dataset: str = _choice(
-        "synthetic", ("ntu", "nucla", "synthetic"), "dataset family"
+        "synthetic", ("ntu", "nucla", "synthetic", "videos"), "dataset family (videos: your own, see data.user_videos)"
     )
     data_dir: str = _value(
         "", "raw dataset or converted shards; empty = the synthetic cache"

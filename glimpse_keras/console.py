@@ -35,10 +35,13 @@ import warnings
 VERBOSE_ENV = "GLIMPSE_VERBOSE"
 QUIET_ENV = "GLIMPSE_QUIET"
 
-# Keras warnings that describe how `training` deliberately drives `fit`.
+# Keras warnings that describe how `training` deliberately drives `fit`, and
+# the missing gradient of the pose head when the pose loss is off (w_P = 0,
+# e.g. user videos without keypoints).
 SILENCED_WARNINGS = (
     r"Your input ran out of data",
     r"`shuffle=True` was passed, but will be ignored",
+    r"Gradients do not exist for variables \['[^']*pose_head",
 )
 
 _verbose = None

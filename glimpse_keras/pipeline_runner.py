@@ -14,6 +14,10 @@ from glimpse_keras.data import pipeline, preparation
 
 def class_names_for(config):
     """Class names of the config's dataset (NTU names for synthetic data)."""
+    if config.data.dataset == "videos":
+        from glimpse_keras.data import user_videos
+
+        return user_videos.class_names(config.data.data_dir)
     if config.data.dataset == "nucla":
         from glimpse_keras.data.nucla import NUCLA_CLASS_NAMES
 

@@ -23,7 +23,7 @@ def parse_args(argv):
     add_backend_argument(parser)
     console.add_verbose_argument(parser)
     parser.add_argument("--stage", help="stage to evaluate (default: the last)")
-    parser.add_argument("--dataset", choices=("ntu", "nucla", "synthetic"), help="override the run's dataset")
+    parser.add_argument("--dataset", choices=("ntu", "nucla", "synthetic", "videos"), help="override the run's dataset")
     parser.add_argument("--data-dir", help="override the run's data directory (raw or converted)")
     parser.add_argument("--protocol", choices=("xsub", "xview", "xsub120", "xset120"),
                         help="override the run's protocol")

@@ -54,6 +54,15 @@ def main(argv=None):
     except config_lib.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if config.data.dataset == "videos":
+        from glimpse_keras.data import user_videos
+
+        try:
+            for message in user_videos.adapt_config(config):  # class count; pose losses off without keypoints
+                print(message)
+        except user_videos.UserVideosError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     name = os.path.splitext(os.path.basename(config_path))[0]
     run_dir = args.output_dir or os.path.join("runs", name)
     try:

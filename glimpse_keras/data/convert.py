@@ -41,7 +41,7 @@ import sys
 
 
 from glimpse_keras import console
-from glimpse_keras.data import schema, sharding, sources
+from glimpse_keras.data import schema, sharding, sources, user_videos
 from glimpse_keras.data.errors import DataReadError
 from glimpse_keras.io_utils import atomic_write_json
 
@@ -347,6 +347,8 @@ def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
 
     found, converted, errors, split_counts = _write_reports(
         output, dataset, settings, plans, problems)
+    if dataset == user_videos.DATASET:
+        user_videos.write_dataset_info(output, data_dir, samples)
     log(f"found {found} = converted {converted} + skipped {len(errors)}; "
         f"errors: {os.path.join(output, ERRORS_FILE)}")
     for protocol, counts in split_counts.items():

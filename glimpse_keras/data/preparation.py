@@ -134,6 +134,8 @@ def prepare_data(data_config, cache_root):
         raise DataDirError(_missing_message(dataset, data_dir))
     if is_converted(data_dir):
         return data_dir
+    if dataset == "videos":
+        return _prepare_user_videos(data_dir, cache_root, data_config)
     layout = raw_layout(data_dir)
     expected = "nucla" if dataset == "nucla" else "ntu"
     if layout != expected:
@@ -144,6 +146,22 @@ def prepare_data(data_config, cache_root):
     )
     if not is_converted(converted):
         _convert(data_dir, expected, converted, data_config)
+    return converted
+
+
+def _prepare_user_videos(data_dir, cache_root, data_config):
+    """Converts a user-video folder (`user_videos`) once into the cache; returns the shards."""
+    from glimpse_keras.data import user_videos
+
+    try:
+        user_videos.list_entries(data_dir)
+    except user_videos.UserVideosError as error:
+        raise DataDirError(f"--data-dir {data_dir}: {error}") from error
+    digest = raw_tree_digest(data_dir)
+    name = f"videos_{os.path.basename(os.path.abspath(data_dir))}_{digest}_{data_config.stored_size}"
+    converted = os.path.join(cache_root, name)
+    if not is_converted(converted):
+        _convert(data_dir, "videos", converted, data_config)
     return converted
 
 
@@ -169,6 +187,10 @@ def raw_tree_digest(data_dir):
 
 
 def _missing_message(dataset, data_dir):
+    if dataset == "videos":
+        from glimpse_keras.data.user_videos import EXPECTED_LAYOUT
+
+        return f"--data-dir {data_dir or '(not given)'}: expected your videos as {EXPECTED_LAYOUT}"
     what = NUCLA_HELP if dataset == "nucla" else NTU_HELP
     shown = data_dir or "(not given)"
     return (
@@ -198,6 +220,8 @@ def label_map(data_config):
 
 def split_protocol(data_config):
     """The split protocol name used in the converted indexes."""
+    if data_config.dataset == "videos":
+        return "user"  # user_videos.PROTOCOL
     return "xview" if data_config.dataset == "nucla" else data_config.protocol
 
 
