@@ -486,9 +486,10 @@ def build_argument_parser(prog="glimpse-predict"):
         help="write the video with the predicted class and the glimpse boxes drawn (a file for one video, "
         "a folder for several)",
     )
-    parser.add_argument("--verbose", action="store_true", help="show TensorFlow / JAX log messages")
+    from glimpse_keras import console
     from glimpse_keras.backend_selection import add_backend_argument
 
+    console.add_verbose_argument(parser)
     add_backend_argument(parser)
     return parser
 
@@ -517,6 +518,7 @@ def main(argv=None):
     except (PredictError, BackendSelectionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    console.import_tensorflow_quietly()
     from glimpse_keras.data.errors import VideoDecodeError
     from glimpse_keras.training import TrainingError
 

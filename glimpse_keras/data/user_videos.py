@@ -364,22 +364,27 @@ def dataset_summary(data_dir):
 def adapt_config(config):
     """Fits an `ExperimentConfig` whose data.dataset is "videos" to its data.
 
-    Sets model.num_classes to the number of classes (when data.classes is
-    empty); when no video has a keypoint file, sets loss.pose_weight and
+    Sets model.num_classes to the number of classes; when no video has a keypoint file, sets loss.pose_weight and
     loss.attraction_weight to 0 (the glimpse diversity loss stays).
 
     Returns:
         list of messages to print once (what was changed and why).
 
     Raises:
-        UserVideosError: data.data_dir is not a user-video folder.
+        UserVideosError: data.data_dir is not a user-video folder, or
+            data.classes is set (class subsets are NTU / N-UCLA numbers).
     """
     data_dir = config.data.data_dir
     if not data_dir:
         raise UserVideosError("--data-dir", f"is required with --dataset {DATASET}; expected {EXPECTED_LAYOUT}")
+    if config.data.classes:
+        raise UserVideosError(
+            "data.classes", f"{config.data.classes} selects NTU / N-UCLA action numbers; with --dataset {DATASET} "
+            "every class of the data folder is used: leave it empty (e.g. --config configs/videos.yaml, or "
+            "--set data.classes=[])")
     names, videos, with_pose = dataset_summary(data_dir)
     messages = []
-    if not config.data.classes and config.model.num_classes != len(names):
+    if config.model.num_classes != len(names):
         messages.append(f"{DATASET}: {len(names)} classes in {data_dir} ({', '.join(names[:8])}"
                         f"{', ...' if len(names) > 8 else ''}): model.num_classes set to {len(names)}")
         config.model.num_classes = len(names)

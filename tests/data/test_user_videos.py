@@ -252,3 +252,14 @@ def test_convert_train_evaluate_predict_on_generated_clips(tmp_path, capsys):
     prediction = predict.predict_video(predict.RunPredictor(run), os.path.join(root, "wave", "clip2.mp4"))
     assert sorted(prediction.class_names) == ["clap", "jump", "wave"]
     assert abs(prediction.probabilities.sum() - 1) < 1e-6
+
+
+def test_class_subsets_of_ntu_configs_are_refused_with_a_way_out(tmp_path):
+    root = make_folder_dataset(str(tmp_path / "videos"), per_class=1)
+    demo = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "configs", "demo.yaml")
+    config = config_lib.load_config(demo, ["data.dataset=videos", f"data.data_dir={root}"])
+    with pytest.raises(user_videos.UserVideosError, match=r"data.classes: \[1, 2, 3, 11.*configs/videos.yaml"):
+        user_videos.adapt_config(config)
+    videos_config = demo.replace("demo.yaml", "videos.yaml")
+    config = config_lib.load_config(videos_config, [f"data.data_dir={root}"])
+    assert user_videos.adapt_config(config) and config.model.num_classes == 3
