@@ -9,8 +9,8 @@ Framework noise has three sources, each handled here:
   after absl is initialised; the lines written while the TensorFlow library
   loads come before that and are only silenced by `import_tensorflow_quietly`,
   which points file descriptor 2 at /dev/null during the import.
-* Python loggers: `tf.get_logger()` is the "tensorflow" logger, absl has its
-  own verbosity; both are set to ERROR.
+* Python loggers: `tf.get_logger()` is the "tensorflow" logger, JAX logs to
+  "jax", absl has its own verbosity; all are set to ERROR.
 * Python warnings of Keras that are not the user's business, e.g. "Your input
   ran out of data; interrupting training" (raised when `fit` reads exactly
   the steps of an epoch from a finite dataset, which is how `training` runs).
@@ -78,6 +78,7 @@ def configure_logging(verbose=False):
     for pattern in SILENCED_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # what tf.get_logger() returns
+    logging.getLogger("jax").setLevel(logging.ERROR)  # e.g. "no GPU/TPU found, falling back to CPU"
     try:
         from absl import logging as absl_logging
 
