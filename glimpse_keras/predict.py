@@ -399,13 +399,16 @@ def write_annotated_video(prediction, output, image_size, stored_size=None):
                 if stream is not None:
                     for packet in stream.encode():
                         container.mux(packet)
-    except OSError as error:
+    except (OSError, av.FFmpegError) as error:
         raise PredictError(f"--output-video {output}: cannot write it: {error}") from error
     return written
 
 
+OUTPUT_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
+
+
 def _container_format(extension):
-    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}.get(extension, "mp4")
+    return OUTPUT_CONTAINERS.get(extension, "mp4")
 
 
 # === Inputs ===
@@ -524,6 +527,10 @@ def main(argv=None):
 
     videos, problems = find_videos(args.videos)
     several = len(videos) > 1
+    if args.output_video and not several and os.path.splitext(args.output_video)[1].lower() not in OUTPUT_CONTAINERS:
+        print(f"error: --output-video {args.output_video}: expected a video file name ending in "
+              f"{', '.join(OUTPUT_CONTAINERS)}", file=sys.stderr)
+        return 2
     if args.output_video and several:
         if os.path.isfile(args.output_video):
             print(f"error: --output-video {args.output_video}: with several videos it must be a folder",

@@ -177,5 +177,7 @@ def test_bad_options_name_the_value(tiny, capsys):
     empty.mkdir()
     assert predict.main([str(tiny["videos"] / "a.avi"), "--saved-model", str(empty)]) == 1
     assert f"--saved-model {empty}: no saved_model.pb" in capsys.readouterr().err
+    assert predict.main([str(tiny["videos"] / "a.avi"), "--run", tiny["run"], "--output-video", "out.gif"]) == 2
+    assert "--output-video out.gif: expected a video file name ending in .mp4" in capsys.readouterr().err
     assert predict.main([str(tiny["videos"] / "a.avi"), "--run", str(tiny["root"] / "norun")]) == 1
     assert "is not a training run" in capsys.readouterr().err
