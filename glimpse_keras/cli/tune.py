@@ -66,14 +66,18 @@ def main(argv=None):
     console.configure_logging(args.verbose)
     console.import_tensorflow_quietly()
     from glimpse_keras import tuning
+    from glimpse_keras.data import user_videos
     from glimpse_keras.data.preparation import DataDirError
     from glimpse_keras.training import TrainingError
 
     try:
         config = config_lib.load_config(args.config or DEFAULT_CONFIG, config_lib.overrides_from_args(args))
+        if config.data.dataset == user_videos.DATASET:
+            for message in user_videos.adapt_config(config):  # class count; pose losses off without keypoints
+                print(message)
         space = tuning.load_search_space(args.space, args.space_overrides)
         tuning.check_search_space(config, space)
-    except (config_lib.ConfigError, tuning.SearchSpaceError) as error:
+    except (config_lib.ConfigError, tuning.SearchSpaceError, user_videos.UserVideosError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:

@@ -377,12 +377,12 @@ def adapt_config(config):
     data_dir = config.data.data_dir
     if not data_dir:
         raise UserVideosError("--data-dir", f"is required with --dataset {DATASET}; expected {EXPECTED_LAYOUT}")
+    names, videos, with_pose = dataset_summary(data_dir)
     if config.data.classes:
         raise UserVideosError(
             "data.classes", f"{config.data.classes} selects NTU / N-UCLA action numbers; with --dataset {DATASET} "
             "every class of the data folder is used: leave it empty (e.g. --config configs/videos.yaml, or "
             "--set data.classes=[])")
-    names, videos, with_pose = dataset_summary(data_dir)
     messages = []
     if config.model.num_classes != len(names):
         messages.append(f"{DATASET}: {len(names)} classes in {data_dir} ({', '.join(names[:8])}"
