@@ -13,6 +13,7 @@ from glimpse_keras import config as config_lib
 from glimpse_keras import predict, training
 from glimpse_keras.data.ntu import NTU60_CLASS_NAMES
 from glimpse_keras.data.video import read_video
+from glimpse_keras.visualize import annotated_video
 from glimpse_keras.visualize.drawing import box_border_mask, border_thickness, location_to_box
 from tests.data.test_video import write_avi
 
@@ -75,9 +76,9 @@ def test_sample_clips_take_the_test_split_frames():
 
 def test_frame_location_maps_the_crop_onto_the_frame():
     # crop 64 of 72, corner 4: -1 -> 2 * 4 / 72 - 1, +1 -> 2 * 68 / 72 - 1, scale * 64 / 72
-    np.testing.assert_allclose(predict.frame_location([-1, 1, 0.5, 0.25], SIZE, STORED),
+    np.testing.assert_allclose(annotated_video.frame_location([-1, 1, 0.5, 0.25], SIZE, STORED),
                                [8 / 72 - 1, 136 / 72 - 1, 0.5 * 64 / 72, 0.25 * 64 / 72])
-    np.testing.assert_allclose(predict.frame_location([0.3, -0.2, 0.1, 0.2], SIZE, None), [0.3, -0.2, 0.1, 0.2])
+    np.testing.assert_allclose(annotated_video.frame_location([0.3, -0.2, 0.1, 0.2], SIZE, None), [0.3, -0.2, 0.1, 0.2])
 
 
 def test_run_prediction_averages_the_clip_logits(tiny, predictor):
@@ -127,7 +128,7 @@ def test_output_video_draws_label_and_boxes_on_the_sampled_frames(tiny, predicto
     written, original = read_video(output), read_video(source)
     assert written.shape == original.shape  # every frame, at its own size
     prediction = predict.predict_video(predictor, source)
-    boxes = predict.boxes_per_frame(prediction, SIZE, STORED)
+    boxes = annotated_video.boxes_per_frame(prediction, SIZE, STORED)
     assert sorted(boxes) == sorted(set(prediction.frame_indices.ravel().tolist()))
     height, width = original.shape[1:3]
     thickness = border_thickness(min(height, width))

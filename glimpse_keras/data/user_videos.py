@@ -226,7 +226,8 @@ def list_entries(root):
             elif label in names:
                 index = names.index(label)
             else:
-                problems.append((where, f"label {label!r} is not a class name of {names_path if os.path.isfile(names_path) else 'the lists'}"))
+                source = names_path if os.path.isfile(names_path) else "the lists"
+                problems.append((where, f"label {label!r} is not a class name of {source}"))
                 continue
             if not os.path.isfile(video):
                 problems.append((video, f"listed in {where} but the file does not exist"))

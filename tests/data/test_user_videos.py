@@ -121,7 +121,8 @@ def test_folder_layout_names_classes_by_folder_and_holds_out_the_last_fifth(tmp_
     assert user_videos.list_entries(root)[0] == ["c_sit", "b_wave", "a_clap"]
     with open(os.path.join(root, "classes.txt"), "w") as handle:
         handle.write("c_sit\nb_wave\n")
-    with pytest.raises(user_videos.UserVideosError, match=r"classes.txt: does not list the class folder\(s\) \['a_clap'\]"):
+    missing = r"classes.txt: does not list the class folder\(s\) \['a_clap'\]"
+    with pytest.raises(user_videos.UserVideosError, match=missing):
         user_videos.list_entries(root)
 
 
