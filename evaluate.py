@@ -1,95 +1,13 @@
 """Evaluate a trained run with multi-clip testing.
 
-    python evaluate.py --run runs/demo
-    python evaluate.py --run runs/ntu_xsub --data-dir /data/ntu_tfrecords --clips 5 --output report.json
-
-Logits are averaged over K clips per video (fixed temporal offsets, centre
-crop). Writes a JSON report (top-1, top-5, per-class accuracy, confusion
-matrix, every video evaluated, samples skipped by conversion) and a PNG of the
-confusion matrix beside it.
+A thin wrapper kept so that `python evaluate.py` works from a checkout; the
+program is `glimpse_keras.cli.evaluate` (installed as `glimpse-evaluate`).
+Run `python evaluate.py --help` for its options.
 """
 
-import argparse
-import os
 import sys
 
-from glimpse_keras.backend_selection import BackendSelectionError, add_backend_argument, select_backend
-
-
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", required=True, help="run directory written by train.py")
-    add_backend_argument(parser)
-    parser.add_argument("--stage", help="stage to evaluate (default: the last)")
-    from glimpse_keras.data import datasets
-
-    parser.add_argument("--dataset", choices=datasets.names(), help="override the run's dataset")
-    parser.add_argument("--data-dir", help="override the run's data directory (raw or converted)")
-    parser.add_argument("--protocol", choices=("xsub", "xview", "xsub120", "xset120"),
-                        help="override the run's protocol")
-    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--clips", type=int, help="clips per video (default: the config's, 5)")
-    parser.add_argument("--output", help="report path (default: RUN/evaluation/<stage>/<split>_report.json)")
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.clips is not None and args.clips < 1:
-        print(f"error: --clips: expected an integer >= 1, got {args.clips}", file=sys.stderr)
-        return 2
-    try:
-        select_backend(args.backend)
-    except BackendSelectionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    from glimpse_keras import config as config_lib
-    from glimpse_keras import evaluation, training, workflow
-    from glimpse_keras.data import pipeline, preparation
-    from glimpse_keras.experiment import Experiment
-    from glimpse_keras.io_utils import StorageError, check_output_location
-
-    try:
-        model, config = training.load_run_model(args.run, args.stage)
-        data = config.data
-        if args.dataset:
-            data.dataset = args.dataset
-        if args.data_dir:
-            data.data_dir = args.data_dir
-        if args.protocol:
-            data.protocol = args.protocol
-        stage = args.stage or config.train.stages[-1].name
-        output = args.output or workflow.stage_report_path(args.run, stage, args.split)
-        # Checked before minutes of evaluation, not after.
-        check_output_location(output)
-        check_output_location(os.path.splitext(output)[0] + "_confusion.png")
-        experiment = Experiment(config)
-        experiment.prepare_data(os.path.join(os.path.dirname(os.path.abspath(args.run)), "data_cache"))
-        report = evaluation.evaluate_split(
-            model, experiment, split=args.split, clips=args.clips, output=output,
-            stage=stage, weights=os.path.join(args.run, stage, training.FINAL),
-        )
-    except (training.TrainingError, preparation.DataDirError, pipeline.SplitNotFoundError,
-            evaluation.EvaluationError, config_lib.ConfigError, StorageError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"videos evaluated: {report['videos']} of {report['split_size']} "
-          f"({report['protocol']} {report['split']}, {report['clips_per_video']} clips each)")
-    print(f"top-1: {100 * report['top1']:.2f}%   top-5: {100 * report['top5']:.2f}%   "
-          f"chance: {100 * report['chance']:.2f}%")
-    skipped = report["skipped_by_conversion"]
-    if skipped:
-        print(f"skipped during conversion ({len(skipped)}):")
-        for entry in skipped:
-            print(f"  {entry['sample']}: {entry['reason']}")
-    if report["attention"]:
-        from glimpse_keras.diagnostics import format_diagnostics
-
-        print(f"glimpse attention ({report['attention']['clips']} clips):")
-        print("\n".join(format_diagnostics(report["attention"])))
-    print(f"report: {output}\nconfusion matrix: {report['confusion_png']}")
-    return 0
-
+from glimpse_keras.cli.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(main())

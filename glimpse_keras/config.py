@@ -75,7 +75,8 @@ class DataConfig:
     """Where the videos come from and how clips are cut from them."""
 
     dataset: str = _choice(
-        "synthetic", _dataset_families, "dataset family (`data.datasets` registry)"
+        "synthetic", _dataset_families,
+        "dataset family (`data.datasets` registry; videos: your own, see data.user_videos)",
     )
     data_dir: str = _value(
         "", "raw dataset or converted shards; empty = the synthetic cache"

@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from glimpse_keras import console
 from glimpse_keras.backends import compile_forward
 from glimpse_keras.io_utils import atomic_path, atomic_write_json
 from glimpse_keras.models.folding import fold_model_batch_norm
@@ -112,8 +113,6 @@ def collect_logits(model, dataset, progress=True, fold_batch_norm=True, diagnost
     Returns:
         (logits float32 (N, classes), labels int (N,), ids list[str]).
     """
-    import tqdm
-
     if fold_batch_norm and not model.backbone.fold_batch_norm:
         model = fold_model_batch_norm(model)
     keys = ("logits", "locations", "assignments") if diagnostics is not None else ("logits",)
@@ -124,7 +123,7 @@ def collect_logits(model, dataset, progress=True, fold_batch_norm=True, diagnost
 
     forward = compile_forward(outputs_of, model)
     logits, labels, ids = [], [], []
-    batches = tqdm.tqdm(dataset, desc="evaluating", unit="batch", disable=not progress)
+    batches = console.progress(dataset, desc="evaluating", unit="batch", disable=not progress)
     for inputs, targets in batches:
         outputs = forward(inputs["video"])
         logits.append(np.asarray(outputs["logits"], dtype=np.float32))

@@ -64,6 +64,19 @@ class Experiment:
 
     # === Data ===
 
+    def adapt_to_data(self):
+        """Fits the config to its data where the family needs it (user videos:
+        the class count from the folder, pose losses off without keypoints),
+        in place, before anything is built or written.
+
+        Returns:
+            messages to print once (what was changed and why).
+
+        Raises:
+            config.ConfigError: naming the key or file that does not fit.
+        """
+        return self.dataset.adapt_config(self.config)
+
     @property
     def dataset(self):
         """The adapter of the config's dataset family (`data.datasets`)."""
@@ -82,8 +95,9 @@ class Experiment:
     @property
     def class_names(self):
         """The model's class names, index = model output (NTU names for
-        synthetic data; `class_<i>` past the known names)."""
-        names = list(self.dataset.class_names())
+        synthetic data, the data's own for user videos; `class_<i>` past the
+        known names)."""
+        names = list(self.dataset.class_names_for(self.config.data, self.converted_dir))
         labels = self.label_map
         if labels is not None:
             names += [f"class_{index}" for index in range(len(names), max(labels) + 1)]

@@ -570,7 +570,7 @@ def export_command(run_dir, model_base_dir, *, version=None, stage=None, weights
     `export.py` always runs Keras on TensorFlow, whatever backend trained
     the run.
     """
-    command = [sys.executable, "-m", "export", "--run", os.fspath(run_dir), "--output", os.fspath(model_base_dir)]
+    command = [sys.executable, "-m", "glimpse_keras.cli.export", "--run", os.fspath(run_dir), "--output", os.fspath(model_base_dir)]
     for flag, value in (("--version", version), ("--stage", stage), ("--weights", weights)):
         if value is not None:
             command += [flag, os.fspath(value) if not isinstance(value, int) else str(value)]

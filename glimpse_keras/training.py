@@ -53,6 +53,7 @@ from glimpse_keras.io_utils import (
 )
 from glimpse_keras.experiment import Experiment
 from glimpse_keras.models.inflation import InflationError, load_imagenet_weights
+from glimpse_keras.stage_progress import StageProgress, keras_verbosity
 
 CONFIG = "config.yaml"
 CHECKPOINT = "checkpoint.weights.h5"
@@ -481,10 +482,14 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
         GlimpseSummary(os.path.join(stage_dir, "logs"), test_clips),
         *extra_callbacks,
     ]
+    # One progress display over the whole stage (Keras' own is off).
+    steps = stage.steps_per_epoch or _full_pass_steps(experiment, stage)
+    callbacks.append(StageProgress(stage.name, stage.epochs, steps, initial_epoch))
     fit_stage(
         experiment, model, stage,
         initial_epoch=initial_epoch,
         callbacks=callbacks,
+        verbose=keras_verbosity(),
         validation_data=test_clips if config.train.validate else None,
         guard=nonfinite,
         after_epoch=lambda epoch, values: _append_history(stage_dir, values, epoch),

@@ -39,9 +39,9 @@ import multiprocessing
 import os
 import sys
 
-from tqdm import tqdm
 
-from glimpse_keras.data import schema, sharding, sources
+from glimpse_keras import console
+from glimpse_keras.data import schema, sharding, sources, user_videos
 from glimpse_keras.data.errors import DataReadError
 from glimpse_keras.io_utils import atomic_write_json, check_output_location, makedirs
 
@@ -330,8 +330,8 @@ def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
     function = functools.partial(_convert_sample, stored_size=int(stored_size),
                                  jpeg_quality=int(jpeg_quality))
     results = _ordered_map(function, work, int(workers))
-    bar = tqdm(total=len(samples), initial=done, unit="video", disable=not progress,
-               desc="converting")
+    bar = console.progress(total=len(samples), initial=done, unit="video", disable=not progress,
+                           desc="converting")
     try:
         for plan in pending:
             writer = _ShardWriter(output, plan)
@@ -348,6 +348,8 @@ def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
 
     found, converted, errors, split_counts = _write_reports(
         output, dataset, settings, plans, problems)
+    if dataset == user_videos.DATASET:
+        user_videos.write_dataset_info(output, data_dir, samples)
     log(f"found {found} = converted {converted} + skipped {len(errors)}; "
         f"errors: {os.path.join(output, ERRORS_FILE)}")
     for protocol, counts in split_counts.items():
@@ -387,11 +389,14 @@ def build_argument_parser():
                         help="NTU missing-skeleton list (default: the one in "
                              "--data-dir, else the shipped official list)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    console.add_verbose_argument(parser)
     return parser
 
 
 def main(argv=None):
     args = build_argument_parser().parse_args(argv)
+    console.configure_logging(args.verbose)  # GLIMPSE_VERBOSE=1 from a verbose parent counts too
+    console.import_tensorflow_quietly()  # before the bar: its load-time lines would break it
     try:
         convert_dataset(
             args.dataset, args.data_dir, args.output, workers=args.workers,

@@ -2,19 +2,23 @@
 
 Everything that differs between dataset families lives in that family's
 adapter, so no module above the readers branches on `data.dataset`: the
-config's class check, class names, stored labels, the split protocol, how a
-`--data-dir` is recognised and converted, and the help shown when it is
-missing. A new family (for example user videos, a folder per class or list
-files) registers by writing one adapter and calling `register`:
+config's class check, class names (fixed, or read from the data), stored
+labels, the split protocol, how a `--data-dir` is recognised and converted,
+how a config is fitted to the data, and the help shown when it is missing. A
+new family registers by writing one adapter and calling `register`:
 
-    class UserVideos(DatasetAdapter):
-        name = "videos"
+    class MyFamily(DatasetAdapter):
+        name = "mine"
         ...
-    register(UserVideos())
+    register(MyFamily())
+
+Built in: NTU RGB+D ("ntu"), N-UCLA ("nucla"), synthetic NTU-format videos
+("synthetic") and your own videos ("videos", `data.user_videos`: a folder per
+class or list files, class names from the data).
 
 The converter (`data.convert`) reads raw files by their on-disk `raw_format`
-("ntu" or "nucla"); a family with a new on-disk format also needs a reader in
-`data.sources`.
+("ntu", "nucla" or "videos"); a family with a new on-disk format also needs a
+reader in `data.sources`.
 """
 
 import os
@@ -45,6 +49,25 @@ class DatasetAdapter:
         """Names of the stored labels 0..K-1 (a tuple of str)."""
         raise NotImplementedError
 
+    def class_names_for(self, data_config, converted_dir=None):
+        """Names of the stored labels 0..K-1 of the data `data_config` reads
+        (converted into `converted_dir`, when known). Families whose classes
+        are fixed return `class_names()`; families whose classes come from
+        the data (user videos) read them there."""
+        return self.class_names()
+
+    def adapt_config(self, config):
+        """Fits an `ExperimentConfig` of this family to its data before a job
+        starts (e.g. the class count read from the data), in place.
+
+        Returns:
+            a list of messages to print once (what was changed and why).
+
+        Raises:
+            config.ConfigError: the config cannot fit the data, naming the key.
+        """
+        return []
+
     def stored_label(self, number):
         """The label the converter stores for class `number`."""
         raise NotImplementedError
@@ -60,6 +83,11 @@ class DatasetAdapter:
     def is_raw_tree(self, path):
         """True when `path` holds this family's raw files."""
         raise NotImplementedError
+
+    def raw_tree_problem(self, path):
+        """Why `path` is not this family's raw tree, in a few words (shown in
+        the missing-data message), or None when there is nothing specific to say."""
+        return None
 
     def generated_raw_dir(self, data_config, cache_root):
         """For a family generated on demand: the raw folder to generate into
@@ -175,6 +203,83 @@ class SyntheticAdapter(NTUAdapter):
         ]
 
 
+class UserVideosAdapter(DatasetAdapter):
+    """Your own videos (`data.user_videos`): a folder per class or list files,
+    optional COCO-17 keypoints; class names come from the data."""
+
+    name = "videos"
+    title = "your-own-videos"
+    raw_format = "videos"
+
+    @property
+    def help(self):
+        from glimpse_keras.data.user_videos import EXPECTED_LAYOUT
+
+        return f"Your own videos are read as {EXPECTED_LAYOUT}."
+
+    def class_numbers(self):
+        return ()  # the classes are the data folder's own; all are used
+
+    def describe_classes(self):
+        return (
+            "class numbers of --dataset videos: every class of the data folder is used, so leave "
+            "data.classes empty (e.g. --config configs/videos.yaml, or --set data.classes=[])"
+        )
+
+    def class_names(self):
+        raise NotImplementedError("the class names of --dataset videos come from the data: use class_names_for")
+
+    def class_names_for(self, data_config, converted_dir=None):
+        """The names the converter recorded (`videos_dataset.json` of the
+        converted data), else those of the raw folder `data.data_dir`.
+
+        Raises:
+            preparation.DataDirError: neither is readable (naming the folder).
+        """
+        from glimpse_keras.data import user_videos
+        from glimpse_keras.data.preparation import DataDirError
+
+        for folder in (converted_dir, data_config.data_dir):
+            if folder and os.path.isfile(os.path.join(folder, user_videos.INFO_FILE)):
+                return tuple(user_videos.class_names(folder))
+        try:
+            if not data_config.data_dir:
+                raise user_videos.UserVideosError(
+                    "--data-dir", f"is required with --dataset videos; expected {user_videos.EXPECTED_LAYOUT}")
+            return tuple(user_videos.class_names(data_config.data_dir))
+        except user_videos.UserVideosError as error:
+            raise DataDirError(f"the class names of --dataset videos come from the data: {error}") from error
+
+    def stored_label(self, number):
+        return number
+
+    def split_protocol(self, data_config):
+        from glimpse_keras.data.user_videos import PROTOCOL
+
+        return PROTOCOL
+
+    def is_raw_tree(self, path):
+        return self.raw_tree_problem(path) is None
+
+    def raw_tree_problem(self, path):
+        from glimpse_keras.data import user_videos
+
+        try:
+            user_videos.list_entries(path)
+        except user_videos.UserVideosError as error:
+            return str(error)
+        return None
+
+    def adapt_config(self, config):
+        from glimpse_keras import config as config_lib
+        from glimpse_keras.data import user_videos
+
+        try:
+            return user_videos.adapt_config(config)
+        except user_videos.UserVideosError as error:
+            raise config_lib.ConfigError(str(error)) from error
+
+
 _REGISTRY = {}
 
 
@@ -214,5 +319,5 @@ def formats():
     return tuple(dict.fromkeys(adapter.raw_format for adapter in _REGISTRY.values()))
 
 
-for _adapter in (NTUAdapter(), NUCLAAdapter(), SyntheticAdapter()):
+for _adapter in (NTUAdapter(), NUCLAAdapter(), SyntheticAdapter(), UserVideosAdapter()):
     register(_adapter)

@@ -1,10 +1,11 @@
 """Finds or builds the converted TFRecords a run trains on.
 
 `--data-dir` may point at converted shards (a directory with `splits/`), at a
-raw NTU RGB+D or N-UCLA tree (converted once into a cache next to the run's
-output, keyed by the tree's file list, sizes and times so that changed raw
-files are converted again), or be empty for the synthetic dataset (generated
-once, then converted). The generator and converter run as their own command-line tools,
+raw tree of a registered family (NTU RGB+D, N-UCLA, your own videos; see
+`data.datasets`), converted once into a cache next to the run's output, keyed
+by the tree's file list, sizes and times so that changed raw files are
+converted again, or be empty for the synthetic dataset (generated once, then
+converted). The generator and converter run as their own command-line tools,
 so their progress bars and error reports reach the user unchanged.
 """
 
@@ -192,10 +193,11 @@ def raw_tree_digest(data_dir):
 
 def _missing_message(adapter, data_dir):
     shown = data_dir or "(not given)"
+    problem = adapter.raw_tree_problem(data_dir) if data_dir and os.path.isdir(data_dir) else None
     return (
         f"--data-dir {shown}: expected converted shards (a folder with "
         f"splits/, written by `python -m glimpse_keras.data.convert`) or a raw "
-        f"{adapter.title} tree. {adapter.help} "
+        f"{adapter.title} tree{f' ({problem})' if problem else ''}. {adapter.help} "
         f"To try everything without downloads, run `python train.py` "
         f"(synthetic NTU-format data is generated)."
     )

@@ -16,13 +16,14 @@ import os
 import cv2
 import numpy as np
 
-from glimpse_keras.data import ntu, nucla, schema
+from glimpse_keras.data import ntu, nucla, schema, user_videos
 from glimpse_keras.data.errors import DataReadError
 from glimpse_keras.data.ntu_skeleton import read_ntu_skeleton, select_ntu_bodies
 from glimpse_keras.data.video import iter_video_frames
 
-DATASETS = ("ntu", "nucla")
-DATASET_PROTOCOLS = {"ntu": ntu.NTU_PROTOCOLS, "nucla": nucla.NUCLA_PROTOCOLS}
+DATASETS = ("ntu", "nucla", user_videos.DATASET)
+DATASET_PROTOCOLS = {"ntu": ntu.NTU_PROTOCOLS, "nucla": nucla.NUCLA_PROTOCOLS,
+                     user_videos.DATASET: (user_videos.PROTOCOL,)}
 NTU_VIDEO_SUFFIX = "_rgb.avi"
 NTU_SKELETON_SUFFIX = ".skeleton"
 NTU_MISSING_LIST_NAMES = (
@@ -40,6 +41,7 @@ EXPECTED_LAYOUT = {
         "<data-dir>[/multiview_action]/view_<v>/a<AA>_s<SS>_e<EE>/"
         "frame_<k>_..._rgb.jpg (+ frame_<k>_..._skeletons.txt)"
     ),
+    user_videos.DATASET: user_videos.EXPECTED_LAYOUT,
 }
 
 
@@ -216,6 +218,34 @@ def list_nucla_raw_samples(data_dir, protocols):
     return samples, problems
 
 
+def list_user_video_samples(data_dir, protocols):
+    """Every video of a user-video folder (`user_videos`), sorted by id.
+
+    Returns:
+        (list of RawSample, list of SampleProblem).
+
+    Raises:
+        user_videos.UserVideosError: a malformed layout, list or names file.
+    """
+    names, entries, listed_problems = user_videos.list_entries(data_dir)
+    problems = [SampleProblem(file, reason) for file, reason in listed_problems]
+    samples, seen = [], {}
+    for path, label, split in entries:
+        video_id = user_videos.sample_id(data_dir, path)
+        if video_id in seen:
+            problems.append(SampleProblem(path, f"listed twice (also as {seen[video_id]})", video_id))
+            continue
+        seen[video_id] = f"{split} {names[label]}"
+        keypoints = user_videos.keypoint_path(path)
+        samples.append(RawSample(
+            dataset=user_videos.DATASET, video_id=video_id, label=label, subject=0, camera=0, setup=0,
+            replication=0, splits=tuple((protocol, split) for protocol in protocols), video_path=path,
+            skeleton_path=keypoints if os.path.isfile(keypoints) else None,
+        ))
+    samples.sort(key=lambda s: s.video_id)
+    return samples, problems
+
+
 def list_raw_samples(dataset, data_dir, protocols, missing_list=None):
     """Dispatches to the dataset's lister and checks something was found.
 
@@ -237,6 +267,11 @@ def list_raw_samples(dataset, data_dir, protocols, missing_list=None):
             f"{dataset} layout {EXPECTED_LAYOUT[dataset]}")
     if dataset == "ntu":
         samples, problems = list_ntu_samples(data_dir, protocols, missing_list)
+    elif dataset == user_videos.DATASET:
+        try:
+            samples, problems = list_user_video_samples(data_dir, protocols)
+        except user_videos.UserVideosError as error:
+            raise EmptyDatasetError(str(error)) from error
     else:
         samples, problems = list_nucla_raw_samples(data_dir, protocols)
     if not samples and not problems:
@@ -327,9 +362,13 @@ def load_raw_sample(raw, stored_size=256, jpeg_quality=90, num_persons=2):
             the file and the reason.
     """
     warnings = []
-    loader = _load_ntu if raw.dataset == "ntu" else _load_nucla
-    jpegs, uv, mask, video_frames, skeleton_frames = loader(
-        raw, stored_size, jpeg_quality, num_persons, warnings)
+    if raw.dataset == user_videos.DATASET:
+        jpegs, uv, mask, video_frames, skeleton_frames = user_videos.load_frames_and_pose(
+            raw, stored_size, jpeg_quality, num_persons, warnings, _encode_jpeg)
+    else:
+        loader = _load_ntu if raw.dataset == "ntu" else _load_nucla
+        jpegs, uv, mask, video_frames, skeleton_frames = loader(
+            raw, stored_size, jpeg_quality, num_persons, warnings)
     record = schema.VideoRecord(
         video_id=raw.video_id, dataset=raw.dataset, label=raw.label,
         subject=raw.subject, camera=raw.camera, setup=raw.setup,

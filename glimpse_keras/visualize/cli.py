@@ -19,7 +19,7 @@ import numpy as np
 
 from glimpse_keras.io_utils import atomic_path
 from glimpse_keras.visualize import clips
-from glimpse_keras import diagnostics
+from glimpse_keras import console, diagnostics
 from glimpse_keras.visualize.drawing import (
     BACKGROUND,
     DEFAULT_MIN_FRAME_SIDE,
@@ -183,12 +183,15 @@ def build_argument_parser():
         help="draw the region the bilinear sampler reads (+-1 = centres of the corner res5 "
         "cells) instead of the pose frame (+-1 = frame edges)",
     )
+    console.add_verbose_argument(parser)
     return parser
 
 
 def main(argv=None):
     """Runs the command line; returns the exit code (0 ok, 1 error)."""
     args = build_argument_parser().parse_args(argv)
+    console.configure_logging(args.verbose)
+    console.import_tensorflow_quietly()
     from glimpse_keras.training import TrainingError, load_run_model
 
     try:

@@ -11,7 +11,7 @@ from glimpse_keras.experiment import Experiment
 
 
 def test_built_in_families_and_their_differences():
-    assert datasets.names() == ("ntu", "nucla", "synthetic")
+    assert datasets.names() == ("ntu", "nucla", "synthetic", "videos")
     nucla = config_lib.load_config(None, ["data.dataset=nucla", "data.classes=[1, 12]", "model.num_classes=2"])
     assert preparation.label_map(nucla.data) == [0, 9]
     assert preparation.split_protocol(nucla.data) == "xview"

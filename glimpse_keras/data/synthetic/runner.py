@@ -7,7 +7,7 @@ import os
 import time
 from collections import Counter
 
-from tqdm import tqdm
+from glimpse_keras import console
 
 from glimpse_keras.data.synthetic import ntu_writer, nucla_writer
 from glimpse_keras.data.synthetic.fileio import write_text_atomically
@@ -62,8 +62,8 @@ def generate(dataset: str, output: str, *, preset: str = "tiny", seed: int = 0, 
     todo = [task for task in tasks if task.name not in records]
     jobs = [(dataset, seed, config, task, output) for task in todo]
     workers = default_workers() if workers is None else max(1, int(workers))
-    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=f"synthetic {dataset}", unit="sample",
-               disable=not progress)
+    bar = console.progress(total=len(tasks), initial=len(tasks) - len(todo), desc=f"synthetic {dataset}",
+                           unit="sample", disable=not progress)
     last_save = time.time()
 
     def collect(record: dict) -> None:

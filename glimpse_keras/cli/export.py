@@ -1,0 +1,91 @@
+"""Export a trained run as a SavedModel for TensorFlow Serving.
+
+    python export.py --run runs/demo --output models/glimpse_clouds
+    python export.py --run runs/ntu_xsub --output models/glimpse_clouds --version 3
+    python export.py --run runs/demo --output models/glimpse_clouds --serving-base-path /models/glimpse_clouds
+
+Writes models/glimpse_clouds/<version>/ (saved_model.pb + variables/; the
+next free version by default) and models/models.config, then serve with
+
+    tensorflow_model_server --rest_api_port=8501 --port=8500 \\
+        --model_config_file=models/models.config
+
+and query it with examples/serving_client.py. The signatures are described in
+glimpse_keras/export.py.
+
+The export always runs Keras on TensorFlow (the SavedModel is TensorFlow's
+format), whatever backend trained the run: the weights files are the same on
+TensorFlow and JAX.
+"""
+
+import argparse
+import os
+import sys
+
+from glimpse_keras import console
+from glimpse_keras.backend_selection import BackendSelectionError, select_backend
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="run directory written by train.py")
+    parser.add_argument("--output", required=True, help="model base path, e.g. models/glimpse_clouds")
+    parser.add_argument("--version", type=int, help="version number (default: the next free one)")
+    parser.add_argument("--stage", help="stage to export (default: the run's last stage)")
+    parser.add_argument("--weights", help="weights file (default: the stage's final weights)")
+    parser.add_argument("--model-name", help="served name (default: the --output folder's name)")
+    parser.add_argument("--serving-base-path",
+                        help="base path written into models.config as the server sees it "
+                             "(default: the absolute --output)")
+    parser.add_argument("--clips", type=int, help="clips averaged by whole_video (default: data.clips_per_video)")
+    console.add_verbose_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    console.configure_logging(args.verbose)
+    if args.version is not None and args.version < 1:
+        print(f"error: --version must be >= 1, received {args.version}", file=sys.stderr)
+        return 2
+    if args.clips is not None and args.clips < 1:
+        print(f"error: --clips must be >= 1, received {args.clips}", file=sys.stderr)
+        return 2
+    try:
+        select_backend("tensorflow")
+    except BackendSelectionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    console.import_tensorflow_quietly()
+    from glimpse_keras import config as config_lib
+    from glimpse_keras import export as export_lib
+    from glimpse_keras import training
+    from glimpse_keras.data.preparation import DataDirError
+    from glimpse_keras.experiment import Experiment
+    from glimpse_keras.io_utils import StorageError, check_output_location
+
+    try:
+        # The destination is checked before the model is built.
+        check_output_location(args.output, directory=True)
+        model, config = training.load_run_model(args.run, stage_name=args.stage, weights=args.weights)
+        result = export_lib.export_for_serving(
+            model,
+            args.output,
+            version=args.version,
+            model_name=args.model_name,
+            serving_base_path=args.serving_base_path,
+            **Experiment(config).serving_settings(clips=args.clips),
+        )
+    except (training.TrainingError, export_lib.ExportError, config_lib.ConfigError, StorageError,
+            DataDirError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"SavedModel:    {result['saved_model']} (version {result['version']})")
+    print(f"models.config: {result['models_config']} (model name {result['model_name']!r})")
+    print(f"serve:         tensorflow_model_server --rest_api_port=8501 --port=8500 "
+          f"--model_config_file={os.path.abspath(result['models_config'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

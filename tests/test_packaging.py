@@ -1,0 +1,67 @@
+"""pyproject.toml: console scripts inside the package, no top-level modules,
+the pinned dependencies, the licence and citation files; thin root scripts."""
+
+import ast
+import importlib
+import os
+import tomllib
+
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = ("train", "evaluate", "export", "tune", "predict")
+
+
+def pyproject():
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as handle:
+        return tomllib.load(handle)
+
+
+def test_console_scripts_point_at_package_functions():
+    scripts = pyproject()["project"]["scripts"]
+    assert set(scripts) == {f"glimpse-{name}" for name in SCRIPTS + ("visualize",)}
+    for name, target in scripts.items():
+        module_name, function = target.split(":")
+        assert module_name.startswith("glimpse_keras."), name
+        assert callable(getattr(importlib.import_module(module_name), function)), target
+
+
+def test_only_the_package_is_installed_and_the_pins_are_kept():
+    project = pyproject()["project"]
+    assert not os.path.exists(os.path.join(REPO, "setup.py"))  # whose py_modules installed train, export, ...
+    assert pyproject()["tool"]["setuptools"]["packages"]["find"]["include"] == ["glimpse_keras", "glimpse_keras.*"]
+    dependencies = project["dependencies"]
+    for pin in ("tensorflow-cpu==2.21.0", "keras==3.15.1", "jax==0.10.2", "av==18.1.0", "keras-tuner==1.4.8"):
+        assert pin in dependencies
+    assert project["optional-dependencies"]["test"] == ["pytest==9.2.0"]
+    assert project["license"] == {"text": "Apache-2.0"}
+
+
+def test_root_scripts_are_thin_wrappers_of_the_package_commands():
+    for name in SCRIPTS:
+        path = os.path.join(REPO, f"{name}.py")
+        tree = ast.parse(open(path).read())
+        imports = [node for node in tree.body if isinstance(node, ast.ImportFrom)]
+        targets = {(node.module, alias.name) for node in imports for alias in node.names}
+        expected_module = "glimpse_keras.predict" if name == "predict" else f"glimpse_keras.cli.{name}"
+        assert (expected_module, "main") in targets, path
+        functions = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+        assert functions == [], f"{path} should hold no code of its own"
+
+
+def test_licence_and_citation():
+    licence = open(os.path.join(REPO, "LICENSE")).read()
+    assert "Apache License" in licence and "Version 2.0, January 2004" in licence
+    citation = yaml.safe_load(open(os.path.join(REPO, "CITATION.cff")))
+    assert citation["cff-version"] == "1.2.0" and citation["license"] == "Apache-2.0"
+    paper = citation["preferred-citation"]
+    assert paper["title"] == "Glimpse Clouds: Human Activity Recognition from Unstructured Feature Points"
+    assert [author["family-names"] for author in paper["authors"]] == ["Baradel", "Wolf", "Mille", "Taylor"]
+    assert paper["year"] == 2018 and "CVPR" in paper["conference"]["name"]
+
+
+def test_default_config_is_found_from_another_directory(tmp_path, monkeypatch):
+    from glimpse_keras.cli import default_config_path
+
+    monkeypatch.chdir(tmp_path)
+    assert default_config_path("demo.yaml") == os.path.join(REPO, "configs", "demo.yaml")
