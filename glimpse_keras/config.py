@@ -102,6 +102,14 @@ class DataConfig:
         },
     )
     clips_per_video: int = _value(5, "clips averaged per video at test time", 1)
+    validation_fraction: float = _value(
+        0.0,
+        "share of the training split's subjects held out as a validation split (0 = none): "
+        "training reads the other subjects, the per-epoch validation scores the held-out ones "
+        "instead of the test split (`tune.py` ranks its trials on it)",
+        0.0,
+        0.5,
+    )
     flip: bool = _value(False, "random horizontal flip in training")
     shuffle_buffer: int = _value(512, "training shuffle buffer, videos", 1)
     convert_workers: int = _value(2, "processes used to convert raw data", 1)

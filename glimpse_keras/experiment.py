@@ -17,6 +17,8 @@ It depends on the config, data and model layers only (never on training,
 evaluation, export or tuning), so any of those may import it.
 """
 
+import os
+
 import keras
 import numpy as np
 
@@ -25,6 +27,14 @@ from glimpse_keras.data import datasets, pipeline, preparation
 from glimpse_keras.models.backbone import build_backbone
 from glimpse_keras.models.glimpse_clouds import GlimpseClouds
 from glimpse_keras.models.presets import get_model_preset
+
+# The split carved from the training subjects (`data.validation_fraction`).
+VALIDATION_SPLIT = "validation"
+# Fixed: every job on the same data holds out the same subjects.
+HOLDOUT_SEED = 0
+# Identities of the training records, by training file list (see
+# `Experiment._train_identities`).
+_IDENTITIES = {}
 
 
 def core_options(model_config):
@@ -61,6 +71,8 @@ class Experiment:
     def __init__(self, config, converted_dir=None):
         self.config = config
         self.converted_dir = converted_dir
+        self._identities = None
+        self._holdout = None
 
     # === Data ===
 
@@ -126,20 +138,96 @@ class Experiment:
             raise RuntimeError("Experiment.prepare_data must run before the datasets are built")
         return self.converted_dir
 
+    # A validation split carved from the training split (data.validation_fraction).
+
+    def _train_identities(self):
+        """(video id, label, subject) of the training split's records, read
+        once per converted directory and protocol in this process."""
+        if self._identities is None:
+            files = preparation.split_files(self._converted(), self.config.data, "train")
+            key = tuple((path, os.path.getmtime(path)) for path in files)
+            if key not in _IDENTITIES:
+                _IDENTITIES[key] = pipeline.read_identities(files)
+            self._identities = _IDENTITIES[key]
+        return self._identities
+
+    def validation_holdout(self):
+        """Video ids of the validation split carved from the training split,
+        or None when `data.validation_fraction` is 0.
+
+        Whole subjects are held out (round(fraction x subjects), at least one
+        and not all), drawn with a fixed seed from the subjects of the
+        training split, so the validation videos show people the training
+        never saw and every job on the same data holds out the same ones.
+        Data without subject ids (your own videos: one subject) hold out
+        whole videos instead. The test split is never touched.
+
+        Raises:
+            preparation.DataDirError: the training split has fewer than two
+                subjects (or videos) to divide.
+        """
+        fraction = self.config.data.validation_fraction
+        if not fraction:
+            return None
+        if self._holdout is None:
+            identities = self._train_identities()
+            subjects = sorted({subject for _, _, subject in identities})
+            by_subject = len(subjects) >= 2
+            groups = subjects if by_subject else sorted({video_id for video_id, _, _ in identities})
+            if len(groups) < 2:
+                raise preparation.DataDirError(
+                    f"data.validation_fraction: the training split of {self._converted()} has "
+                    f"{len(groups)} {'subject' if by_subject else 'video'}(s); at least 2 are needed "
+                    f"to hold some out for validation"
+                )
+            count = min(len(groups) - 1, max(1, round(fraction * len(groups))))
+            order = np.random.default_rng(HOLDOUT_SEED).permutation(len(groups))
+            held = {groups[index] for index in order[:count]}
+            self._holdout = frozenset(
+                video_id for video_id, _, subject in identities
+                if (subject if by_subject else video_id) in held
+            )
+        return self._holdout
+
+    def _split_source(self, split):
+        """(files, include_ids, exclude_ids) of `split`: "validation" is the
+        carved hold-out of the training files; "train" excludes it."""
+        holdout = self.validation_holdout()
+        if split == VALIDATION_SPLIT:
+            if holdout is None:
+                raise preparation.DataDirError(
+                    "no validation split: set data.validation_fraction (e.g. 0.2) to carve one from "
+                    "the training subjects"
+                )
+            return preparation.split_files(self._converted(), self.config.data, "train"), holdout, None
+        files = preparation.split_files(self._converted(), self.config.data, split)
+        return files, None, (holdout if split == "train" else None)
+
     def split_files(self, split):
-        """TFRecord files of one split (raises `pipeline.SplitNotFoundError`)."""
-        return preparation.split_files(self._converted(), self.config.data, split)
+        """TFRecord files of one split (raises `pipeline.SplitNotFoundError`);
+        the training files for the carved "validation" split."""
+        return self._split_source(split)[0]
 
     def count_videos(self, split):
-        """Distinct videos of `split` that the class subset keeps."""
-        return pipeline.count_split_videos(self._converted(), self.protocol, split, label_map=self.label_map)
+        """Distinct videos of `split` that the class subset (and the
+        validation hold-out) keeps."""
+        holdout = self.validation_holdout()
+        if holdout is None or split not in ("train", VALIDATION_SPLIT):
+            return pipeline.count_split_videos(self._converted(), self.protocol, split, label_map=self.label_map)
+        labels = None if self.label_map is None else set(self.label_map)
+        return sum(
+            1 for video_id, label, _ in self._train_identities()
+            if (video_id in holdout) == (split == VALIDATION_SPLIT) and (labels is None or label in labels)
+        )
 
     def train_dataset(self, stage, seed):
         """The training clips of one epoch of `stage`, shuffled and augmented
-        from `seed` (repeated when the stage has `steps_per_epoch`)."""
+        from `seed` (repeated when the stage has `steps_per_epoch`), without
+        the validation hold-out."""
         data = self.config.data
+        files, _, exclude = self._split_source("train")
         return pipeline.build_dataset(
-            self.split_files("train"),
+            files,
             "train",
             num_frames=data.num_frames,
             image_size=data.image_size,
@@ -149,32 +237,45 @@ class Experiment:
             seed=seed,
             repeat=bool(stage.steps_per_epoch),
             label_map=self.label_map,
+            exclude_ids=exclude,
         )
 
+    def validation_split(self):
+        """The split scored after each epoch: "validation" (carved from the
+        training subjects) when `data.validation_fraction` is set, else "test"."""
+        return VALIDATION_SPLIT if self.config.data.validation_fraction else "test"
+
     def validation_dataset(self, batch_size):
-        """One clip per test video (bin-centre frames, centre crop)."""
+        """One clip per video of `validation_split()` (bin-centre frames,
+        centre crop)."""
         data = self.config.data
+        files, include, exclude = self._split_source(self.validation_split())
         return pipeline.build_dataset(
-            self.split_files("test"),
+            files,
             "eval",
             num_frames=data.num_frames,
             image_size=data.image_size,
             batch_size=batch_size,
             label_map=self.label_map,
+            include_ids=include,
+            exclude_ids=exclude,
         )
 
     def test_dataset(self, split="test", clips=None, batch_size=4):
         """K clips per video of `split` (fixed offsets, centre crop), with
         the video ids; K = `clips` or `data.clips_per_video`."""
         data = self.config.data
+        files, include, exclude = self._split_source(split)
         return pipeline.build_dataset(
-            self.split_files(split),
+            files,
             "test",
             num_frames=data.num_frames,
             image_size=data.image_size,
             batch_size=batch_size,
             clips_per_video=clips or data.clips_per_video,
             label_map=self.label_map,
+            include_ids=include,
+            exclude_ids=exclude,
         )
 
     # === Model ===

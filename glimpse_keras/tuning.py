@@ -3,34 +3,44 @@
 The search space is plain data: each hyperparameter names a config field (its
 `target`), so `GlimpseHyperModel.build(hp)` only copies the base config, writes
 the drawn values into it and builds the model exactly as training does
-(`training.build_stage_model`). No `hp` reaches model code.
+(`Experiment.build_stage_model`). No `hp` reaches model code.
 
 What a trial trains: the LAST stage of the config (typically the glimpse
-stage), from scratch or from `init_from` (a finished training run whose
-matching sub-layers, e.g. the stage-1 backbone and pose head, initialise every
-trial). Earlier stages are not re-run per trial; `best_config.yaml` keeps all
-stages, so `python train.py --config best_config.yaml` trains the full
-schedule with the best values. A trial builds, initialises and trains its
-stage through `train.py`'s own stage runner (`training.initialise_stage_model`
-and `training.fit_stage`: same seeds, same clips per epoch), so
-`python train.py --config best_trial_config.yaml` (plus the search's
-`--init-from`, if any) reproduces the best trial's score within run-to-run
-noise; for a one-stage config `best_config.yaml` is that same config.
+stage), starting from a finished run of the stages before it: `init_from`
+(a training run, e.g. `runs/demo`), or, without it, those stages trained once
+by the search itself into OUT/init_run/ and reused by every trial and by a
+resumed search. A one-stage config whose stage freezes its backbone is
+refused without `init_from` (its trials would learn on random features).
 
-The objective is measured on the converted data's test split (the only
-held-out split the NTU protocols define), through the single-clip 'eval'
-pipeline; report final numbers from a separate training + multi-clip test,
-and keep in mind that selecting on the test split makes it optimistic.
+Where a trial is scored: on a validation split carved from the training
+split's subjects (`data.validation_fraction`, 0.2 unless the config sets one;
+`Experiment.validation_holdout`); the trials and the search's own earlier
+stages train on the other subjects, and the test split is never read.
+
+A trial builds, initialises and trains its stage through `train.py`'s own
+stage runner (`training.initialise_stage_model` and `training.fit_stage`:
+same seeds, same clips per epoch). The search writes two configs:
+
+- `best_config.yaml`: your config (all its stages, its own
+  `validation_fraction`) with the best values. `python train.py --config
+  OUT/best_config.yaml` trains the final model on the whole training split and
+  scores it on the test split: the number to report.
+- `best_trial_config.yaml`: exactly what the best trial trained (its stage
+  alone, the validation hold-out kept). `python train.py --config
+  OUT/best_trial_config.yaml --init-from INIT` (INIT: the search's
+  `init_from`, or OUT/init_run; printed by `tune.py`) reproduces the best
+  trial's validation score within run-to-run noise.
 
 Output directory layout::
 
     OUT/glimpse_search/               keras-tuner project (oracle, one folder per trial
                                       with trial.json and the best epoch's weights)
     OUT/glimpse_search/search_settings.json  tuner kind, objective, space, base config
+    OUT/init_run/                     the earlier stages, trained once (without init_from)
     OUT/results.csv, OUT/results.md   one row per trial, best first
-    OUT/best_config.yaml              the base config with the best values (train.py --config)
+    OUT/best_config.yaml              your config with the best values (train.py --config)
     OUT/best_trial_config.yaml        what the best trial trained: its stage alone
-    OUT/best_hyperparameters.json     the best trial's id, values and score
+    OUT/best_hyperparameters.json     the best trial's id, values, score and init run
 
 Rerunning with the same output directory resumes: finished trials are kept,
 a trial that was interrupted is run again, and only the missing trials run.
@@ -70,6 +80,10 @@ SAMPLINGS = ("linear", "log", "reverse_log")
 # `stage.<field>` addresses the tuned stage, i.e. the config's last stage.
 STAGE_PREFIX = "stage."
 FINISHED_STATUSES = ("COMPLETED", "FAILED", "INVALID")
+# Share of the training subjects held out to score the trials, unless the
+# config sets data.validation_fraction itself.
+DEFAULT_VALIDATION_FRACTION = 0.2
+INIT_RUN = "init_run"
 
 # The default search space: G, C, the learning rate and the three loss
 # weights, centred on the paper's values (G = C = 3, lr 1e-4, w_P = 0.1,
@@ -370,12 +384,72 @@ def check_search_space(config, space):
 # === HyperModel ===
 
 
+def search_config_of(config, validation_fraction=None):
+    """The config the search works with: `config` with a validation split
+    carved from the training subjects (`data.validation_fraction`: the
+    config's own when set, else `validation_fraction`, else
+    `DEFAULT_VALIDATION_FRACTION`).
+
+    Raises:
+        ConfigError: a fraction outside (0, 0.5].
+    """
+    tree = config.to_dict()
+    fraction = validation_fraction or tree["data"]["validation_fraction"] or DEFAULT_VALIDATION_FRACTION
+    if not 0 < fraction <= 0.5:
+        raise config_lib.ConfigError(
+            f"--validation-fraction: expected a share of the training subjects in (0, 0.5], got {fraction}"
+        )
+    tree["data"]["validation_fraction"] = float(fraction)
+    return config_lib.config_from_dict(tree)
+
+
+def initial_run(config, output_dir, cache_root=None, log=print):
+    """The finished run the trials start from when no `init_from` is given:
+    the stages before the tuned one, trained once by `training.train` (the
+    code of `train.py`) into OUT/init_run, or reused when already there.
+
+    Args:
+        config: the search config (with its validation hold-out, so these
+            stages never see the validation subjects either).
+
+    Returns:
+        the run folder, or None for a one-stage config (its trials start
+        from scratch).
+
+    Raises:
+        SearchError: a one-stage config whose stage freezes its backbone
+            (it would learn on random features): give `init_from`.
+        TrainingError, DataDirError: from training.
+    """
+    stages = config.train.stages
+    if len(stages) < 2:
+        if stages[-1].freeze_backbone:
+            raise SearchError(
+                f"train.stages: the tuned stage {stages[-1].name!r} freezes its backbone and no earlier "
+                f"stage trains it; give --init-from RUN_DIR (a finished stage-1 run, e.g. runs/demo) or a "
+                f"config whose earlier stages train the backbone"
+            )
+        return None
+    tree = config.to_dict()
+    tree["train"]["stages"] = tree["train"]["stages"][:-1]
+    run_dir = os.path.join(output_dir, INIT_RUN)
+    names = ", ".join(stage.name for stage in stages[:-1])
+    resume = training.holds_run(run_dir)
+    log(f"[search] {'reusing' if resume else 'training'} the stage(s) before the tuned one ({names}) "
+        f"once, in {run_dir}; every trial starts from them")
+    training.train(config_lib.config_from_dict(tree), run_dir, resume=resume, cache_root=cache_root)
+    return run_dir
+
+
 def trial_config_of(config):
     """What a trial trains: `config` with only its last stage, which starts
-    from scratch or from `init_from`. `train.py --config` on this config (with
-    the same `--init-from`) trains exactly what the trial trained."""
+    from scratch or from `init_from`, scored after every epoch. `train.py
+    --config` on this config (with the same `--init-from`) trains exactly what
+    the trial trained."""
     tree = config.to_dict()
     tree["train"]["stages"] = tree["train"]["stages"][-1:]
+    # Scored after every epoch, as the trial was (its validation split).
+    tree["train"]["validate"] = True
     return config_lib.config_from_dict(tree)
 
 
@@ -647,8 +721,15 @@ def results_markdown(rows, columns, objective):
     return "\n".join(lines) + "\n"
 
 
-def write_results(tuner, space, base_config, output_dir, objective):
-    """Writes results.csv/.md and, when a trial has a score, the best config.
+def write_results(tuner, space, base_config, output_dir, objective, final_config=None, init_from=None):
+    """Writes results.csv/.md and, when a trial has a score, the best configs.
+
+    Args:
+        base_config: the config the trials were drawn from (with the
+            validation hold-out); `best_trial_config.yaml` is its best trial.
+        final_config: the user's config, which `best_config.yaml` is with
+            the best values (default: `base_config`).
+        init_from: the run the trials started from (recorded).
 
     Returns:
         dict of the written paths and the best trial (`best_trial`, `best_score`,
@@ -665,7 +746,8 @@ def write_results(tuner, space, base_config, output_dir, objective):
     }
     atomic_write_text(paths["results_csv"], results_csv(rows, columns, objective))
     atomic_write_text(paths["results_md"], results_markdown(rows, columns, objective))
-    summary = dict(paths, best_trial=None, best_score=None, best_values=None, best_weights=None)
+    summary = dict(paths, best_trial=None, best_score=None, best_values=None, best_weights=None,
+                   init_from=init_from)
     scored = [row for row in rows if row["score"] is not None]
     if not scored:
         return summary
@@ -673,7 +755,7 @@ def write_results(tuner, space, base_config, output_dir, objective):
     trial = tuner.oracle.get_trial(best["trial"])
     values = {spec.name: trial.hyperparameters.values[spec.name]
               for spec in space if spec.name in trial.hyperparameters.values}
-    best_config = apply_hyperparameters(base_config, space, values)
+    best_config = apply_hyperparameters(final_config or base_config, space, values)
     summary.update(
         best_config=os.path.join(output_dir, "best_config.yaml"),
         best_trial_config=os.path.join(output_dir, "best_trial_config.yaml"),
@@ -684,12 +766,14 @@ def write_results(tuner, space, base_config, output_dir, objective):
         best_weights=os.path.join(tuner.get_trial_dir(best["trial"]), "checkpoint.weights.h5"),
     )
     config_lib.save_config(best_config, summary["best_config"])
-    config_lib.save_config(trial_config_of(best_config), summary["best_trial_config"])
+    config_lib.save_config(trial_config_of(apply_hyperparameters(base_config, space, values)),
+                           summary["best_trial_config"])
+    summary["init_from"] = init_from
     atomic_write_json(
         summary["best_hyperparameters"],
         {"trial": best["trial"], "objective": objective, "score": best["score"],
          "values": values, "weights": summary["best_weights"],
-         "trial_config": summary["best_trial_config"]},
+         "trial_config": summary["best_trial_config"], "init_from": init_from},
     )
     return summary
 
@@ -699,17 +783,22 @@ def write_results(tuner, space, base_config, output_dir, objective):
 
 def run_search(config, output_dir, *, tuner="random", max_trials=10, space=None,
                objective="val_accuracy", init_from=None, cache_root=None,
-               hyperband_max_epochs=None, tensorboard_dir=None):
-    """Prepares the data once, runs (or resumes) a search, writes the results.
+               hyperband_max_epochs=None, tensorboard_dir=None, validation_fraction=None,
+               log=print):
+    """Prepares the data and the trials' starting run once, runs (or
+    resumes) a search, writes the results.
 
     Args:
         config: validated `ExperimentConfig` (its last stage is tuned).
+        validation_fraction: share of the training subjects the trials are
+            scored on (see `search_config_of`).
         output_dir: search directory; an existing search in it is resumed.
         tuner: 'random', 'hyperband' or 'bayesian'.
         max_trials: trials in total including finished ones (not Hyperband).
         space: tuple of `HyperParameterSpec` (default: `load_search_space()`).
         objective: a key of `OBJECTIVES`.
-        init_from: optional training run initialising every trial.
+        init_from: a finished training run initialising every trial;
+            default: the earlier stages trained once (`initial_run`).
         cache_root: generated/converted data (default: OUT/../data_cache, as
             for training runs).
         hyperband_max_epochs: see `make_tuner`.
@@ -717,23 +806,30 @@ def run_search(config, output_dir, *, tuner="random", max_trials=10, space=None,
 
     Returns:
         dict from `write_results` plus `trials_run` (ids of the trials this
-        call ran to an end, including retried interrupted ones), `num_trials`
-        and `converted_dir`.
+        call ran to an end, including retried interrupted ones), `num_trials`,
+        `converted_dir` and `init_from` (the run the trials started from).
 
     Raises:
         SearchSpaceError, TunerDependencyError, ConfigError, DataDirError,
         SearchError (too many failed trials; the results are written first).
     """
     space = tuple(space) if space is not None else load_search_space()
-    check_search_space(config, space)
+    search_config = search_config_of(config, validation_fraction)
+    check_search_space(search_config, space)
     os.makedirs(output_dir, exist_ok=True)
-    check_or_save_settings(output_dir, search_settings(tuner, objective, space, config))
-    keras.mixed_precision.set_global_policy(config.train.precision)
+    check_or_save_settings(output_dir, search_settings(tuner, objective, space, search_config))
+    keras.mixed_precision.set_global_policy(search_config.train.precision)
     cache_root = cache_root or os.path.join(
         os.path.dirname(os.path.abspath(output_dir)), "data_cache"
     )
-    converted_dir = Experiment(config).prepare_data(cache_root)
-    hypermodel = GlimpseHyperModel(config, converted_dir, space, init_from=init_from)
+    experiment = Experiment(search_config)
+    converted_dir = experiment.prepare_data(cache_root)
+    held_out = experiment.validation_holdout()
+    log(f"[search] trials are scored on {len(held_out)} validation videos held out from the training "
+        f"split ({experiment.count_videos('train')} training videos left); the test split is not read")
+    if init_from is None:
+        init_from = initial_run(search_config, output_dir, cache_root, log=log)
+    hypermodel = GlimpseHyperModel(search_config, converted_dir, space, init_from=init_from)
     search_tuner = make_tuner(
         tuner, hypermodel, objective=objective, max_trials=max_trials, directory=output_dir,
         seed=config.train.seed, hyperband_max_epochs=hyperband_max_epochs,
@@ -744,17 +840,20 @@ def run_search(config, output_dir, *, tuner="random", max_trials=10, space=None,
     try:
         search_tuner.search(callbacks=callbacks)
     except RuntimeError as error:  # keras-tuner: too many failed trials in a row
-        paths = write_results(search_tuner, space, config, output_dir, objective)
+        paths = write_results(search_tuner, space, search_config, output_dir, objective,
+                              final_config=config, init_from=init_from)
         raise SearchError(
             f"the search stopped: {str(error).splitlines()[0]} The trials' status "
             f"is in {paths['results_md']}; each failed trial's message is in its "
             f"trial.json under {search_tuner.project_dir}."
         ) from error
-    summary = write_results(search_tuner, space, config, output_dir, objective)
+    summary = write_results(search_tuner, space, search_config, output_dir, objective,
+                            final_config=config, init_from=init_from)
     summary["trials_run"] = sorted(
         trial_id for trial_id, trial in search_tuner.oracle.trials.items()
         if trial_id not in finished and trial.status in FINISHED_STATUSES
     )
     summary["num_trials"] = len(search_tuner.oracle.trials)
     summary["converted_dir"] = converted_dir
+    summary["init_from"] = init_from
     return summary

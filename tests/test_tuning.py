@@ -144,6 +144,9 @@ def random_clip_data(monkeypatch):
     monkeypatch.setattr(Experiment, "train_dataset", lambda self, stage, seed: datasets(None, None)[0])
     monkeypatch.setattr(Experiment, "validation_dataset", lambda self, batch_size: None)
     monkeypatch.setattr(Experiment, "count_videos", lambda self, split: 4)
+    monkeypatch.setattr(Experiment, "validation_holdout", lambda self: frozenset({"held_out_video"}))
+    # No stage-1 run is trained on these clips (see the tests of `initial_run`).
+    monkeypatch.setattr(tuning, "initial_run", lambda *args, **kwargs: None)
 
 
 def test_hypermodel_initialises_a_fresh_memory_distance_from_the_data(random_clip_data):
@@ -402,6 +405,29 @@ def test_repeated_failed_trials_stop_the_search_with_the_results_written(tmp_pat
     assert not os.path.exists(out / "best_config.yaml")
 
 
+def test_a_frozen_one_stage_search_needs_a_stage_one_run(tmp_path):
+    values = tiny_config().to_dict()
+    values["train"]["stages"] = values["train"]["stages"][-1:]
+    one_stage = config_lib.config_from_dict(values)
+    with pytest.raises(tuning.SearchError, match="freezes its backbone.*--init-from RUN_DIR"):
+        tuning.initial_run(tuning.search_config_of(one_stage), str(tmp_path))
+
+
+def test_the_search_config_holds_out_training_subjects():
+    config = tiny_config()
+    assert config.data.validation_fraction == 0
+    assert tuning.search_config_of(config).data.validation_fraction == tuning.DEFAULT_VALIDATION_FRACTION
+    assert tuning.search_config_of(config, 0.3).data.validation_fraction == 0.3
+    assert tuning.search_config_of(tiny_config(validation_fraction=0.4)).data.validation_fraction == 0.4
+    with pytest.raises(config_lib.ConfigError, match=r"--validation-fraction: .*\(0, 0.5\], got 0.7"):
+        tuning.search_config_of(config, 0.7)
+
+
+def test_cli_refuses_a_bad_validation_fraction(capsys):
+    assert tune.main(["--validation-fraction", "0.9", "--no-tensorboard"]) == 2
+    assert "--validation-fraction" in capsys.readouterr().err
+
+
 # === Searches that train (slow) ===
 
 
@@ -423,11 +449,23 @@ def test_two_trial_search_resumes_and_writes_a_trainable_best_config(search_root
     assert _cli(search_root, "search", 1) == 0
     first = _read_csv(search_root / "search" / "results.csv")
     assert len(first) == 1 and first[0]["status"] == "COMPLETED"
-    capsys.readouterr()
+    out = capsys.readouterr().out
+    # Stage 1 was trained once (on the training subjects not held out) and
+    # the trial started from it; the trials were scored on the hold-out.
+    init_run = search_root / "search" / tuning.INIT_RUN
+    assert "training the stage(s) before the tuned one (stage1)" in out
+    assert os.path.exists(init_run / "stage1" / "final.weights.h5")
+    assert "validation videos held out from the training split" in out
+    assert "| trial | status |" in out  # the results table
+    assert f"--init-from {init_run}" in out
+    stage1_weights = (init_run / "stage1" / "final.weights.h5").read_bytes()
 
-    # The same command with a larger budget runs only the missing trial.
+    # The same command with a larger budget runs only the missing trial and
+    # reuses the stage-1 run.
     assert _cli(search_root, "search", 2) == 0
-    assert "2 trial(s)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 trial(s)" in out and "reusing the stage(s) before the tuned one" in out
+    assert (init_run / "stage1" / "final.weights.h5").read_bytes() == stage1_weights
     rows = _read_csv(search_root / "search" / "results.csv")
     assert sorted(row["trial"] for row in rows) == ["0", "1"]
     assert all(row["status"] == "COMPLETED" for row in rows)
@@ -466,9 +504,9 @@ def test_an_interrupted_trial_is_run_again(search_root, monkeypatch):
     assert _read_csv(summary["results_csv"])[0]["status"] == "COMPLETED"
 
 
-def test_train_py_on_the_best_config_reproduces_the_trial_score(tmp_path):
+def test_train_py_on_the_best_trial_config_reproduces_the_trial_score(tmp_path):
     """A trial trains through train.py's own stage runner (issue 12), so its
-    score comes back when train.py trains the config it wrote."""
+    validation score comes back when train.py trains the config it wrote."""
     import train as train_cli
 
     values = tiny_config().to_dict()
@@ -482,8 +520,14 @@ def test_train_py_on_the_best_config_reproduces_the_trial_score(tmp_path):
     summary = tuning.run_search(config, str(tmp_path / "search"), max_trials=1, space=space,
                                 objective="val_loss", cache_root=str(tmp_path / "data_cache"))
     assert summary["best_trial_config"] and os.path.exists(summary["best_trial_config"])
+    # The trial was scored on subjects held out of the training split; the
+    # final config trains on them all again (and is scored on the test split).
+    trial_config = config_lib.load_config(summary["best_trial_config"])
+    assert trial_config.data.validation_fraction == tuning.DEFAULT_VALIDATION_FRACTION
+    assert config_lib.load_config(summary["best_config"]).data.validation_fraction == 0
+    assert summary["init_from"] is None  # one stage, backbone not frozen: from scratch
     run = str(tmp_path / "retrained")
-    assert train_cli.main(["--config", summary["best_config"], "--output-dir", run,
+    assert train_cli.main(["--config", summary["best_trial_config"], "--output-dir", run,
                            "--no-evaluate", "--no-export"]) == 0
     with open(os.path.join(run, "only", "history.json")) as handle:
         history = json.load(handle)

@@ -1,18 +1,26 @@
 """Search the number of glimpses G, workers C, the learning rate and the loss
 weights of Glimpse Clouds with keras-tuner.
 
-    python tune.py --dataset synthetic --max-trials 8
-    python tune.py --config configs/ntu_xsub.yaml --data-dir /data/nturgbd \\
+    python tune.py --max-trials 8                       # the demo config: stage 1 trained once, stage 2 tuned
+    python tune.py --config configs/ntu_xsub.yaml --data-dir /data/nturgbd \
         --tuner hyperband --init-from runs/ntu_xsub --output-dir runs/tune_xsub
-    python tune.py --space my_space.yaml --space-set num_glimpses.max=6 \\
+    python tune.py --space my_space.yaml --space-set num_glimpses.max=6 \
         --space-set attraction_weight=null
 
-Each trial trains the LAST stage of the config (with --init-from, starting
-from that training run's weights) and is scored on the test split. Rerunning
-the same command resumes the search in --output-dir: finished trials are kept,
-an interrupted one is retried. Results: OUT/results.csv and OUT/results.md
-(one row per trial, best first) and OUT/best_config.yaml, which
-`python train.py --config OUT/best_config.yaml` trains with all its stages.
+Each trial trains the LAST stage of the config through train.py's own stage
+runner, starting from a finished run of the stages before it: --init-from
+RUN_DIR, or, without it, those stages trained once into OUT/init_run and
+reused. Trials are scored on a validation split carved from the training
+subjects (--validation-fraction, default 0.2); the test split is never read.
+Rerunning the same command resumes the search in --output-dir: finished
+trials are kept, an interrupted one is retried.
+
+Results: OUT/results.csv and OUT/results.md (one row per trial, best first),
+OUT/best_config.yaml (your config with the best values:
+`python train.py --config OUT/best_config.yaml` trains the final model on the
+whole training split and scores it on the test split) and
+OUT/best_trial_config.yaml (the best trial alone: with the printed
+--init-from, train.py reproduces its validation score).
 
 Search-space file (YAML), merged into the defaults entry by entry:
 
@@ -44,7 +52,7 @@ def parse_args(argv):
                         help="trials in total, counting finished ones (random, bayesian)")
     parser.add_argument("--objective", default="val_accuracy",
                         choices=("val_accuracy", "val_top5_accuracy", "val_loss", "val_class_loss"),
-                        help="metric on the test split that ranks the trials")
+                        help="metric on the validation split that ranks the trials")
     parser.add_argument("--space", metavar="FILE", help="search-space YAML merged into the default space")
     parser.add_argument("--space-set", dest="space_overrides", action="append", default=[],
                         metavar="NAME.KEY=VALUE",
@@ -52,7 +60,11 @@ def parse_args(argv):
     parser.add_argument("--output-dir", default=os.path.join("runs", "tune"),
                         help="search directory; an existing search in it is resumed (default: runs/tune)")
     parser.add_argument("--init-from", metavar="RUN_DIR",
-                        help="training run whose final model initialises every trial")
+                        help="finished training run whose final model initialises every trial "
+                             "(default: the stages before the tuned one, trained once into OUT/init_run)")
+    parser.add_argument("--validation-fraction", type=float, metavar="F",
+                        help="share of the training subjects held out to score the trials "
+                             "(default: the config's data.validation_fraction, else 0.2)")
     parser.add_argument("--hyperband-max-epochs", type=int,
                         help="Hyperband's largest epoch budget (default: the tuned stage's epochs)")
     parser.add_argument("--cache-dir", help="generated/converted data (default: beside --output-dir)")
@@ -75,6 +87,7 @@ def main(argv=None):
         # Your own videos: the class count; pose losses off without keypoints.
         for message in datasets.get(config.data.dataset).adapt_config(config):
             print(message)
+        tuning.search_config_of(config, args.validation_fraction)  # a bad fraction: exit code 2
         space = tuning.load_search_space(args.space, args.space_overrides)
         tuning.check_search_space(config, space)
     except (config_lib.ConfigError, tuning.SearchSpaceError) as error:
@@ -92,6 +105,7 @@ def main(argv=None):
             cache_root=args.cache_dir,
             hyperband_max_epochs=args.hyperband_max_epochs,
             tensorboard_dir=None if args.no_tensorboard else os.path.join(args.output_dir, "logs"),
+            validation_fraction=args.validation_fraction,
         )
     except (config_lib.ConfigError, tuning.SearchSpaceError, tuning.TunerDependencyError,
             tuning.SearchError, DataDirError, TrainingError) as error:
@@ -100,6 +114,8 @@ def main(argv=None):
     print(f"\n{summary['num_trials']} trial(s) in {args.output_dir} "
           f"({len(summary['trials_run'])} run now).")
     print(f"  results      {summary['results_csv']}, {summary['results_md']}")
+    with open(summary["results_md"]) as handle:
+        print("\n" + handle.read().rstrip() + "\n")
     if summary["best_trial"] is None:
         print("  no trial finished with a score; see the status column of the results")
         return 1
@@ -108,7 +124,11 @@ def main(argv=None):
         print(f"    {name:<18} {value:.6g}" if isinstance(value, float) else f"    {name:<18} {value}")
     print(f"  best config  {summary['best_config']}")
     print(f"  weights      {summary['best_weights']}")
-    print(f"\nTrain it: python train.py --config {summary['best_config']}")
+    print(f"\nTrain the final model (all stages, whole training split, scored on the test split):\n"
+          f"  python train.py --config {summary['best_config']}")
+    again = f" --init-from {summary['init_from']}" if summary["init_from"] else ""
+    print(f"Reproduce the best trial (its validation score):\n"
+          f"  python train.py --config {summary['best_trial_config']}{again}")
     return 0
 
 

@@ -96,6 +96,14 @@ def count_split_videos(data_dir, protocol, split, label_map=None):
     return int(sum(counts.get(str(label), 0) for label in set(label_map)))
 
 
+def read_identities(files):
+    """(video id, label, subject) of every record in TFRecord files, in file
+    order; reads only the records' context (one pass over the files)."""
+    dataset = tf.data.TFRecordDataset(list(files)).map(schema.parse_identity, num_parallel_calls=AUTOTUNE)
+    return [(video_id.decode(), int(label), int(subject))
+            for video_id, label, subject in dataset.as_numpy_iterator()]
+
+
 def count_records(files):
     """Counts the records in TFRecord files by reading them (any file list)."""
     dataset = tf.data.TFRecordDataset(list(files))
@@ -206,6 +214,8 @@ def build_dataset(
     flip_partners=None,
     cycle_length=4,
     label_map=None,
+    include_ids=None,
+    exclude_ids=None,
 ):
     """Batched (inputs, targets) clips from converted TFRecord shards.
 
@@ -229,6 +239,10 @@ def build_dataset(
             videos with one of them are read, and the label of a video
             becomes its label's position in the list (a class subset, e.g.
             the 10 NTU classes of the demo as labels 0..9).
+        include_ids: None, or video ids: only these videos are read.
+        exclude_ids: None, or video ids that are not read (a validation
+            split carved from the training split: the training clips
+            exclude it, the validation clips include only it).
 
     Returns:
         tf.data.Dataset of (inputs, targets):
@@ -292,6 +306,22 @@ def build_dataset(
         kept = tf.constant(label_map, tf.int32)
         dataset = dataset.filter(
             lambda serialized: tf.reduce_any(tf.equal(schema.parse_label(serialized), kept))
+        )
+    for ids, keep in ((include_ids, True), (exclude_ids, False)):
+        if ids is None:
+            continue
+        ids = sorted(str(video_id) for video_id in ids)
+        if not ids:
+            if keep:
+                raise ValueError("include_ids: the list of video ids is empty")
+            continue
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(ids), tf.ones(len(ids), tf.int32)), 0
+        )
+        dataset = dataset.filter(
+            lambda serialized, table=table, keep=keep: tf.equal(
+                table.lookup(schema.parse_identity(serialized)[0]) > 0, keep
+            )
         )
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed + 1,

@@ -196,6 +196,22 @@ def parse_label(serialized):
     return tf.cast(context[LABEL], tf.int32)
 
 
+def parse_identity(serialized):
+    """(video id string, int32 label, int32 subject) of one serialised
+    SequenceExample (its context only)."""
+    import tensorflow as tf
+
+    context, _ = tf.io.parse_single_sequence_example(
+        serialized,
+        context_features={
+            VIDEO_ID: tf.io.FixedLenFeature([], tf.string),
+            LABEL: tf.io.FixedLenFeature([], tf.int64),
+            SUBJECT: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+        },
+    )
+    return context[VIDEO_ID], tf.cast(context[LABEL], tf.int32), tf.cast(context[SUBJECT], tf.int32)
+
+
 def parse_video_example(
     serialized,
     num_persons=DEFAULT_NUM_PERSONS,
