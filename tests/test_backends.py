@@ -181,6 +181,7 @@ def jax_run(tmp_path_factory):
     )
 
 
+@pytest.mark.slow  # minutes: the whole train.py job on JAX (see the fixture)
 def test_train_py_runs_every_stage_and_the_evaluation_on_jax(jax_run):
     with open(os.path.join(jax_run.run, "environment.json")) as handle:
         sessions = json.load(handle)
@@ -200,6 +201,7 @@ def test_train_py_runs_every_stage_and_the_evaluation_on_jax(jax_run):
         assert sum(sum(row) for row in report["confusion"]) == report["videos"]
 
 
+@pytest.mark.slow  # minutes: the whole train.py job on JAX (see the fixture)
 def test_a_jax_run_resumes_from_its_checkpoint(jax_run):
     with open(os.path.join(jax_run.run, "stage2", "state.json")) as handle:
         assert json.load(handle) == {"epoch": 2, "done": True}
@@ -210,6 +212,7 @@ def test_a_jax_run_resumes_from_its_checkpoint(jax_run):
     assert "[stage2] resumed after epoch 1" in jax_run.resumed_stdout
 
 
+@pytest.mark.slow  # minutes: the whole train.py job on JAX (see the fixture)
 def test_a_jax_trained_run_exports_what_tensorflow_computes_with_its_weights(jax_run):
     import tensorflow as tf
 

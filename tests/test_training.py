@@ -103,16 +103,24 @@ def _stage_config():
     )
 
 
+@pytest.fixture(scope="module")
+def stage_run(workspace):
+    """A finished run of `_stage_config()` (one glimpse stage, 2 epochs),
+    trained once for the tests that only read it or copy it."""
+    run = str(workspace / "straight")
+    training.train(_stage_config(), run, cache_root=str(workspace / "data_cache"))
+    return run
+
+
 def _final_weights(path):
     model, _ = training.load_run_model(path)
     return [np.asarray(w) for w in model.weights]
 
 
-def test_resume_matches_uninterrupted_run(workspace):
+def test_resume_matches_uninterrupted_run(workspace, stage_run):
     config = _stage_config()
     cache = str(workspace / "data_cache")
-    straight = str(workspace / "straight")
-    training.train(config, straight, cache_root=cache)
+    straight = stage_run
 
     resumed = str(workspace / "resumed")
     with pytest.raises(KeyboardInterrupt):
@@ -284,11 +292,12 @@ def test_first_stage_starts_from_inflated_imagenet_weights(workspace, tmp_path):
         training.train(broken, str(workspace / "broken"), cache_root=str(workspace / "data_cache"))
 
 
-def test_resume_refuses_a_changed_model_but_allows_more_epochs(workspace):
-    config = _stage_config()
+def test_resume_refuses_a_changed_model_but_allows_more_epochs(workspace, stage_run):
+    import shutil
+
     cache = str(workspace / "data_cache")
     run = str(workspace / "changed")
-    training.train(config, run, cache_root=cache)
+    shutil.copytree(stage_run, run)  # a finished 2-epoch run, trained once for the module
     other = tiny_config(
         "model.num_glimpses=2",
         "train.stages=[{name: only, variant: glimpse_clouds, epochs: 2, batch_size: 4, "
@@ -306,13 +315,12 @@ def test_resume_refuses_a_changed_model_but_allows_more_epochs(workspace):
     assert json.load(open(os.path.join(run, "only", "state.json"))) == {"epoch": 3, "done": True}
 
 
-def test_nucla_fine_tunes_an_ntu_run_with_new_ten_way_heads(workspace, tmp_path):
+def test_nucla_fine_tunes_an_ntu_run_with_new_ten_way_heads(workspace, stage_run, tmp_path):
     import subprocess
     import sys
 
     cache = str(workspace / "data_cache")
-    ntu_run = str(workspace / "ntu_for_nucla")
-    training.train(_stage_config(), ntu_run, cache_root=cache)
+    ntu_run = stage_run  # only read
 
     raw = str(tmp_path / "nucla_raw")
     subprocess.run([sys.executable, "-m", "glimpse_keras.data.synthetic", "--format", "nucla",

@@ -413,6 +413,26 @@ def test_a_frozen_one_stage_search_needs_a_stage_one_run(tmp_path):
         tuning.initial_run(tuning.search_config_of(one_stage), str(tmp_path))
 
 
+def test_the_earlier_stages_are_trained_once_and_reused(tmp_path, monkeypatch):
+    calls = []
+
+    def train(config, run_dir, resume=False, cache_root=None):
+        calls.append(([stage.name for stage in config.train.stages], resume, config.data.validation_fraction))
+        os.makedirs(os.path.join(run_dir, "stage1"), exist_ok=True)
+        config_lib.save_config(config, os.path.join(run_dir, "config.yaml"))
+
+    monkeypatch.setattr(tuning.training, "train", train)
+    config = tuning.search_config_of(tiny_config())
+    messages = []
+    first = tuning.initial_run(config, str(tmp_path), log=messages.append)
+    again = tuning.initial_run(config, str(tmp_path), log=messages.append)
+    assert first == again == str(tmp_path / tuning.INIT_RUN)
+    # Stage 1 alone, on the training subjects the trials are not scored on;
+    # the second search (a resumed one) reuses the run.
+    assert calls == [(["stage1"], False, 0.2), (["stage1"], True, 0.2)]
+    assert "training the stage(s)" in messages[0] and "reusing" in messages[1]
+
+
 def test_the_search_config_holds_out_training_subjects():
     config = tiny_config()
     assert config.data.validation_fraction == 0
@@ -445,6 +465,7 @@ def _cli(root, output, max_trials):
                       "--cache-dir", str(root / "cache"), "--no-tensorboard"])
 
 
+@pytest.mark.slow  # about a minute: stage 1 and two trials really train (see the fast tests above)
 def test_two_trial_search_resumes_and_writes_a_trainable_best_config(search_root, capsys):
     assert _cli(search_root, "search", 1) == 0
     first = _read_csv(search_root / "search" / "results.csv")
