@@ -276,7 +276,10 @@ class TrainConfig:
         ("default", "mirrored", "multi_worker"),
         "tf.distribute strategy",
     )
-    validate: bool = _value(True, "evaluate on the test split after each epoch")
+    validate: bool = _value(
+        True, "score the validation split after each epoch (the test split, or the hold-out of "
+        "data.validation_fraction)"
+    )
 
 
 @dataclasses.dataclass

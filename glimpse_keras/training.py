@@ -317,7 +317,8 @@ def train_dataset(config, converted_dir, stage, seed):
 
 
 def validation_dataset(config, converted_dir, batch_size):
-    """`Experiment.validation_dataset`: one clip per test video."""
+    """`Experiment.validation_dataset`: one clip per video of the validation
+    split (the test split, or the hold-out of `data.validation_fraction`)."""
     return Experiment(config, converted_dir).validation_dataset(batch_size)
 
 
