@@ -1,5 +1,5 @@
-"""Shared pytest setup: the `slow` marker, quiet TensorFlow logs, fast XLA
-compiles for the JAX run."""
+"""Shared pytest setup: the `slow` and `slow_on_jax` markers, quiet
+TensorFlow logs, fast XLA compiles for the JAX run."""
 
 import os
 
@@ -29,12 +29,18 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "slow: takes minutes; skipped unless --run-slow is given"
     )
+    config.addinivalue_line(
+        "markers",
+        "slow_on_jax: full ResNet-50 size, dominated by XLA compiles on JAX; the TensorFlow run always "
+        "runs it, the JAX run only with --run-slow (the tiny-shape tests cover the same code on JAX)",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="slow test: pass --run-slow to run it")
+    on_jax = os.environ.get("KERAS_BACKEND") == "jax"
     for item in items:
-        if "slow" in item.keywords:
+        if "slow" in item.keywords or (on_jax and "slow_on_jax" in item.keywords):
             item.add_marker(skip)

@@ -218,6 +218,7 @@ def test_implementations_agree_on_a_model():
                                    rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow_on_jax
 def test_resnet50_parameter_counts():
     # torchvision resnet50 has 23,508,032 parameters without fc; inflating
     # every 3x3 to 3x3x3 adds twice the 3x3 kernels (11,317,248).

@@ -73,6 +73,7 @@ def resnet2d():
     )
 
 
+@pytest.mark.slow_on_jax
 def test_keras_centre_inflation_equals_framewise_2d(resnet2d):
     frames = _frames(3, 64)
     backbone = build_backbone("resnet50_keras", input_shape=(3, 64, 64, 3))
@@ -86,6 +87,7 @@ def test_keras_centre_inflation_equals_framewise_2d(resnet2d):
         _assert_close_relative(np.asarray(features[name])[0], np.asarray(reference[name]))
 
 
+@pytest.mark.slow_on_jax
 def test_keras_mean_inflation_static_video_interior(resnet2d):
     # I3D pattern: 9 temporal convs up to res5, 8 up to res4; with zero temporal
     # padding a frame matches the 2D network iff it is that far from the borders.
@@ -108,6 +110,7 @@ def test_keras_mean_inflation_static_video_interior(resnet2d):
         assert np.abs(result[0] - expected).max() > 1e-2 * np.abs(expected).max()
 
 
+@pytest.mark.slow_on_jax
 def test_keras_inflation_rejects_wrong_layouts(resnet2d):
     torchvision_style = build_backbone("resnet50", input_shape=(1, 64, 64, 3))
     with pytest.raises(InflationError, match="stride_layout='keras'"):
@@ -254,6 +257,7 @@ def test_load_imagenet_weights_from_torchvision_npz(torchvision_tiny, tmp_path):
     _assert_close_relative(np.asarray(features["res5"])[0], np.asarray(reference["res5"]))
 
 
+@pytest.mark.slow_on_jax
 def test_load_imagenet_weights_from_keras_h5(tmp_path):
     source = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(64, 64, 3))
     _randomise_2d(source, seed=3)
