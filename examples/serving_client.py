@@ -19,16 +19,23 @@ Signatures (see ``glimpse_keras/export.py``):
   server samples K clips and averages them (columnar format only, because
   the input has no batch axis).
 
-Frames are squashed to ``--frame-size`` pixels square before sending (default
-256, the stored size of the training data, which the server would resize to
-anyway); ``--frame-size 0`` sends them at full resolution.
+The server's graph preprocesses every frame (``video_ops.preprocess_frames``):
+it squashes it (area interpolation) to the stored size of the training data,
+unless it already has that size, then takes the centred crop. To keep requests
+small the client does the resize step itself, with the same function
+(``video_ops.resize_frames``), to the size the export records in
+``assets.extra/serving_contract.json``: pass the exported version folder with
+``--export`` and the client reads the frame size (and T) from it, so the
+server only crops. ``--frame-size N`` sets the size by hand (default without
+``--export``: 256, the default stored size); ``--frame-size 0`` sends the
+frames at full resolution and leaves the resize to the server.
 
 Examples::
 
     # print what would be sent, write the bodies to files
     python examples/serving_client.py video.avi --write-rest body.json --write-grpc request.pb
     # query a running server
-    python examples/serving_client.py video.avi --server http://localhost:8501
+    python examples/serving_client.py video.avi --server http://localhost:8501 --export models/glimpse_clouds/1
     python examples/serving_client.py video.avi --grpc-server localhost:8500 --signature whole_video
 """
 
@@ -42,6 +49,11 @@ import urllib.request
 import numpy as np
 
 SIGNATURES = ("serving_default", "whole_video")
+# Without --export: the default data.stored_size and data.num_frames.
+DEFAULT_FRAME_SIZE = 256
+DEFAULT_NUM_FRAMES = 8
+# Frames resized at a time while decoding (bounds the memory of long videos).
+RESIZE_CHUNK = 32
 SERVING_API_HINT = (
     "the gRPC request needs tensorflow-serving-api: "
     "pip install --no-deps tensorflow-serving-api==2.21.0"
@@ -71,13 +83,50 @@ def clip_frame_indices(num_video_frames, num_frames):
     return np.clip(np.floor(positions).astype(np.int64), 0, num_video_frames - 1)
 
 
-def load_frames(path, frame_size=256):
-    """Decodes a video file to uint8 RGB frames.
+def export_settings(path):
+    """The clip settings an export records (its serving contract).
+
+    Args:
+        path: an exported SavedModel version folder, or its
+            `assets.extra/serving_contract.json`.
+
+    Returns:
+        dict with "num_frames" (T of serving_default) and "frame_size", the
+        side the serving graph resizes frames to before its centre crop
+        (`video_ops.stored_frame_side`: the stored size, or image_size).
+
+    Raises:
+        ExportError (a ValueError): naming the file that cannot be read.
+    """
+    from glimpse_keras import export
+    from glimpse_keras.data import video_ops
+
+    if os.path.isfile(path):
+        try:
+            with open(path) as handle:
+                contract = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise export.ExportError(f"cannot read the serving contract {path}: {error}") from error
+    else:
+        contract = export.read_serving_contract(path)
+    try:
+        side = video_ops.stored_frame_side(contract["image_size"], contract.get("stored_size"))
+        return {"num_frames": int(contract["num_frames"]), "frame_size": side}
+    except (KeyError, TypeError, ValueError) as error:
+        raise export.ExportError(f"the serving contract of {path} lacks the clip sizes: {error!r}") from error
+
+
+def load_frames(path, frame_size=DEFAULT_FRAME_SIZE):
+    """Decodes a video file to uint8 RGB frames, resized as the server would.
+
+    The resize is the serving graph's own (`video_ops.resize_frames`, area
+    interpolation, aspect ratio not kept), rounded to uint8; given the size
+    the export records (`export_settings`), the server then only crops.
 
     Args:
         path: the video file.
-        frame_size: int; frames are squashed to frame_size x frame_size
-            (area interpolation), 0 or None keeps the original size.
+        frame_size: int; frames are squashed to frame_size x frame_size,
+            0 or None keeps the original size.
 
     Returns:
         uint8 (F, H, W, 3).
@@ -85,9 +134,47 @@ def load_frames(path, frame_size=256):
     Raises:
         VideoDecodeError: naming the path and the reason.
     """
-    from glimpse_keras.data.video import read_video
+    from glimpse_keras.data.video import iter_video_frames
 
-    return read_video(path, (frame_size, frame_size) if frame_size else None)
+    if not frame_size:
+        return np.stack(list(iter_video_frames(path)))
+    from glimpse_keras.data import video_ops
+
+    resized, pending = [], []
+
+    def flush():
+        frames = video_ops.resize_frames(np.stack(pending), int(frame_size)).numpy()
+        resized.append(np.clip(np.round(frames), 0, 255).astype(np.uint8))
+        pending.clear()
+
+    for frame in iter_video_frames(path):
+        pending.append(frame)
+        if len(pending) == RESIZE_CHUNK:
+            flush()
+    if pending:
+        flush()
+    return np.concatenate(resized)
+
+
+def resolve_clip_settings(export_dir=None, frame_size=None, num_frames=None):
+    """The frame size and T of the requests: the export's (when given),
+    explicit values otherwise, else the defaults (256, 8).
+
+    Raises:
+        ServingClientError: an explicit value that contradicts the export.
+    """
+    if export_dir is None:
+        return (DEFAULT_FRAME_SIZE if frame_size is None else frame_size,
+                DEFAULT_NUM_FRAMES if num_frames is None else num_frames)
+    settings = export_settings(export_dir)
+    if frame_size not in (None, 0, settings["frame_size"]):
+        raise ServingClientError(
+            f"--frame-size {frame_size} differs from the export's {settings['frame_size']} "
+            f"({export_dir}): the server would resize the frames again; leave --frame-size out")
+    if num_frames not in (None, settings["num_frames"]):
+        raise ServingClientError(
+            f"--num-frames {num_frames} differs from the export's T={settings['num_frames']} ({export_dir})")
+    return (settings["frame_size"] if frame_size is None else frame_size), settings["num_frames"]
 
 
 def request_video(frames, signature_name, num_frames):
@@ -235,9 +322,14 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", help="video file (anything PyAV or OpenCV decodes)")
     parser.add_argument("--signature", choices=SIGNATURES, default="serving_default")
-    parser.add_argument("--num-frames", type=int, default=8, help="T of the exported model (serving_default)")
-    parser.add_argument("--frame-size", type=int, default=256,
-                        help="squash frames to N x N before sending; 0 = as decoded")
+    parser.add_argument("--export", metavar="DIR",
+                        help="the exported version folder (or its assets.extra/serving_contract.json): "
+                             "frame size and T are read from it")
+    parser.add_argument("--num-frames", type=int,
+                        help=f"T of the exported model (serving_default; default: the export's, else {DEFAULT_NUM_FRAMES})")
+    parser.add_argument("--frame-size", type=int,
+                        help="squash frames to N x N before sending (default: the export's stored size, else "
+                             f"{DEFAULT_FRAME_SIZE}); 0 = as decoded, the server resizes")
     parser.add_argument("--columnar", action="store_true",
                         help='REST body as {"inputs": ...} instead of {"instances": ...}')
     parser.add_argument("--model", default="glimpse_clouds", help="served model name")
@@ -259,8 +351,9 @@ def main(argv=None):
         for path in (args.write_rest, args.write_grpc):
             if path:
                 check_output_location(path)
-        frames = load_frames(args.video, args.frame_size)
-        video = request_video(frames, args.signature, args.num_frames)
+        frame_size, num_frames = resolve_clip_settings(args.export, args.frame_size, args.num_frames)
+        frames = load_frames(args.video, frame_size)
+        video = request_video(frames, args.signature, num_frames)
         row_format = not args.columnar and args.signature == "serving_default"
         body = build_rest_body(video, args.signature, row_format)
         url = rest_url(args.server or "http://localhost:8501", args.model, args.version)

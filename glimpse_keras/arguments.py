@@ -79,3 +79,42 @@ def check_choice(name, value, choices, *, error=ValueError):
     if value not in choices:
         raise error(f"`{name}` must be one of {tuple(choices)}, received {name}={value!r}.")
     return value
+
+
+def renamed_argument(kwargs, old, new, value, default, *, convert=None, owner="", stacklevel=3):
+    """Pops a renamed keyword `old` from `kwargs` (kept for one release) and
+    returns the value of its new name `new`, with a DeprecationWarning.
+
+    Args:
+        kwargs: the caller's `**kwargs` (modified: `old` is removed).
+        old, new: the old and the new argument names.
+        value: the value received under `new`.
+        default: the default of `new`; receiving both names with `new` not at
+            its default is refused.
+        convert: optional function mapping an old value to the new vocabulary.
+        owner: class or function name for the messages.
+
+    Returns:
+        `value`, or the (converted) old value when `old` was passed.
+
+    Raises:
+        ValueError: when both names are given.
+    """
+    if old not in kwargs:
+        return value
+    import warnings
+
+    where = f"{owner}: " if owner else ""
+    old_value = kwargs.pop(old)
+    if value != default:
+        raise ValueError(
+            f"{where}`{old}` is the old name of `{new}`; pass only `{new}`, received "
+            f"{old}={old_value!r} and {new}={value!r}."
+        )
+    warnings.warn(
+        f"{where}`{old}` is deprecated; use `{new}`, the name of the config key "
+        f"model.{new}.",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+    return convert(old_value) if convert is not None else old_value

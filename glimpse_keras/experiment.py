@@ -25,7 +25,7 @@ import numpy as np
 from glimpse_keras import backends
 from glimpse_keras.data import datasets, pipeline, preparation
 from glimpse_keras.models.backbone import build_backbone
-from glimpse_keras.models.glimpse_clouds import GlimpseClouds
+from glimpse_keras.models.glimpse_clouds import CORE_ARGUMENTS, GlimpseClouds
 from glimpse_keras.models.presets import get_model_preset
 
 # The split carved from the training subjects (`data.validation_fraction`).
@@ -37,8 +37,24 @@ HOLDOUT_SEED = 0
 _IDENTITIES = {}
 
 
+def core_arguments(model_config):
+    """The paper-vs-code switches of the config (`model.<key>`) as
+    `GlimpseClouds`/`GlimpseCloudsCore` arguments: the same names and values.
+    """
+    return {name: getattr(model_config, name) for name in CORE_ARGUMENTS}
+
+
 def core_options(model_config):
-    """Paper-vs-code switches of the config as `GlimpseCloudsCore` arguments."""
+    """Deprecated: the old `core_options` dict (old names `decay`,
+    `use_raw_location`); use `core_arguments`, whose names are the config's."""
+    import warnings
+
+    warnings.warn(
+        "`core_options(model_config)` is deprecated; use `core_arguments(model_config)`, "
+        "the config keys under their own names, passed to GlimpseClouds as arguments.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     options = {
         "detach_location": model_config.detach_location,
         "assign_axis": model_config.assign_axis,
@@ -310,7 +326,7 @@ class Experiment:
             diversity_form=config.loss.diversity_form,
             freeze_backbone=freeze_backbone,
             input_normalization=model_config.input_normalization,
-            core_options=core_options(model_config),
+            **core_arguments(model_config),
             name="glimpse_clouds",
         )
         return GlimpseClouds(**kwargs)

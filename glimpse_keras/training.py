@@ -98,8 +98,8 @@ def make_strategy(name):
 
 
 def core_options(model_config):
-    """Paper-vs-code switches of the config as `GlimpseCloudsCore` arguments
-    (`experiment.core_options`)."""
+    """Deprecated: `experiment.core_arguments` (the config's own names) is
+    what `GlimpseClouds` takes; this returns the old `core_options` dict."""
     return experiment_lib.core_options(model_config)
 
 

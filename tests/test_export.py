@@ -360,6 +360,42 @@ def test_client_rest_bodies_are_accepted(served, video_file):
             == "http://localhost:8501/v1/models/glimpse_clouds/versions/2:predict")
 
 
+def test_client_resizes_to_the_exported_size_so_the_server_only_crops(served, video_file, tmp_path, capsys):
+    # The export records the stored size; the client reads it and resizes
+    # with the serving graph's own resize step, so the graph only crops.
+    settings = serving_client.export_settings(served.version_dir)
+    assert settings == {"num_frames": FRAMES, "frame_size": STORED}
+    contract_file = os.path.join(served.version_dir, export.CONTRACT_FILE)
+    assert serving_client.export_settings(contract_file) == settings
+    frames = serving_client.load_frames(video_file, settings["frame_size"])
+    full = serving_client.load_frames(video_file, 0)
+    assert frames.shape == (5, STORED, STORED, 3) and full.shape == (5, 60, 80, 3)
+    expected = np.round(video_ops.resize_frames(full, STORED).numpy()).astype(np.uint8)
+    np.testing.assert_array_equal(frames, expected)
+    view = video_ops.preprocess_frames(frames, image_size=SIZE, stored_size=STORED).numpy()
+    np.testing.assert_array_equal(view, frames[:, CROP, CROP].astype(np.float32))
+    # Sending the resized frames or the full frames gives the same answer.
+    signature = served.loaded.signatures["serving_default"]
+    small = signature(video=tf.constant(serving_client.request_video(frames, "serving_default", FRAMES)))
+    large = signature(video=tf.constant(serving_client.request_video(full, "serving_default", FRAMES)))
+    np.testing.assert_allclose(small["logits"].numpy(), large["logits"].numpy(), atol=0.05)
+    assert small["class_id"].numpy().tolist() == large["class_id"].numpy().tolist()
+    # The command line takes both sizes from --export.
+    body_path = tmp_path / "body.json"
+    assert serving_client.main([video_file, "--export", served.version_dir, "--write-rest", str(body_path)]) == 0
+    body = json.loads(body_path.read_text())
+    sent = np.asarray([instance["video"] for instance in body["instances"]], np.uint8)
+    np.testing.assert_array_equal(sent, frames[serving_client.clip_frame_indices(5, FRAMES)][None])
+    assert serving_client.resolve_clip_settings(None) == (256, 8)
+    assert serving_client.resolve_clip_settings(served.version_dir, frame_size=0) == (0, FRAMES)
+    with pytest.raises(serving_client.ServingClientError, match="resize the frames again"):
+        serving_client.resolve_clip_settings(served.version_dir, frame_size=256)
+    with pytest.raises(serving_client.ServingClientError, match="T=2"):
+        serving_client.resolve_clip_settings(served.version_dir, num_frames=8)
+    assert serving_client.main([video_file, "--export", str(tmp_path / "nothing")]) == 1
+    assert "serving contract" in capsys.readouterr().err
+
+
 def test_client_grpc_request_is_accepted(served, video_file):
     from tensorflow_serving.apis import predict_pb2
 

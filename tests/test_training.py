@@ -529,3 +529,34 @@ def test_overwrite_replaces_a_run(finished_run, workspace, tmp_path):
     assert not os.path.exists(os.path.join(run, "only"))  # the old run's stage
     assert os.path.exists(os.path.join(run, "oldstage"))  # not the run's: kept
     assert os.path.exists(os.path.join(run, "again", training.FINAL))
+
+
+def test_config_keys_reach_the_core_under_their_own_names():
+    import dataclasses
+    import inspect
+
+    from glimpse_keras import experiment as experiment_lib
+    from glimpse_keras.layers import GlimpseCloudsCore
+    from glimpse_keras.models.glimpse_clouds import CORE_ARGUMENTS, GlimpseClouds
+
+    # One vocabulary: each core switch is a config key model.<name>, an
+    # argument of GlimpseClouds and of GlimpseCloudsCore, with one default.
+    model_keys = {field.name: field.default for field in dataclasses.fields(config_lib.ModelConfig)}
+    for signature in (inspect.signature(GlimpseClouds), inspect.signature(GlimpseCloudsCore)):
+        for name, default in CORE_ARGUMENTS.items():
+            assert signature.parameters[name].default == default == model_keys[name], name
+    config = tiny_config(
+        "model.time_decay=code", "model.raw_location_embedding=true", "model.memory_capacity=2",
+        "model.assign_axis=workers", "model.max_scale=0.5",
+    )
+    model = experiment_lib.Experiment(config).build_model("glimpse_clouds")
+    assert model.core.time_decay == "code" and model.core.memory.time_decay == "code"
+    assert model.core.raw_location_embedding and model.core.fusion.raw_location_embedding
+    assert model.core.memory.memory_capacity == 2 and model.core.memory.assign_axis == "workers"
+    assert model.core.locator.max_scale == 0.5
+    for name in CORE_ARGUMENTS:
+        assert model.get_config()[name] == getattr(config.model, name), name
+    assert "core_options" not in model.get_config()
+    with pytest.warns(DeprecationWarning, match="core_arguments"):
+        old = training.core_options(config.model)
+    assert old["decay"] == "code" and old["use_raw_location"] is True

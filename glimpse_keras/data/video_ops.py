@@ -97,6 +97,33 @@ def center_crop_offset(height, width, crop_size):
     return tf.stack([(height - crop_size) // 2, (width - crop_size) // 2])
 
 
+def stored_frame_side(image_size, stored_size=None):
+    """Side of the square frames that `preprocess_frames` crops from: the
+    stored size, or image_size without one. A client that shrinks frames
+    before sending them to the serving graph resizes them to this side (the
+    export records both sizes), so that the graph only crops."""
+    return int(stored_size or image_size)
+
+
+def resize_frames(frames, side):
+    """The resize step of `preprocess_frames`: frames squashed (area
+    interpolation, aspect ratio NOT kept) to side x side, unchanged when they
+    already have that size.
+
+    Args:
+        frames: uint8 or float tensor (N, H, W, 3), values in [0, 255].
+        side: int, the target side (`stored_frame_side`).
+
+    Returns:
+        float32 (N, side, side, 3), values in [0, 255].
+    """
+    frames = tf.convert_to_tensor(frames)
+    static = frames.shape
+    if static.rank == 4 and static[1] == side and static[2] == side:
+        return tf.cast(frames, tf.float32)
+    return tf.cast(tf.image.resize(frames, [side, side], method="area"), tf.float32)
+
+
 def preprocess_frames(frames, *, image_size, stored_size=None):
     """The evaluation view of frames: squash to the stored size, centre crop.
 
@@ -119,13 +146,8 @@ def preprocess_frames(frames, *, image_size, stored_size=None):
     Returns:
         float32 (N, S, S, 3), values in [0, 255].
     """
-    side = stored_size or image_size
-    frames = tf.convert_to_tensor(frames)
-    static = frames.shape
-    if static.rank == 4 and static[1] == side and static[2] == side:
-        resized = tf.cast(frames, tf.float32)
-    else:
-        resized = tf.cast(tf.image.resize(frames, [side, side], method="area"), tf.float32)
+    side = stored_frame_side(image_size, stored_size)
+    resized = resize_frames(frames, side)
     if side == image_size:
         return tf.ensure_shape(resized, [None, image_size, image_size, 3])
     offset = center_crop_offset(side, side, image_size)

@@ -9,11 +9,14 @@ from glimpse_keras.arguments import check_int, check_number
 from glimpse_keras.layers.glimpse_crop import GlimpseCrop
 from glimpse_keras.layers.glimpse_locator import GlimpseLocator
 from glimpse_keras.layers.memory_soft_assignment import MemorySoftAssignment
+from glimpse_keras.layers.memory_soft_assignment import TIME_DECAYS
 from glimpse_keras.layers.memory_soft_assignment import _check_choice
 from glimpse_keras.layers.memory_soft_assignment import _check_positive_int
+from glimpse_keras.layers.memory_soft_assignment import deprecated_decay
 from glimpse_keras.layers.memory_soft_assignment import deprecated_memory_frames
 from glimpse_keras.layers.multi_worker_gru_cell import MultiWorkerGRUCell
 from glimpse_keras.layers.what_where_fusion import WhatWhereFusion
+from glimpse_keras.layers.what_where_fusion import deprecated_use_raw_location
 from glimpse_keras.layers.worker_gru_cell import WorkerGRUCell
 
 GLIMPSE_TYPES = ("attention", "tube", "random", "saliency")
@@ -72,17 +75,23 @@ class GlimpseCloudsCore(keras.layers.Layer):
             raw glimpse, as the poster writes).
         zoomer_reset_each_frame: bool, restart the zoomer state h from zero
             at every frame instead of carrying it across frames (the code).
-        use_raw_location: bool, Lambda embeds the raw location (code) instead
-            of the activated one (default, paper).
+        raw_location_embedding: bool, Lambda embeds the raw location (code)
+            instead of the activated one (default, paper).
         detach_location: bool, stop the gradient from the crop into the
             locations (code) instead of a differentiable crop (paper).
         align_corners: bool, see `GlimpseCrop`.
         share_first_worker_state: bool, reproduce the authors' worker-state
             bug (see `MultiWorkerGRUCell`).
         assign_axis, temperature, distance, projection_dim, metric_trainable,
-        decay_tau, decay, memory_capacity: forwarded to `MemorySoftAssignment`
-            (`memory_frames`, the old name of memory_capacity, is accepted
-            for one release with a DeprecationWarning).
+        decay_tau, time_decay, memory_capacity: forwarded to
+            `MemorySoftAssignment`.
+        Arguments that are config keys (`model.<key>`: detach_location,
+        assign_axis, time_decay, distance, memory_capacity,
+        share_first_worker_state, raw_location_embedding, max_scale,
+        zoomer_reset_each_frame, scale_bias) have the key's name and values.
+        The old names `decay` ("recency" | "code"), `use_raw_location` and
+        `memory_frames` (None = all) are accepted for one release with a
+        DeprecationWarning.
         scale_bias, max_scale: floats, forwarded to `GlimpseLocator`.
         fixed_glimpse_scale: float in (0, 1], the scale of "random" and
             "saliency" glimpses.
@@ -135,7 +144,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
         aggregation="workers",
         zoomer_input="v",
         zoomer_reset_each_frame=False,
-        use_raw_location=False,
+        raw_location_embedding=False,
         detach_location=False,
         align_corners=True,
         share_first_worker_state=False,
@@ -145,7 +154,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
         projection_dim=None,
         metric_trainable=True,
         decay_tau=4.0,
-        decay="recency",
+        time_decay="recent",
         memory_capacity=0,
         scale_bias=3.0,
         max_scale=1.0,
@@ -156,6 +165,10 @@ class GlimpseCloudsCore(keras.layers.Layer):
         **kwargs,
     ):
         memory_capacity = deprecated_memory_frames(kwargs, memory_capacity)
+        time_decay = deprecated_decay(kwargs, time_decay, "GlimpseCloudsCore")
+        raw_location_embedding = deprecated_use_raw_location(
+            kwargs, raw_location_embedding, "GlimpseCloudsCore"
+        )
         super().__init__(**kwargs)
         self.num_glimpses = _check_positive_int("num_glimpses", num_glimpses)
         self.num_workers = _check_positive_int("num_workers", num_workers)
@@ -169,7 +182,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
         self.aggregation = _check_choice("aggregation", aggregation, AGGREGATIONS)
         self.zoomer_input = _check_choice("zoomer_input", zoomer_input, ZOOMER_INPUTS)
         self.zoomer_reset_each_frame = bool(zoomer_reset_each_frame)
-        self.use_raw_location = bool(use_raw_location)
+        self.raw_location_embedding = bool(raw_location_embedding)
         self.detach_location = bool(detach_location)
         self.align_corners = bool(align_corners)
         self.share_first_worker_state = bool(share_first_worker_state)
@@ -179,7 +192,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
         self.projection_dim = projection_dim
         self.metric_trainable = bool(metric_trainable)
         self.decay_tau = decay_tau
-        self.decay = decay
+        self.time_decay = _check_choice("time_decay", time_decay, TIME_DECAYS)
         self.memory_capacity = memory_capacity
         self.scale_bias = scale_bias
         self.max_scale = max_scale
@@ -206,7 +219,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
         )
         self.fusion = WhatWhereFusion(
             hidden_units=fusion_hidden_units,
-            use_raw_location=use_raw_location,
+            raw_location_embedding=raw_location_embedding,
             initialization=initialization,
             name="what_where_fusion",
             dtype=policy,
@@ -235,7 +248,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
                 projection_dim=projection_dim,
                 metric_trainable=metric_trainable,
                 decay_tau=decay_tau,
-                decay=decay,
+                time_decay=time_decay,
                 memory_capacity=memory_capacity,
                 name="memory",
                 dtype=memory_policy,
@@ -256,6 +269,16 @@ class GlimpseCloudsCore(keras.layers.Layer):
         self.seed_generator = (
             keras.random.SeedGenerator(seed) if self.glimpse_type == "random" else None
         )
+
+    @property
+    def decay(self):
+        """Deprecated: `time_decay` in the old vocabulary ("recency" | "code")."""
+        return "recency" if self.time_decay == "recent" else self.time_decay
+
+    @property
+    def use_raw_location(self):
+        """Deprecated: `raw_location_embedding`."""
+        return self.raw_location_embedding
 
     @property
     def num_worker_outputs(self):
@@ -507,7 +530,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
                 "aggregation": self.aggregation,
                 "zoomer_input": self.zoomer_input,
                 "zoomer_reset_each_frame": self.zoomer_reset_each_frame,
-                "use_raw_location": self.use_raw_location,
+                "raw_location_embedding": self.raw_location_embedding,
                 "detach_location": self.detach_location,
                 "align_corners": self.align_corners,
                 "share_first_worker_state": self.share_first_worker_state,
@@ -517,7 +540,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
                 "projection_dim": self.projection_dim,
                 "metric_trainable": self.metric_trainable,
                 "decay_tau": self.decay_tau,
-                "decay": self.decay,
+                "time_decay": self.time_decay,
                 "memory_capacity": self.memory_capacity,
                 "scale_bias": self.scale_bias,
                 "max_scale": self.max_scale,

@@ -5,11 +5,27 @@ import numpy as np
 from keras import ops
 
 from glimpse_keras.layers.initialization import AbsRandomNormal
-from glimpse_keras.arguments import check_choice, check_int, check_number
+from glimpse_keras.arguments import check_choice, check_int, check_number, renamed_argument
 
 ASSIGN_AXES = ("glimpses", "workers")
 DISTANCE_MODES = ("learned", "code")
+TIME_DECAYS = ("recent", "code")
+# The old `decay` argument's values ("recency" is now "recent").
 DECAY_MODES = ("recency", "code")
+
+
+def old_decay_to_time_decay(decay):
+    """Maps a value of the old `decay` argument to `time_decay`."""
+    return "recent" if decay == "recency" else decay
+
+
+def deprecated_decay(kwargs, time_decay, owner):
+    """Pops the old `decay` keyword ("recency" | "code") from `kwargs` and
+    returns the `time_decay` it means, with a DeprecationWarning."""
+    return renamed_argument(
+        kwargs, "decay", "time_decay", time_decay, "recent",
+        convert=old_decay_to_time_decay, owner=owner, stacklevel=4,
+    )
 
 
 def _check_choice(name, value, choices):
@@ -65,7 +81,7 @@ class MemorySoftAssignment(keras.layers.Layer):
     softmax axis (the paper's figure normalises over workers);
     `distance="code"` uses the squared distance, clipped to [0, 1e5] and
     divided by its maximum over the whole batch instead of per sample;
-    `decay="code"` weights frame t' by exp(-t'/tau) (frame 0 counts 1, older
+    `time_decay="code"` weights frame t' by exp(-t'/tau) (frame 0 counts 1, older
     counts more) instead of exp(-(t - t')/tau) (recent counts more; the most
     recent frame t' = t - 1 counts exp(-1/tau)).
 
@@ -87,7 +103,10 @@ class MemorySoftAssignment(keras.layers.Layer):
         metric_trainable: bool, whether A is trained (True, the paper) or a
             fixed saved weight (the code's fixed matrix).
         decay_tau: float > 0, the time constant tau of the decay (4 frames).
-        decay: "recency" or "code", see above.
+        time_decay: "recent" or "code", see above; the same name and values
+            as the config key `model.time_decay`. The old argument `decay`
+            ("recency" | "code") is accepted for one release with a
+            DeprecationWarning.
         memory_capacity: int >= 0, the number of past frames kept, oldest
             evicted first; 0 (or None) keeps all of them (`get_initial_state`
             sizes the buffer to the clip). The same name and meaning as the
@@ -139,12 +158,13 @@ class MemorySoftAssignment(keras.layers.Layer):
         metric_initializer="identity",
         metric_trainable=True,
         decay_tau=4.0,
-        decay="recency",
+        time_decay="recent",
         memory_capacity=0,
         epsilon=1e-6,
         **kwargs,
     ):
         memory_capacity = deprecated_memory_frames(kwargs, memory_capacity)
+        time_decay = deprecated_decay(kwargs, time_decay, "MemorySoftAssignment")
         super().__init__(**kwargs)
         self.num_workers = _check_positive_int("num_workers", num_workers)
         self.num_glimpses = _check_positive_int("num_glimpses", num_glimpses)
@@ -169,7 +189,7 @@ class MemorySoftAssignment(keras.layers.Layer):
         self.metric_initializer = metric_initializer
         self.metric_trainable = bool(metric_trainable)
         self.decay_tau = _check_positive_float("decay_tau", decay_tau)
-        self.decay = _check_choice("decay", decay, DECAY_MODES)
+        self.time_decay = _check_choice("time_decay", time_decay, TIME_DECAYS)
         self.memory_capacity = check_int(
             "memory_capacity", 0 if memory_capacity is None else memory_capacity, minimum=0
         )
@@ -258,6 +278,11 @@ class MemorySoftAssignment(keras.layers.Layer):
         return max(int(num_frames) - 1, 1)
 
     @property
+    def decay(self):
+        """Deprecated: `time_decay` in the old vocabulary ("recency" | "code")."""
+        return "recency" if self.time_decay == "recent" else self.time_decay
+
+    @property
     def memory_frames(self):
         """Deprecated: `memory_capacity`, with None for "all frames"."""
         return self.memory_capacity or None
@@ -303,7 +328,7 @@ class MemorySoftAssignment(keras.layers.Layer):
             dist = ops.clip(squared, 0.0, 1e5) * mask
             d_max = ops.max(dist)
         similarity = 1.0 - dist / ops.maximum(d_max, self.epsilon)
-        if self.decay == "recency":
+        if self.time_decay == "recent":
             decay = ops.exp(-(step - times) / self.decay_tau)
         else:
             decay = ops.exp(-times / self.decay_tau)
@@ -361,7 +386,7 @@ class MemorySoftAssignment(keras.layers.Layer):
                 "metric_initializer": self.metric_initializer,
                 "metric_trainable": self.metric_trainable,
                 "decay_tau": self.decay_tau,
-                "decay": self.decay,
+                "time_decay": self.time_decay,
                 "memory_capacity": self.memory_capacity,
                 "epsilon": self.epsilon,
             }

@@ -5,7 +5,16 @@ from keras import ops
 
 from glimpse_keras.layers.initialization import check_initialization
 from glimpse_keras.layers.initialization import dense_initializers
-from glimpse_keras.arguments import check_int
+from glimpse_keras.arguments import check_int, renamed_argument
+
+
+def deprecated_use_raw_location(kwargs, raw_location_embedding, owner):
+    """Pops the old `use_raw_location` keyword from `kwargs` and returns the
+    `raw_location_embedding` it means, with a DeprecationWarning."""
+    return renamed_argument(
+        kwargs, "use_raw_location", "raw_location_embedding", raw_location_embedding, False,
+        owner=owner, stacklevel=4,
+    )
 
 
 @keras.saving.register_keras_serializable(package="glimpse_keras")
@@ -19,10 +28,13 @@ class WhatWhereFusion(keras.layers.Layer):
 
     Args:
         hidden_units: int >= 1, width of the hidden layer (256 in the paper).
-        use_raw_location: bool. False (default, the paper's reading,
+        raw_location_embedding: bool. False (default, the paper's reading,
             MODEL_SPEC section 11 item 6) embeds the activated
             [x, y, s_x, s_y]; True embeds the raw pre-activation vector, as the
-            authors' code does (then `raw_location` must be passed).
+            authors' code does (then `raw_location` must be passed). The same
+            name as the config key `model.raw_location_embedding`; the old
+            name `use_raw_location` is accepted for one release with a
+            DeprecationWarning.
         initialization: "torch" or "keras" (see `initialization.py`).
         **kwargs: forwarded to `keras.layers.Layer`.
 
@@ -30,14 +42,14 @@ class WhatWhereFusion(keras.layers.Layer):
         features: float tensor (..., channels): z, the pooled glimpse.
         location: float tensor (..., 4): the activated location.
         raw_location: optional float tensor (..., 4): the raw location from
-            `GlimpseLocator`; required when `use_raw_location=True`.
+            `GlimpseLocator`; required when `raw_location_embedding=True`.
 
     Returns:
         v, same shape as `features`.
 
     Raises:
         ValueError: for a bad `hidden_units`/`initialization`, or when
-            `use_raw_location=True` and `raw_location` is None.
+            `raw_location_embedding=True` and `raw_location` is None.
 
     Example:
         >>> v = WhatWhereFusion(8)(ops.ones((2, 3, 16)), ops.zeros((2, 3, 4)))
@@ -49,13 +61,16 @@ class WhatWhereFusion(keras.layers.Layer):
     def __init__(
         self,
         hidden_units=256,
-        use_raw_location=False,
+        raw_location_embedding=False,
         initialization="torch",
         **kwargs,
     ):
+        raw_location_embedding = deprecated_use_raw_location(
+            kwargs, raw_location_embedding, "WhatWhereFusion"
+        )
         super().__init__(**kwargs)
         self.hidden_units = check_int("hidden_units", hidden_units)
-        self.use_raw_location = bool(use_raw_location)
+        self.raw_location_embedding = bool(raw_location_embedding)
         self.initialization = check_initialization(initialization)
 
     def build(self, features_shape):
@@ -81,16 +96,21 @@ class WhatWhereFusion(keras.layers.Layer):
             name="output_bias", shape=(channels,), initializer=out_bias
         )
 
+    @property
+    def use_raw_location(self):
+        """Deprecated: `raw_location_embedding`."""
+        return self.raw_location_embedding
+
     def embed(self, location):
         """Lambda(location): (..., 4) -> (..., channels)."""
         hidden = ops.relu(ops.matmul(location, self.hidden_kernel) + self.hidden_bias)
         return ops.matmul(hidden, self.output_kernel) + self.output_bias
 
     def call(self, features, location, raw_location=None):
-        if self.use_raw_location:
+        if self.raw_location_embedding:
             if raw_location is None:
                 raise ValueError(
-                    f"{self.name}: use_raw_location=True needs `raw_location`."
+                    f"{self.name}: raw_location_embedding=True needs `raw_location`."
                 )
             location = raw_location
         return features * self.embed(ops.cast(location, features.dtype))
@@ -104,7 +124,7 @@ class WhatWhereFusion(keras.layers.Layer):
         config.update(
             {
                 "hidden_units": self.hidden_units,
-                "use_raw_location": self.use_raw_location,
+                "raw_location_embedding": self.raw_location_embedding,
                 "initialization": self.initialization,
             }
         )

@@ -39,6 +39,28 @@ class TargetsError(ValueError):
     """Training targets that `GlimpseClouds.train_step` cannot use."""
 
 
+# Arguments of the model that are arguments of `GlimpseCloudsCore` with the
+# same name and values, and config keys `model.<name>` (one vocabulary).
+CORE_ARGUMENTS = {
+    "detach_location": False,
+    "assign_axis": "glimpses",
+    "distance": "learned",
+    "time_decay": "recent",
+    "memory_capacity": 0,
+    "share_first_worker_state": False,
+    "raw_location_embedding": False,
+    "scale_bias": 3.0,
+    "max_scale": 1.0,
+    "zoomer_reset_each_frame": False,
+}
+# Old `core_options` keys that were renamed, and how their values map.
+_RENAMED_CORE_OPTIONS = {
+    "decay": ("time_decay", lambda value: "recent" if value == "recency" else value),
+    "use_raw_location": ("raw_location_embedding", bool),
+    "memory_frames": ("memory_capacity", lambda value: value or 0),
+}
+
+
 def _check_positive_int(name, value):
     return check_int(name, value, error=ModelConfigError)
 
@@ -107,10 +129,18 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         worker_units: int, hidden size of every worker GRU.
         where_units: int, hidden size of the what/where fusion MLP (lambda),
             the core's `fusion_hidden_units`.
-        core_options: dict or None, further `GlimpseCloudsCore` keyword
-            arguments (paper/code switches such as the assignment axis). Under
-            a mixed (16-bit) policy the core runs in float32 unless
-            `core_options` sets its "dtype".
+        detach_location, assign_axis, distance, time_decay, memory_capacity,
+        share_first_worker_state, raw_location_embedding, scale_bias,
+        max_scale, zoomer_reset_each_frame: the paper-vs-code switches of
+            `GlimpseCloudsCore`, passed to it unchanged; each has the name and
+            values of the config key `model.<name>` (e.g. `time_decay`
+            "recent" | "code"). Under a mixed (16-bit) policy the core runs
+            in float32.
+        core_options: deprecated (kept for one release, with a
+            DeprecationWarning): a dict of core arguments, the old spelling of
+            the arguments above (old names `decay` "recency" | "code",
+            `use_raw_location` and `memory_frames` are translated). Other core
+            arguments in it are still forwarded to the core.
         num_persons: int, person slots of the pose head (2 for NTU).
         num_joints: int, joints per person (25 for NTU).
         pose_loss_weight: float w_P (authors: 0.1); forced to 0 for "global".
@@ -183,7 +213,16 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         zoomer_units=512,
         worker_units=512,
         where_units=256,
-        core_options=None,
+        detach_location=False,
+        assign_axis="glimpses",
+        distance="learned",
+        time_decay="recent",
+        memory_capacity=0,
+        share_first_worker_state=False,
+        raw_location_embedding=False,
+        scale_bias=3.0,
+        max_scale=1.0,
+        zoomer_reset_each_frame=False,
         num_persons=2,
         num_joints=25,
         pose_loss_weight=0.1,
@@ -199,12 +238,23 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         input_normalization="imagenet",
         **kwargs,
     ):
+        core_arguments = {
+            "detach_location": detach_location,
+            "assign_axis": assign_axis,
+            "distance": distance,
+            "time_decay": time_decay,
+            "memory_capacity": memory_capacity,
+            "share_first_worker_state": share_first_worker_state,
+            "raw_location_embedding": raw_location_embedding,
+            "scale_bias": scale_bias,
+            "max_scale": max_scale,
+            "zoomer_reset_each_frame": zoomer_reset_each_frame,
+        }
+        extra_core_arguments = self._deprecated_core_options(kwargs, core_arguments)
         super().__init__(**kwargs)
         # === Validation ===
         if variant not in VARIANTS:
             raise ModelConfigError(f"`variant` must be one of {VARIANTS}, received variant={variant!r}.")
-        if core_options is not None and not isinstance(core_options, dict):
-            raise ModelConfigError(f"`core_options` must be a dict or None, received {core_options!r}.")
         self.num_classes = _check_positive_int("num_classes", num_classes)
         self.variant = variant
         self.num_glimpses = _check_positive_int("num_glimpses", num_glimpses)
@@ -213,7 +263,10 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         self.zoomer_units = _check_positive_int("zoomer_units", zoomer_units)
         self.worker_units = _check_positive_int("worker_units", worker_units)
         self.where_units = _check_positive_int("where_units", where_units)
-        self.core_options = dict(core_options or {})
+        for name, value in core_arguments.items():
+            setattr(self, name, value)
+        # Core arguments other than the above, from a deprecated `core_options`.
+        self._extra_core_arguments = extra_core_arguments
         self.num_persons = _check_positive_int("num_persons", num_persons)
         self.num_joints = _check_positive_int("num_joints", num_joints)
         self.pose_loss_weight = _check_weight("pose_loss_weight", pose_loss_weight)
@@ -305,13 +358,57 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             "fusion_hidden_units": self.where_units,
             "initialization": self.initialization,
         }
-        clash = set(arguments) & set(self.core_options)
+        clash = set(arguments) & set(self._extra_core_arguments)
         if clash:
             raise ModelConfigError(
                 f"`core_options` must not repeat model arguments, received {sorted(clash)}."
             )
-        arguments.update(self.core_options)
+        arguments.update({name: getattr(self, name) for name in CORE_ARGUMENTS})
+        arguments.update(self._extra_core_arguments)
         return arguments
+
+    @staticmethod
+    def _deprecated_core_options(kwargs, core_arguments):
+        """Moves a deprecated `core_options` dict of `kwargs` into
+        `core_arguments` (in place, old names translated) and returns the
+        core arguments it holds that the model does not name."""
+        if "core_options" not in kwargs:
+            return {}
+        options = kwargs.pop("core_options")
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            raise ModelConfigError(f"`core_options` must be a dict or None, received {options!r}.")
+        import warnings
+
+        warnings.warn(
+            "GlimpseClouds: `core_options` is deprecated; pass the core's arguments to the model "
+            f"with the names of the config keys model.<name>: {sorted(CORE_ARGUMENTS)}.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        extra = {}
+        for key, value in options.items():
+            if key in _RENAMED_CORE_OPTIONS:
+                key, convert = _RENAMED_CORE_OPTIONS[key]
+                value = convert(value)
+            if key not in CORE_ARGUMENTS:
+                extra[key] = value
+                continue
+            if core_arguments[key] != CORE_ARGUMENTS[key] and core_arguments[key] != value:
+                raise ModelConfigError(
+                    f"`{key}` is given both as an argument ({core_arguments[key]!r}) and in "
+                    f"`core_options` ({value!r}); pass it once, as the argument."
+                )
+            core_arguments[key] = value
+        return extra
+
+    @property
+    def core_options(self):
+        """Deprecated: the core's arguments set by the model, as one dict."""
+        options = {name: getattr(self, name) for name in CORE_ARGUMENTS}
+        options.update(self._extra_core_arguments)
+        return options
 
     @property
     def is_global(self):
@@ -553,7 +650,7 @@ class GlimpseClouds(TrainingSteps, keras.Model):
                 "zoomer_units": self.zoomer_units,
                 "worker_units": self.worker_units,
                 "where_units": self.where_units,
-                "core_options": dict(self.core_options),
+                **{name: getattr(self, name) for name in CORE_ARGUMENTS},
                 "num_persons": self.num_persons,
                 "num_joints": self.num_joints,
                 "pose_loss_weight": self.pose_loss_weight,
@@ -569,6 +666,10 @@ class GlimpseClouds(TrainingSteps, keras.Model):
                 "input_normalization": self.input_normalization,
             }
         )
+        if self._extra_core_arguments:
+            # Only a model built with a deprecated `core_options` holding
+            # other core arguments: keep them (the old spelling) on save.
+            config["core_options"] = dict(self._extra_core_arguments)
         return config
 
     @classmethod

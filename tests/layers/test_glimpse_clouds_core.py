@@ -179,7 +179,7 @@ def test_raw_locations_at_the_map_border_stay_finite_in_bfloat16():
     features = np.ones((1, 1, HEIGHT, WIDTH, CHANNELS), "float32")
     core = tiny_core(
         num_glimpses=1, glimpse_type="saliency", fixed_glimpse_scale=1.0,
-        use_raw_location=True, dtype="mixed_bfloat16",
+        raw_location_embedding=True, dtype="mixed_bfloat16",
     )
     out = core(features, np.zeros((1, 1, CONTEXT), "float32"))
     raw = to_numpy(keras.ops.cast(out["raw_locations"], "float32"))
@@ -223,15 +223,15 @@ def test_gru_aggregation_feeds_the_sum_of_glimpses_to_one_gru():
 
 def test_options_reach_the_sublayers():
     core = tiny_core(
-        share_first_worker_state=True, use_raw_location=True, detach_location=True,
-        assign_axis="workers", distance="code", decay="code", memory_capacity=1,
+        share_first_worker_state=True, raw_location_embedding=True, detach_location=True,
+        assign_axis="workers", distance="code", time_decay="code", memory_capacity=1,
         glimpse_size=3, align_corners=False, initialization="keras",
     )
-    assert core.workers.share_first_worker_state and core.fusion.use_raw_location
+    assert core.workers.share_first_worker_state and core.fusion.raw_location_embedding
     assert core.crop.detach_location and core.crop.output_size == 3
     assert not core.crop.align_corners and core.crop.pooled
     assert core.memory.assign_axis == "workers" and core.memory.distance == "code"
-    assert core.memory.decay == "code" and core.memory.memory_capacity == 1
+    assert core.memory.time_decay == "code" and core.memory.memory_capacity == 1
     out = core(*tiny_inputs(7))
     np.testing.assert_allclose(np.sum(out["assignments"], axis=2), 1.0, atol=1e-5)
 
@@ -283,3 +283,40 @@ def test_weights_can_be_created_during_a_symbolic_trace():
     )
     assert tuple(out["assignments"].shape) == (1, TIME, 3, 2)
     assert np.all(np.asarray(core.memory.prior) >= 0)
+
+
+def test_config_names_reach_the_core_and_old_names_still_load():
+    # The config keys model.time_decay / model.raw_location_embedding are the
+    # core's argument names, with the same values, down to the sublayers.
+    core = tiny_core(time_decay="code", raw_location_embedding=True)
+    assert (core.time_decay, core.memory.time_decay) == ("code", "code")
+    assert core.raw_location_embedding and core.fusion.raw_location_embedding
+    config = core.get_config()
+    assert config["time_decay"] == "code" and config["raw_location_embedding"] is True
+    assert "decay" not in config and "use_raw_location" not in config
+    with pytest.raises(ValueError, match="time_decay"):
+        tiny_core(time_decay="recency")
+    # Old keywords, and a core config saved before the rename, still work.
+    with pytest.warns(DeprecationWarning, match="time_decay"):
+        old = tiny_core(decay="recency")
+    assert (old.time_decay, old.memory.time_decay, old.decay) == ("recent", "recent", "recency")
+    with pytest.warns(DeprecationWarning, match="raw_location_embedding"):
+        assert tiny_core(use_raw_location=True).fusion.raw_location_embedding
+    old_config = {
+        "name": "glimpse_clouds_core", "trainable": True, "dtype": "float32",
+        "num_glimpses": 2, "num_workers": 3, "zoomer_units": 4, "worker_units": 5,
+        "fusion_hidden_units": 3, "glimpse_size": None, "glimpse_type": "attention",
+        "aggregation": "workers", "zoomer_input": "v", "zoomer_reset_each_frame": False,
+        "use_raw_location": True, "detach_location": False, "align_corners": True,
+        "share_first_worker_state": False, "assign_axis": "glimpses", "temperature": 0.5,
+        "distance": "learned", "projection_dim": None, "metric_trainable": True,
+        "decay_tau": 4.0, "decay": "code", "memory_capacity": 0, "scale_bias": 3.0,
+        "max_scale": 1.0, "fixed_glimpse_scale": 0.5, "saliency_nms_radius": 1,
+        "seed": None, "initialization": "torch",
+    }
+    with pytest.warns(DeprecationWarning):
+        loaded = GlimpseCloudsCore.from_config(old_config)
+    assert loaded.time_decay == "code" and loaded.memory.time_decay == "code"
+    assert loaded.raw_location_embedding and loaded.fusion.raw_location_embedding
+    out = loaded(*tiny_inputs(8))
+    assert out["worker_states"].shape == (BATCH, TIME, 3, 5)

@@ -91,10 +91,10 @@ def test_ring_buffer_keeps_the_newest_frames():
     assert sorted(keys[0, :, 0, 0].tolist()) == [3.0, 4.0]
 
 
-def _log_odds_with_memory_frame_at(decay, stored_time):
+def _log_odds_with_memory_frame_at(time_decay, stored_time):
     """One stored frame (weights 0.7/0.3), current frame identical, t = 3."""
     memory = MemorySoftAssignment(
-        num_workers=1, num_glimpses=2, decay=decay, memory_capacity=1, epsilon=1e-12
+        num_workers=1, num_glimpses=2, time_decay=time_decay, memory_capacity=1, epsilon=1e-12
     )
     memory.build((None, 2, 1))
     memory.set_weights([np.ones((1, 1), "float32"), np.zeros((1, 2), "float32")])
@@ -112,8 +112,8 @@ def _log_odds_with_memory_frame_at(decay, stored_time):
 
 def test_time_decay_direction():
     # s = identity, so log(p0 / p1) = decay * (0.7 - 0.3) / (0.5 * 2 glimpses).
-    recent = _log_odds_with_memory_frame_at("recency", 2.0)
-    old = _log_odds_with_memory_frame_at("recency", 0.0)
+    recent = _log_odds_with_memory_frame_at("recent", 2.0)
+    old = _log_odds_with_memory_frame_at("recent", 0.0)
     np.testing.assert_allclose(recent, 0.4 * np.exp(-0.25), rtol=1e-4)
     np.testing.assert_allclose(recent / old, np.exp(0.5), rtol=1e-4)
     code_recent = _log_odds_with_memory_frame_at("code", 2.0)
@@ -191,7 +191,7 @@ def test_config_round_trip_and_saving(tmp_path):
     memory = MemorySoftAssignment(
         num_workers=2, num_glimpses=3, temperature=0.7, assign_axis="workers",
         distance="code", projection_dim=2, metric_initializer="glorot_uniform",
-        decay="code", memory_capacity=2,
+        time_decay="code", memory_capacity=2,
     )
     assert_config_round_trip(memory)
     glimpses = keras.Input((3, 4))
@@ -250,3 +250,24 @@ def test_memory_capacity_is_the_config_name_and_memory_frames_still_works():
     config["memory_frames"] = config.pop("memory_capacity")
     with pytest.warns(DeprecationWarning):
         assert MemorySoftAssignment.from_config(config).memory_capacity == 2
+
+
+def test_time_decay_is_the_config_name_and_decay_still_works():
+    # model.time_decay ("recent" | "code") in the config is time_decay here.
+    assert MemorySoftAssignment(2, 2).time_decay == "recent"
+    assert MemorySoftAssignment(2, 2, time_decay="code").time_decay == "code"
+    with pytest.raises(ValueError, match="time_decay='recency'"):
+        MemorySoftAssignment(2, 2, time_decay="recency")
+    for old, new in (("recency", "recent"), ("code", "code")):
+        with pytest.warns(DeprecationWarning, match="time_decay"):
+            layer = MemorySoftAssignment(2, 2, decay=old)
+        assert (layer.time_decay, layer.decay) == (new, old)
+    with pytest.raises(ValueError, match="only `time_decay`"):
+        MemorySoftAssignment(2, 2, decay="recency", time_decay="code")
+    # A layer saved with the old name (its config) loads.
+    config = MemorySoftAssignment(2, 2, time_decay="code").get_config()
+    assert config["time_decay"] == "code" and "decay" not in config
+    del config["time_decay"]
+    config["decay"] = "code"
+    with pytest.warns(DeprecationWarning):
+        assert MemorySoftAssignment.from_config(config).time_decay == "code"

@@ -35,7 +35,7 @@ def test_raw_location_option_selects_the_raw_vector():
     raw = np.array([[0.0, 0.0, 0.0, 0.0]], "float32")
     features = np.array([[2.0, -3.0]], "float32")
     activated = WhatWhereFusion(hidden_units=3)
-    uses_raw = WhatWhereFusion(hidden_units=3, use_raw_location=True)
+    uses_raw = WhatWhereFusion(hidden_units=3, raw_location_embedding=True)
     activated(features, location, raw)
     uses_raw(features, location, raw)
     _set_known_weights(activated)
@@ -55,7 +55,7 @@ def test_bad_arguments_raise():
 
 
 def test_config_round_trip_and_saving(tmp_path):
-    fusion = WhatWhereFusion(hidden_units=5, use_raw_location=True)
+    fusion = WhatWhereFusion(hidden_units=5, raw_location_embedding=True)
     assert_config_round_trip(fusion)
     features, location, raw = keras.Input((3, 7)), keras.Input((3, 4)), keras.Input((3, 4))
     output = fusion(features, location, raw)
@@ -64,3 +64,15 @@ def test_config_round_trip_and_saving(tmp_path):
     rng = np.random.default_rng(0)
     inputs = [rng.normal(size=s).astype("float32") for s in ((2, 3, 7), (2, 3, 4), (2, 3, 4))]
     assert_save_load_same(model, inputs, tmp_path)
+
+
+def test_raw_location_embedding_is_the_config_name_and_use_raw_location_still_works():
+    config = WhatWhereFusion(hidden_units=3, raw_location_embedding=True).get_config()
+    assert config["raw_location_embedding"] is True and "use_raw_location" not in config
+    with pytest.warns(DeprecationWarning, match="raw_location_embedding"):
+        old = WhatWhereFusion(hidden_units=3, use_raw_location=True)
+    assert old.raw_location_embedding and old.use_raw_location
+    # A layer saved with the old name (its config) loads.
+    config["use_raw_location"] = config.pop("raw_location_embedding")
+    with pytest.warns(DeprecationWarning):
+        assert WhatWhereFusion.from_config(config).raw_location_embedding

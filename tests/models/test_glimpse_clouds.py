@@ -1,6 +1,7 @@
 """GlimpseClouds: forward maths, losses, training, freezing, saving, precision."""
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -241,11 +242,67 @@ def test_multi_clip_video_averages_logits_over_clips():
 
 
 def test_config_round_trip_is_identical():
-    model = tiny_model(variant="glimpse_gru", num_glimpses=2, core_options={"decay": "code"})
+    model = tiny_model(variant="glimpse_gru", num_glimpses=2, time_decay="code")
     config = model.get_config()
     rebuilt = GlimpseClouds.from_config(json.loads(json.dumps(config)))
     assert json.dumps(rebuilt.get_config(), sort_keys=True) == json.dumps(config, sort_keys=True)
-    assert rebuilt.core.decay == "code"
+    assert rebuilt.core.time_decay == "code"
+
+
+CONFIG_SWITCHES = {
+    "detach_location": True,
+    "assign_axis": "workers",
+    "distance": "code",
+    "time_decay": "code",
+    "memory_capacity": 2,
+    "share_first_worker_state": True,
+    "raw_location_embedding": True,
+    "scale_bias": 2.0,
+    "max_scale": 0.9,
+    "zoomer_reset_each_frame": True,
+}
+
+
+def test_core_switches_are_plain_arguments_with_the_config_names():
+    model = tiny_model(**CONFIG_SWITCHES)
+    config = model.get_config()
+    assert "core_options" not in config
+    for name, value in CONFIG_SWITCHES.items():
+        assert config[name] == value, name
+        assert getattr(model, name) == value, name
+        assert getattr(model.core, name) == value, name
+    assert model.core.memory.time_decay == "code" and model.core.memory.memory_capacity == 2
+    assert model.core.fusion.raw_location_embedding and model.core.crop.detach_location
+    assert model.core.locator.max_scale == 0.9 and model.core.locator.scale_bias == 2.0
+
+
+def test_core_options_still_works_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="core_options"):
+        model = tiny_model(core_options={"decay": "code", "use_raw_location": True, "temperature": 0.7})
+    assert model.time_decay == "code" and model.core.time_decay == "code"
+    assert model.raw_location_embedding and model.core.fusion.raw_location_embedding
+    assert model.core.temperature == 0.7
+    with pytest.warns(DeprecationWarning), pytest.raises(ModelConfigError, match="time_decay"):
+        tiny_model(time_decay="code", core_options={"decay": "recency"})
+
+
+def test_a_model_config_saved_with_core_options_loads():
+    # Written by GlimpseClouds.get_config before the core switches became
+    # arguments: they sat in "core_options", with the old names "decay"
+    # ("recency" | "code") and "use_raw_location".
+    path = os.path.join(os.path.dirname(__file__), "old_configs", "glimpse_clouds_core_options.json")
+    with open(path) as file:
+        old_config = json.load(file)
+    assert old_config["core_options"]["decay"] == "code"
+    with pytest.warns(DeprecationWarning, match="core_options"):
+        model = GlimpseClouds.from_config(old_config)
+    expected = dict(CONFIG_SWITCHES, share_first_worker_state=False)
+    for name, value in expected.items():
+        assert getattr(model.core, name) == value, name
+    config = model.get_config()
+    assert "core_options" not in config and config["time_decay"] == "code"
+    video = np.zeros((1, FRAMES, 32, 32, 3), "uint8")
+    assert model(video)["logits"].shape == (1, old_config["num_classes"])
 
 
 def test_keras_file_round_trip_gives_the_same_outputs(tmp_path):
@@ -316,7 +373,7 @@ def test_invalid_arguments_are_named():
         GlimpseClouds(variant="glimpse", backbone="tiny")
     with pytest.raises(ModelConfigError, match="pose_loss_weight"):
         GlimpseClouds(backbone="tiny", pose_loss_weight=-1)
-    with pytest.raises(ModelConfigError, match="fusion_hidden_units"):
+    with pytest.warns(DeprecationWarning), pytest.raises(ModelConfigError, match="fusion_hidden_units"):
         GlimpseClouds(backbone="tiny", core_options={"fusion_hidden_units": 3})
     with pytest.raises(UnknownPresetError, match="huge"):
         build_model_from_preset("huge")
