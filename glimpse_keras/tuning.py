@@ -541,7 +541,7 @@ class GlimpseHyperModel(keras_tuner.HyperModel):
             experiment, model, stage,
             initial_epoch=kwargs.get("initial_epoch", 0),
             epochs=kwargs.get("epochs"),
-            callbacks=list(kwargs.get("callbacks") or []) + [guard],
+            callbacks=trial_callbacks(kwargs.get("callbacks")) + [guard],
             validation_data=experiment.validation_dataset(stage.batch_size),
             guard=guard,
             verbose=kwargs.get("verbose", 2),
@@ -549,6 +549,19 @@ class GlimpseHyperModel(keras_tuner.HyperModel):
         if guard.failure:
             raise keras_tuner.errors.FailedTrialError(f"trial stopped: {guard.failure}")
         return history
+
+
+def trial_callbacks(callbacks):
+    """The tuner's callbacks that a trial can pass to every epoch's `fit`.
+
+    A trial runs one `fit` call per epoch (`training.fit_stage`), and the
+    TensorBoard hparams callback that keras-tuner adds next to a TensorBoard
+    callback refuses a second `fit` ("cannot be reused across training
+    sessions"); it is left out. The TensorBoard scalars of every trial stay,
+    and the trials' hyperparameters are in `results.csv`.
+    """
+    return [callback for callback in (callbacks or [])
+            if not type(callback).__module__.startswith("tensorboard.plugins.hparams")]
 
 
 # === Tuners ===
