@@ -556,13 +556,13 @@ def test_train_py_on_the_best_trial_config_reproduces_the_trial_score(tmp_path):
     assert retrained == pytest.approx(summary["best_score"], rel=1e-3)
 
 
-def test_trial_callbacks_leave_out_the_hparams_callback_that_refuses_a_second_fit():
+def test_trial_callbacks_leave_out_the_hparams_callback_that_refuses_a_second_fit(tmp_path):
     # A trial fits once per epoch; keras-tuner's hparams callback raises on the second fit.
     import keras
     from tensorboard.plugins.hparams import _keras as hparams_keras
 
-    board = keras.callbacks.TensorBoard("unused")
-    hparams = hparams_keras.Callback("unused", {"num_glimpses": 3})
+    board = keras.callbacks.TensorBoard(str(tmp_path))
+    hparams = hparams_keras.Callback(str(tmp_path), {"num_glimpses": 3})
     kept = tuning.trial_callbacks([board, hparams])
     assert kept == [board]
     assert tuning.trial_callbacks(None) == []
