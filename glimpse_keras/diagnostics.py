@@ -72,7 +72,11 @@ def input_dependence(locations):
     Returns:
         float >= 0, or None with fewer than 2 videos or fewer than 2 frames.
     """
-    spreads = location_spreads(locations)
+    return _spread_ratio(location_spreads(locations))
+
+
+def _spread_ratio(spreads):
+    """`input_dependence` from `location_spreads`' result (None passes through)."""
     if spreads is None:
         return None
     across_videos, across_frames = spreads
@@ -171,7 +175,7 @@ def attention_diagnostics(locations, assignments, pose=None, pose_mask=None, ass
         "scale_q75": float(np.percentile(scales, 75)),
         "scale_x_median": float(np.median(scales[..., 0])),
         "scale_y_median": float(np.median(scales[..., 1])),
-        "input_dependence": input_dependence(locations),
+        "input_dependence": _spread_ratio(spreads),
         "location_std_videos": None if spreads is None else spreads[0],
         "location_std_frames": None if spreads is None else spreads[1],
         "diversity": diversity(locations),
