@@ -33,6 +33,8 @@ AUTHORS = [
     "loss.diversity_form=inverse",
     "loss.scale_weight=0.0",
     "model.zoomer_reset_each_frame=false",
+    "loss.attraction_joints=all",
+    "train.stages.1.freeze_backbone=true",
 ]
 LOCAL16 = AUTHORS + ["model.output_stride=16", "model.output_stride_dilation=false"]
 
@@ -64,7 +66,20 @@ SETTINGS = {
     "max_scale035": (LOCAL16 + ["model.scale_bias=0.0", "model.zoomer_reset_each_frame=true",
                                 "model.max_scale=0.35"],
                      "scale0_reset with glimpses of at most 35% of the frame side"),
+    "hands": (LOCAL16 + ["model.scale_bias=0.0", "model.zoomer_reset_each_frame=true",
+                         "loss.attraction_joints=hands"],
+              "scale0_reset with the glimpses attracted to the hand joints only"),
+    "finetune": (LOCAL16 + ["model.scale_bias=0.0", "model.zoomer_reset_each_frame=true",
+                            "train.stages.1.freeze_backbone=false"],
+                 "scale0_reset with the backbone trained in stage 2 (every joint attracts)"),
+    "hands_finetune": (LOCAL16 + ["model.scale_bias=0.0", "model.zoomer_reset_each_frame=true",
+                                  "loss.attraction_joints=hands", "train.stages.1.freeze_backbone=false"],
+                       "hands with the backbone trained in stage 2 (the demo's defaults)"),
     "demo": ([], "the demo's defaults (configs/demo.yaml)"),
+    "demo_random": (["model.glimpse_type=random"],
+                    "control: the demo with glimpses at random places (a fixed grid at test time), scale 0.5"),
+    "demo_frozen_random": (["model.glimpse_type=random", "train.stages.1.freeze_backbone=true"],
+                           "control: random glimpses on the frozen backbone"),
 }
 
 COLUMNS = (
@@ -72,6 +87,7 @@ COLUMNS = (
     ("GC top-1", lambda r: _percent(r["stage2"]["top1"])),
     ("gap", lambda r: f"{100 * (r['stage2']['top1'] - r['stage1']['top1']):+.1f}"),
     ("on body", lambda r: _percent(r["attention"]["on_body_rate"])),
+    ("on hands", lambda r: _percent(r["attention"].get("on_hands_rate"))),
     ("scale median", lambda r: f"{r['attention']['scale_median']:.2f}"),
     ("input dep.", lambda r: f"{r['attention']['input_dependence']:.2f}"),
     ("diversity", lambda r: f"{r['attention']['diversity']:.2f}"),

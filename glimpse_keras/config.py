@@ -223,6 +223,12 @@ class LossConfig:
     scale_weight: float = _value(
         0.0, "w_S, prior for small glimpses: mean glimpse scale (0 = off, authors)", 0.0
     )
+    attraction_joints: str = _choice(
+        "all",
+        ("all", "hands"),
+        "joints that attract the glimpses (w_G2): every joint (authors) or the hands "
+        "(wrists, hands, hand tips, thumbs), where the cue of hand actions is",
+    )
     diversity_form: str = _choice(
         "inverse",
         ("inverse", "exponential"),

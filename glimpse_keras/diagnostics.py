@@ -27,6 +27,7 @@ ON_BODY_RADIUS = 0.15
 # Figures `format_diagnostics` prints, in order, with their labels.
 _SUMMARY_LINES = (
     ("on_body_rate", "glimpse centres within {radius} of a visible joint", "{:.1%}"),
+    ("on_hands_rate", "  of a visible hand joint (wrist, hand, tip, thumb)", "{:.1%}"),
     ("scale_median", "median glimpse scale (quartiles {scale_q25:.2f} - {scale_q75:.2f}; s_x {scale_x_median:.2f}, s_y {scale_y_median:.2f})", "{:.2f}"),
     ("input_dependence", "input dependence: location std across videos / across frames", "{:.2f}"),
     ("location_std_videos", "  the two stds, in crop units", None),
@@ -58,6 +59,25 @@ def on_body_rate(locations, pose, pose_mask, radius=ON_BODY_RADIUS):
     if not frames_with_body.any():
         return None
     return float(near[frames_with_body].mean())
+
+
+def on_hands_rate(locations, pose, pose_mask, radius=ON_BODY_RADIUS):
+    """`on_body_rate` counting the hand joints only (`losses.attraction_joint_slots("hands", J)`).
+
+    Frames without a visible hand joint are left out.
+
+    Returns:
+        float in [0, 1], or None when no frame has a visible hand joint or the skeleton's hand
+        joints are not known (J other than 25 or 20).
+    """
+    from glimpse_keras import losses
+
+    pose = np.asarray(pose)
+    try:
+        slots = list(losses.attraction_joint_slots("hands", pose.shape[-2]))
+    except ValueError:
+        return None
+    return on_body_rate(locations, pose[..., slots, :], np.asarray(pose_mask)[..., slots], radius)
 
 
 def input_dependence(locations):
@@ -159,7 +179,8 @@ def attention_diagnostics(locations, assignments, pose=None, pose_mask=None, ass
         radius: the on-body radius, crop units.
 
     Returns:
-        dict name -> float (or list / None): "clips", "on_body_rate", "on_body_radius",
+        dict name -> float (or list / None): "clips", "on_body_rate", "on_hands_rate",
+        "on_body_radius",
         "scale_median", "scale_q25", "scale_q75", "scale_x_median", "scale_y_median",
         "input_dependence", "location_std_videos", "location_std_frames", "diversity", and those of `assignment_statistics`.
     """
@@ -169,6 +190,7 @@ def attention_diagnostics(locations, assignments, pose=None, pose_mask=None, ass
     result = {
         "clips": int(locations.shape[0]),
         "on_body_rate": None if pose is None else on_body_rate(locations, pose, pose_mask, radius),
+        "on_hands_rate": None if pose is None else on_hands_rate(locations, pose, pose_mask, radius),
         "on_body_radius": float(radius),
         "scale_median": float(np.median(scales)),
         "scale_q25": float(np.percentile(scales, 25)),

@@ -324,6 +324,7 @@ class Experiment:
             attraction_loss_weight=config.loss.attraction_weight,
             scale_loss_weight=config.loss.scale_weight,
             diversity_form=config.loss.diversity_form,
+            attraction_joints=config.loss.attraction_joints,
             freeze_backbone=freeze_backbone,
             input_normalization=model_config.input_normalization,
             **core_arguments(model_config),

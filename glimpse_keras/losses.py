@@ -140,13 +140,55 @@ def _check_pose_shapes(pred, target, mask):
         raise ValueError(f"pose loss supports 1 or 2 persons, got {pred.shape[2]}")
 
 
-def glimpse_attraction_loss(locations, target, mask, per_axis_min=False):
+# Joint subsets that may attract glimpses (`attraction_joints`), as 0-based
+# joint slots for each skeleton size: the Kinect v2 order of NTU (25 joints)
+# and the Kinect v1 order of N-UCLA (20 joints), which share their first 12
+# slots. "hands": wrists, hands and, in Kinect v2, hand tips and thumbs.
+ATTRACTION_JOINTS = ("all", "hands")
+_HAND_JOINTS = {
+    25: (6, 7, 10, 11, 21, 22, 23, 24),
+    20: (6, 7, 10, 11),
+}
+
+
+def attraction_joint_slots(attraction_joints, num_joints):
+    """The joint slots named by `attraction_joints` for a skeleton of `num_joints`.
+
+    Args:
+        attraction_joints: "all" (every joint, the authors) or "hands".
+        num_joints: joints per person of the pose targets.
+
+    Returns:
+        None for "all", else a tuple of 0-based joint slots.
+
+    Raises:
+        ValueError: for an unknown name, or "hands" with a skeleton size
+            whose hand joints are not known.
+    """
+    if attraction_joints not in ATTRACTION_JOINTS:
+        raise ValueError(
+            f"attraction_joints must be one of {ATTRACTION_JOINTS}, received {attraction_joints!r}"
+        )
+    if attraction_joints == "all":
+        return None
+    if num_joints not in _HAND_JOINTS:
+        raise ValueError(
+            f"attraction_joints='hands' knows the hand joints of skeletons with "
+            f"{sorted(_HAND_JOINTS)} joints, not num_joints={num_joints}"
+        )
+    return _HAND_JOINTS[num_joints]
+
+
+def glimpse_attraction_loss(locations, target, mask, per_axis_min=False, joint_slots=None):
     """Pulls every glimpse centre towards the nearest visible joint.
 
     For each frame and glimpse, the squared Euclidean distance from the glimpse
     centre `(x, y)` to the nearest visible joint (of any person); summed over
     glimpses and time, averaged over the batch. Frames without a visible joint
-    contribute 0. Glimpse scales are not used.
+    contribute 0. Glimpse scales are not used. With `joint_slots`, only those
+    joints attract (e.g. the hands, `attraction_joint_slots("hands", 25)`):
+    with every joint attracting, a glimpse on the head or a knee is already at
+    its minimum, wherever the action's cue is.
 
     With `per_axis_min=True`, the authors' variant: the minimum over joints is
     taken separately for x and for y, and the two minima are added (the two
@@ -160,6 +202,8 @@ def glimpse_attraction_loss(locations, target, mask, per_axis_min=False):
             same frame.
         mask: `(batch, time, persons, joints)`, 1 where the joint is visible.
         per_axis_min: use the authors' per-axis minimum.
+        joint_slots: None (every joint) or a sequence of 0-based joint slots
+            that attract; the others are ignored.
 
     Returns:
         Scalar float32 tensor.
@@ -167,6 +211,10 @@ def glimpse_attraction_loss(locations, target, mask, per_axis_min=False):
     locations = ops.cast(locations, "float32")
     target = ops.cast(target, "float32")
     mask = ops.cast(mask, "float32")
+    if joint_slots is not None:
+        slots = ops.convert_to_tensor(list(joint_slots), "int32")
+        target = ops.take(target, slots, axis=3)
+        mask = ops.take(mask, slots, axis=3)
     centres = locations[..., :2]
     batch, time = ops.shape(target)[0], ops.shape(target)[1]
     joints = ops.reshape(target, (batch, time, -1, 2))

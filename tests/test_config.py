@@ -61,6 +61,7 @@ def test_overrides_parse_yaml_values_and_index_stages():
         ("model.output_stride=4", "model.output_stride: expected one of 32, 16, 8; got 4"),
         ("loss.diversity_form=squared", "loss.diversity_form: expected one of inverse, exponential"),
         ("loss.scale_weight=-1", "loss.scale_weight: expected a value >= 0.0, got -1.0"),
+        ("loss.attraction_joints=feet", "loss.attraction_joints: expected one of all, hands"),
         ("data.classes=[1, 2]", "model.num_classes: 60 differs from the 2 classes of data.classes [1, 2]"),
         ("data.classes=5", "data.classes: expected a list, got 5"),
     ],

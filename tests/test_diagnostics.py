@@ -40,6 +40,24 @@ def test_on_body_rate_ignores_hidden_joints_and_frames_without_body():
     assert diagnostics.on_body_rate(locations, pose, mask) is None
 
 
+def test_on_hands_rate_counts_the_hand_joints_only():
+    # 25 joints: the head (slot 3) at (0, -0.8), the right hand (slot 11) at (0.5, 0.2), the other
+    # joints far away. Glimpses on the head, on the hand, and 0.1 from the hand.
+    joints = np.full((1, 1, 25, 2), 5.0)
+    joints[0, 0, 3] = [0.0, -0.8]
+    joints[0, 0, 11] = [0.5, 0.2]
+    pose, mask = _pose(joints)
+    locations = _locations([[[[0.0, -0.8], [0.5, 0.2], [0.6, 0.2]]]])
+    assert diagnostics.on_body_rate(locations, pose, mask) == 1.0
+    assert diagnostics.on_hands_rate(locations, pose, mask) == pytest.approx(2 / 3)
+    mask[..., [6, 7, 10, 11, 21, 22, 23, 24]] = 0.0  # no visible hand joint: no frame to count
+    assert diagnostics.on_hands_rate(locations, pose, mask) is None
+    # A skeleton whose hands are unknown (here 3 joints) has no rate.
+    assert diagnostics.on_hands_rate(locations, pose[..., :3, :], mask[..., :3]) is None
+    figures = diagnostics.attention_diagnostics(locations, np.ones((1, 1, 1, 3)), pose, np.ones((1, 1, 1, 25)))
+    assert figures["on_hands_rate"] == pytest.approx(2 / 3)
+
+
 def test_input_dependence_of_a_shared_schedule_is_zero():
     # Every video sweeps the same path over time: no dependence on the video.
     path = np.linspace(-0.8, 0.8, 5)

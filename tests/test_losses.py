@@ -121,6 +121,35 @@ def test_attraction_euclidean_and_per_axis_differ_as_computed_by_hand():
     np.testing.assert_allclose(per_axis, 0.02, rtol=1e-5)
 
 
+def test_attraction_to_hands_ignores_the_other_joints():
+    # One glimpse on the head (0, -0.8); the right hand (slot 11) at (0.3, 0.2).
+    locations = np.array([0.0, -0.8, 0.2, 0.2], dtype="float32").reshape(1, 1, 1, 4)
+    target = np.zeros((1, 1, 1, 25, 2), dtype="float32")
+    target[..., :, :] = [0.0, 0.5]  # every joint at the hips...
+    target[0, 0, 0, 3] = [0.0, -0.8]  # ...but the head, under the glimpse
+    target[0, 0, 0, 11] = [0.3, 0.2]
+    mask = np.ones((1, 1, 1, 25), dtype="float32")
+    mask[0, 0, 0, [6, 7, 10, 21, 22, 23, 24]] = 0.0  # only the right hand visible among the hand joints
+    hands = losses.attraction_joint_slots("hands", 25)
+    every = float(losses.glimpse_attraction_loss(locations, target, mask))
+    to_hands = float(losses.glimpse_attraction_loss(locations, target, mask, joint_slots=hands))
+    assert every == 0.0  # the head joint is under the glimpse
+    np.testing.assert_allclose(to_hands, 0.3**2 + 1.0**2, rtol=1e-6)
+    # No visible hand joint in the frame: the frame contributes 0, as a frame without joints.
+    mask[0, 0, 0, 11] = 0.0
+    assert float(losses.glimpse_attraction_loss(locations, target, mask, joint_slots=hands)) == 0.0
+
+
+def test_attraction_joint_slots_name_the_hands_of_both_skeletons():
+    assert losses.attraction_joint_slots("all", 25) is None
+    assert losses.attraction_joint_slots("hands", 25) == (6, 7, 10, 11, 21, 22, 23, 24)
+    assert losses.attraction_joint_slots("hands", 20) == (6, 7, 10, 11)
+    with pytest.raises(ValueError, match="num_joints=18"):
+        losses.attraction_joint_slots("hands", 18)
+    with pytest.raises(ValueError, match="'feet'"):
+        losses.attraction_joint_slots("feet", 25)
+
+
 def test_attraction_sums_glimpses_and_time_and_skips_frames_without_joints():
     locations = np.zeros((2, 2, 2, 4), dtype="float32")
     locations[:, :, 1, :2] = [0.5, 0.0]

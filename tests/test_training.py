@@ -554,6 +554,24 @@ def test_config_keys_reach_the_core_under_their_own_names():
     assert model.core.raw_location_embedding and model.core.fusion.raw_location_embedding
     assert model.core.memory.memory_capacity == 2 and model.core.memory.assign_axis == "workers"
     assert model.core.locator.max_scale == 0.5
+    hands = experiment_lib.Experiment(tiny_config("loss.attraction_joints=hands")).build_model("glimpse_clouds")
+    assert hands.attraction_joints == "hands" and hands.get_config()["attraction_joints"] == "hands"
+    assert hands._attraction_joint_slots == (6, 7, 10, 11, 21, 22, 23, 24)
+    # The model's attraction term uses the hands only: a glimpse on the head costs
+    # its squared distance to the nearest hand joint.
+    locations = np.zeros((1, 1, 3, 4), "float32")
+    locations[..., :2] = [0.0, -0.8]
+    pose = np.zeros((1, 1, 2, 25, 2), "float32")
+    pose[0, 0, 0, 3] = [0.0, -0.8]
+    pose[0, 0, 0, [6, 7, 10, 11, 21, 22, 23, 24]] = [0.5, 0.2]
+    mask = np.zeros((1, 1, 2, 25), "float32")
+    mask[:, :, 0] = 1.0  # one person
+    outputs = {"logits": np.zeros((1, model.num_classes), "float32"), "pose": pose, "locations": locations}
+    targets = {"label": np.zeros((1,), "int32"), "pose": pose, "pose_mask": mask}
+    every = model.compute_loss_terms(targets, outputs)["attraction_loss"]
+    to_hands = hands.compute_loss_terms(targets, outputs)["attraction_loss"]
+    assert float(every) == 0.0
+    np.testing.assert_allclose(float(to_hands), 3 * (0.5**2 + 1.0**2), rtol=1e-6)
     for name in CORE_ARGUMENTS:
         assert model.get_config()[name] == getattr(config.model, name), name
     assert "core_options" not in model.get_config()

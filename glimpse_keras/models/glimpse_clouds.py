@@ -151,6 +151,8 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         diversity_form: "inverse" (the authors' code, 1 / (1 + spread)) or
             "exponential" (mean exp(-distance), the paper's Eq. 15); see
             `losses.glimpse_diversity_loss`.
+        attraction_joints: "all" (the authors) or "hands": the joints that
+            attract the glimpses (`losses.attraction_joint_slots`).
         attraction_per_axis_min: bool, the authors' per-axis attraction minimum
             instead of the Euclidean nearest joint.
         diversity_include_self_pairs: bool, average the diversity spread over
@@ -230,6 +232,7 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         attraction_loss_weight=1.0,
         scale_loss_weight=0.0,
         diversity_form="inverse",
+        attraction_joints="all",
         attraction_per_axis_min=False,
         diversity_include_self_pairs=False,
         match_single_person=True,
@@ -279,6 +282,11 @@ class GlimpseClouds(TrainingSteps, keras.Model):
                 f"diversity_form={diversity_form!r}."
             )
         self.diversity_form = diversity_form
+        try:
+            self._attraction_joint_slots = losses.attraction_joint_slots(attraction_joints, self.num_joints)
+        except ValueError as error:
+            raise ModelConfigError(f"`attraction_joints`: {error}") from None
+        self.attraction_joints = attraction_joints
         self.attraction_per_axis_min = bool(attraction_per_axis_min)
         self.diversity_include_self_pairs = bool(diversity_include_self_pairs)
         self.match_single_person = bool(match_single_person)
@@ -576,7 +584,11 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             terms["scale_loss"] = losses.glimpse_scale_loss(locations)
             if weights["attraction_loss"] > 0:
                 terms["attraction_loss"] = losses.glimpse_attraction_loss(
-                    locations, target_pose, mask, per_axis_min=self.attraction_per_axis_min
+                    locations,
+                    target_pose,
+                    mask,
+                    per_axis_min=self.attraction_per_axis_min,
+                    joint_slots=self._attraction_joint_slots,
                 )
         total = terms["class_loss"]
         for name in ("pose_loss", "diversity_loss", "attraction_loss", "scale_loss"):
@@ -658,6 +670,7 @@ class GlimpseClouds(TrainingSteps, keras.Model):
                 "attraction_loss_weight": self.attraction_loss_weight,
                 "scale_loss_weight": self.scale_loss_weight,
                 "diversity_form": self.diversity_form,
+                "attraction_joints": self.attraction_joints,
                 "attraction_per_axis_min": self.attraction_per_axis_min,
                 "diversity_include_self_pairs": self.diversity_include_self_pairs,
                 "match_single_person": self.match_single_person,
