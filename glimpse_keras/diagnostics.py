@@ -70,7 +70,7 @@ def on_hands_rate(locations, pose, pose_mask, radius=ON_BODY_RADIUS):
         float in [0, 1], or None when no frame has a visible hand joint or the skeleton's hand
         joints are not known (J other than 25 or 20).
     """
-    from glimpse_keras import losses
+    from glimpse_keras import losses  # here: the module stays NumPy-only until a rate is asked for
 
     pose = np.asarray(pose)
     try:
