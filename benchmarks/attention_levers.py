@@ -37,6 +37,11 @@ AUTHORS = [
     "train.stages.1.freeze_backbone=true",
 ]
 LOCAL16 = AUTHORS + ["model.output_stride=16", "model.output_stride_dilation=false"]
+SCALE0_RESET = LOCAL16 + ["model.scale_bias=0.0", "model.zoomer_reset_each_frame=true"]
+HANDS = SCALE0_RESET + ["loss.attraction_joints=hands"]
+# Added to a setting: glimpses at random places (the control), the backbone trained in stage 2.
+RANDOM = ["model.glimpse_type=random"]
+TRAIN_BACKBONE = ["train.stages.1.freeze_backbone=false"]
 
 # name -> (overrides on top of the base config, what it tests). Each builds on the one before unless
 # its description says otherwise.
@@ -66,30 +71,22 @@ SETTINGS = {
     "max_scale035": (LOCAL16 + ["model.scale_bias=0.0", "model.zoomer_reset_each_frame=true",
                                 "model.max_scale=0.35"],
                      "scale0_reset with glimpses of at most 35% of the frame side"),
-    "hands": (LOCAL16 + ["model.scale_bias=0.0", "model.zoomer_reset_each_frame=true",
-                         "loss.attraction_joints=hands"],
-              "scale0_reset with the glimpses attracted to the hand joints only"),
-    "finetune": (LOCAL16 + ["model.scale_bias=0.0", "model.zoomer_reset_each_frame=true",
-                            "train.stages.1.freeze_backbone=false"],
-                 "scale0_reset with the backbone trained in stage 2 (every joint attracts)"),
-    "hands_finetune": (LOCAL16 + ["model.scale_bias=0.0", "model.zoomer_reset_each_frame=true",
-                                  "loss.attraction_joints=hands", "train.stages.1.freeze_backbone=false"],
-                       "hands with the backbone trained in stage 2 (the demo's defaults)"),
-    "hands_finetune5": (LOCAL16 + ["model.scale_bias=0.0", "model.zoomer_reset_each_frame=true",
-                                   "loss.attraction_joints=hands", "train.stages.1.freeze_backbone=false",
-                                   "train.stages.1.epochs=5"],
+    "hands": (HANDS, "scale0_reset with the glimpses attracted to the hand joints only"),
+    "random_frozen": (HANDS + RANDOM, "control for hands: glimpses at random places (a fixed grid at test time), "
+                                      "scale 0.5"),
+    "finetune": (SCALE0_RESET + TRAIN_BACKBONE, "scale0_reset with the backbone trained in stage 2 (every joint "
+                                                "attracts)"),
+    "hands_finetune": (HANDS + TRAIN_BACKBONE, "hands with the backbone trained in stage 2 (about 12 minutes for "
+                                               "the whole job)"),
+    "random_finetune": (HANDS + RANDOM + TRAIN_BACKBONE, "control for hands_finetune: random glimpses, backbone "
+                                                         "trained in stage 2"),
+    "hands_res4": (HANDS + TRAIN_BACKBONE + ["train.stages.1.train_backbone_from=res4"],
+                   "hands_finetune training only res4 and res5 of the backbone (the demo's defaults)"),
+    "random_res4": (HANDS + RANDOM + TRAIN_BACKBONE + ["train.stages.1.train_backbone_from=res4"],
+                    "control for hands_res4"),
+    "hands_finetune5": (HANDS + TRAIN_BACKBONE + ["train.stages.1.epochs=5"],
                         "hands_finetune with 5 stage-2 epochs (the whole job within 10 minutes)"),
-    "random_frozen": (LOCAL16 + ["model.scale_bias=0.0", "model.zoomer_reset_each_frame=true",
-                                 "loss.attraction_joints=hands", "model.glimpse_type=random"],
-                      "control for hands: glimpses at random places (a fixed grid at test time), scale 0.5"),
-    "random_finetune": (LOCAL16 + ["model.scale_bias=0.0", "model.zoomer_reset_each_frame=true",
-                                   "loss.attraction_joints=hands", "model.glimpse_type=random",
-                                   "train.stages.1.freeze_backbone=false"],
-                        "control for hands_finetune: random glimpses, backbone trained in stage 2"),
-    "random_finetune5": (LOCAL16 + ["model.scale_bias=0.0", "model.zoomer_reset_each_frame=true",
-                                    "loss.attraction_joints=hands", "model.glimpse_type=random",
-                                    "train.stages.1.freeze_backbone=false",
-                                    "train.stages.1.epochs=5"],
+    "random_finetune5": (HANDS + RANDOM + TRAIN_BACKBONE + ["train.stages.1.epochs=5"],
                          "control for hands_finetune5"),
     "demo": ([], "the demo's defaults (configs/demo.yaml)"),
 }

@@ -253,6 +253,12 @@ class StageConfig:
     freeze_backbone: bool = _value(
         False, "backbone frozen (BatchNorm in inference mode, no gradients)"
     )
+    train_backbone_from: str = _choice(
+        "stem",
+        ("stem", "res2", "res3", "res4", "res5"),
+        "with freeze_backbone false: the first backbone stage trained; the stages before it "
+        "stay frozen (BatchNorm in inference mode, no gradients), which makes a step cheaper",
+    )
     steps_per_epoch: int = _value(0, "0 = one pass over the training split", 0)
 
 

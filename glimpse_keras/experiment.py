@@ -296,7 +296,7 @@ class Experiment:
 
     # === Model ===
 
-    def build_model(self, variant, freeze_backbone=False):
+    def build_model(self, variant, freeze_backbone=False, train_backbone_from="stem"):
         """The one place where the config becomes model constructor arguments.
 
         Returns:
@@ -326,6 +326,7 @@ class Experiment:
             diversity_form=config.loss.diversity_form,
             attraction_joints=config.loss.attraction_joints,
             freeze_backbone=freeze_backbone,
+            train_backbone_from=train_backbone_from,
             input_normalization=model_config.input_normalization,
             **core_arguments(model_config),
             name="glimpse_clouds",
@@ -350,7 +351,7 @@ class Experiment:
         strategy = strategy or tf.distribute.get_strategy()
         data = self.config.data
         with strategy.scope():
-            model = self.build_model(stage.variant, stage.freeze_backbone)
+            model = self.build_model(stage.variant, stage.freeze_backbone, stage.train_backbone_from)
             model(
                 np.zeros((1, data.num_frames, data.image_size, data.image_size, 3), "uint8"),
                 training=False,

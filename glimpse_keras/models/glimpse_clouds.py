@@ -18,6 +18,7 @@ from glimpse_keras.backends import TrainingSteps
 from glimpse_keras.layers.glimpse_clouds_core import GlimpseCloudsCore
 from glimpse_keras.layers.initialization import check_initialization
 from glimpse_keras.layers.worker_classifier import WorkerClassifier
+from glimpse_keras.models.backbone import ENDPOINT_NAMES
 from glimpse_keras.models.backbone import InflatedResNet3D
 from glimpse_keras.models.backbone import build_backbone
 from glimpse_keras.models.heads import GlobalPoolClassifier
@@ -163,6 +164,11 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             its weights are non-trainable and its outputs pass through
             `stop_gradient`, so a training step only differentiates the heads
             (stage 2 costs little more than inference).
+        train_backbone_from: "stem" (the whole backbone trains) or a later
+            backbone stage ("res2" .. "res5"): the stages before it are
+            non-trainable (their BatchNorm runs in inference mode and no
+            gradient is computed through them). Ignored with
+            `freeze_backbone`.
         initialization: "torch" or "keras" initialisers for the heads and core.
         input_normalization: "imagenet" (RGB mean/std, for torchvision
             weights) or "caffe" (BGR mean subtraction, for
@@ -237,6 +243,7 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         diversity_include_self_pairs=False,
         match_single_person=True,
         freeze_backbone=False,
+        train_backbone_from="stem",
         initialization="torch",
         input_normalization="imagenet",
         **kwargs,
@@ -291,6 +298,12 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         self.diversity_include_self_pairs = bool(diversity_include_self_pairs)
         self.match_single_person = bool(match_single_person)
         self.freeze_backbone = bool(freeze_backbone)
+        if train_backbone_from not in ENDPOINT_NAMES:
+            raise ModelConfigError(
+                f"`train_backbone_from` must be one of {ENDPOINT_NAMES}, received "
+                f"train_backbone_from={train_backbone_from!r}."
+            )
+        self.train_backbone_from = train_backbone_from
         self.initialization = check_initialization(initialization)
         if input_normalization not in INPUT_NORMALIZATIONS:
             raise ModelConfigError(
@@ -318,6 +331,11 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         self.backbone = backbone
         if self.freeze_backbone:
             self.backbone.trainable = False
+        else:
+            frozen = ENDPOINT_NAMES[: ENDPOINT_NAMES.index(train_backbone_from)]
+            for layer in self.backbone.layers:
+                if layer.name.split("_")[0] in frozen:
+                    layer.trainable = False
         # The heads that produce losses run in float32 under mixed precision.
         self.pose_head = PoseHead(
             num_persons, num_joints, initialization=initialization, dtype="float32", name="pose_head"
@@ -675,6 +693,7 @@ class GlimpseClouds(TrainingSteps, keras.Model):
                 "diversity_include_self_pairs": self.diversity_include_self_pairs,
                 "match_single_person": self.match_single_person,
                 "freeze_backbone": self.freeze_backbone,
+                "train_backbone_from": self.train_backbone_from,
                 "initialization": self.initialization,
                 "input_normalization": self.input_normalization,
             }

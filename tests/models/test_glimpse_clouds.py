@@ -230,6 +230,32 @@ def test_unfrozen_backbone_updates_batchnorm_statistics():
     assert any(not np.allclose(b, w.numpy()) for b, w in zip(before, moving))
 
 
+def test_train_backbone_from_trains_the_later_stages_only():
+    model = compiled(tiny_model(train_backbone_from="res4"), learning_rate=1e-2, run_eagerly=False)
+    inputs, targets = make_batch()
+    model(inputs)
+    trainable = {id(v) for v in model.trainable_variables}
+    early = [w for w in model.backbone.weights if w.path.split("/")[-2].split("_")[0] in ("stem", "res2", "res3")]
+    late = [w for w in model.backbone.trainable_weights]
+    assert early and late
+    assert not {id(w) for w in early} & trainable
+    assert {w.path.split("/")[-2].split("_")[0] for w in late} == {"res4", "res5"}
+    early_before = [w.numpy() for w in early]  # incl. BN moving stats: inference mode
+    late_moving = [w for w in model.backbone.non_trainable_weights
+                   if "moving_mean" in w.path and w.path.split("/")[-2].startswith(("res4", "res5"))]
+    late_kernels = [w for w in late if "kernel" in w.path]
+    moving_before = [w.numpy() for w in late_moving]
+    kernels_before = [w.numpy() for w in late_kernels]
+    model.train_on_batch(inputs, targets)
+    for before, weight in zip(early_before, early):
+        np.testing.assert_array_equal(before, weight.numpy(), err_msg=weight.path)
+    assert all(not np.allclose(b, w.numpy()) for b, w in zip(kernels_before, late_kernels))
+    assert any(not np.allclose(b, w.numpy()) for b, w in zip(moving_before, late_moving))
+    assert model.get_config()["train_backbone_from"] == "res4"
+    with pytest.raises(ModelConfigError, match="train_backbone_from='res6'"):
+        tiny_model(train_backbone_from="res6")
+
+
 def test_multi_clip_video_averages_logits_over_clips():
     model = tiny_model()
     first, _ = make_batch(seed=1)
