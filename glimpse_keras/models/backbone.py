@@ -598,6 +598,18 @@ class InflatedResNet3D(keras.Model):
         self.res4_channels = self.endpoint_channels["res4"]
         self.res5_channels = self.endpoint_channels["res5"]
 
+    def layers_before(self, endpoint):
+        """The layers of the stages before `endpoint` (e.g. "res4": stem,
+        res2 and res3), by the ``<stage>_...`` names this class gives them.
+
+        Raises:
+            ValueError: `endpoint` is not one of ``ENDPOINT_NAMES``.
+        """
+        if endpoint not in ENDPOINT_NAMES:
+            raise ValueError(f"endpoint must be one of {ENDPOINT_NAMES}, received {endpoint!r}")
+        earlier = ENDPOINT_NAMES[: ENDPOINT_NAMES.index(endpoint)]
+        return [layer for layer in self.layers if layer.name.split("_")[0] in earlier]
+
     def get_config(self):
         # Deliberately not chained to Functional.get_config (keras-hub
         # Backbone pattern): the constructor arguments are the whole config,

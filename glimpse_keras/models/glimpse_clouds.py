@@ -332,10 +332,8 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         if self.freeze_backbone:
             self.backbone.trainable = False
         else:
-            frozen = ENDPOINT_NAMES[: ENDPOINT_NAMES.index(train_backbone_from)]
-            for layer in self.backbone.layers:
-                if layer.name.split("_")[0] in frozen:
-                    layer.trainable = False
+            for layer in self.backbone.layers_before(train_backbone_from):
+                layer.trainable = False
         # The heads that produce losses run in float32 under mixed precision.
         self.pose_head = PoseHead(
             num_persons, num_joints, initialization=initialization, dtype="float32", name="pose_head"

@@ -54,6 +54,19 @@ def _reference_conv3d(x, kernel, stride):
 # === InflatedConv3D ===
 
 
+def test_layers_before_an_endpoint_are_the_earlier_stages():
+    backbone = build_backbone("tiny", input_shape=(4, 64, 64, 3))
+    before_res4 = backbone.layers_before("res4")
+    assert {layer.name.split("_")[0] for layer in before_res4} == {"stem", "res2", "res3"}
+    # Every layer of those stages, the input layer left out.
+    assert len(before_res4) == sum(
+        layer.name.startswith(("stem_", "res2_", "res3_")) for layer in backbone.layers
+    )
+    assert backbone.layers_before("stem") == []
+    with pytest.raises(ValueError, match="'res6'"):
+        backbone.layers_before("res6")
+
+
 @pytest.mark.parametrize("implementation", ["conv3d", "frames"])
 @pytest.mark.parametrize("kernel_size,stride", [((3, 3, 3), 1), ((3, 3, 3), 2),
                                                 ((1, 7, 7), 2), ((1, 1, 1), 2),
