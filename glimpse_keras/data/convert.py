@@ -3,7 +3,13 @@
     python -m glimpse_keras.data.convert --dataset {ntu,nucla} --data-dir RAW \
         --output OUT [--workers N] [--stored-size 256] [--shard-size 64] \
         [--protocol xsub --protocol xview ...] [--jpeg-quality 90] \
-        [--missing-skeletons LIST]
+        [--missing-skeletons LIST] [--engine {local,beam}] [Beam options]
+
+Two engines write the same output: 'local' (a process pool in this
+process, the default) and 'beam' (an Apache Beam pipeline, `convert_beam`;
+`--runner DirectRunner` and any other Beam pipeline option follow it). Both
+decode each sample with `convert_sample` and write each shard with
+`ShardWriter`, so their shards are identical record for record.
 
 Each video becomes one SequenceExample (`schema`): its frames resized
 (squashed, as the authors) to stored-size x stored-size and JPEG-encoded, and
@@ -30,6 +36,7 @@ unless nothing could be converted (1) or the input/settings are wrong (1).
 
 import argparse
 import collections
+import logging
 import concurrent.futures
 import dataclasses
 import functools
@@ -49,6 +56,9 @@ SETTINGS_FILE = "conversion_settings.json"
 MANIFEST_FILE = "manifest.json"
 ERRORS_FILE = "conversion_errors.json"
 PARTIAL_SUFFIX = ".partial"
+ENGINES = ("local", "beam")
+BEAM_INSTALL_COMMAND = (
+    'pip install -e ".[beam]" && pip install --no-deps apache-beam==2.78.0')
 
 
 class ConversionError(ValueError):
@@ -109,17 +119,30 @@ def _check_settings(output, settings):
         atomic_write_json(path, settings)
 
 
-# === Work done in the worker processes (no TensorFlow) ===
+# === Work done per sample, by either engine (no TensorFlow) ===
 
 
-def _init_worker():
+def init_decoding_process():
+    """Prepares a process (or Beam worker) that decodes videos: OpenCV on one
+    thread, since the engines already run one sample per process."""
     import cv2
 
     cv2.setNumThreads(1)
 
 
-def _convert_sample(raw, stored_size, jpeg_quality):
-    """Loads one sample; returns (video_id, record | None, warnings, error | None)."""
+def convert_sample(raw, stored_size, jpeg_quality):
+    """Decodes one raw sample; the per-sample step of both engines.
+
+    Args:
+        raw: a `sources.RawSample`.
+        stored_size: side of the stored square frames, pixels.
+        jpeg_quality: 1..100.
+
+    Returns:
+        (video_id, record, warnings, error): `record` a `schema.VideoRecord`
+        (None for a bad sample), `warnings` a list of messages, `error` None
+        or {"file", "reason"} naming why the sample is skipped.
+    """
     try:
         record, warnings = sources.load_raw_sample(raw, stored_size, jpeg_quality)
         return raw.video_id, record, warnings, None
@@ -133,13 +156,13 @@ def _convert_sample(raw, stored_size, jpeg_quality):
 def _ordered_map(function, items, workers):
     """Yields function(item) in input order, `workers` processes at a time."""
     if workers <= 1:
-        _init_worker()
+        init_decoding_process()
         for item in items:
             yield function(item)
         return
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker) as pool:
+            workers, mp_context=context, initializer=init_decoding_process) as pool:
         iterator = iter(items)
         window = collections.deque(
             pool.submit(function, item) for item in itertools.islice(iterator, 4 * workers))
@@ -155,19 +178,33 @@ def _ordered_map(function, items, workers):
             raise
 
 
-# === Shard writing (main process) ===
+# === Shard writing (the main process, or a Beam worker) ===
 
 
-class _ShardWriter:
-    """Collects one shard's records into '<path>.partial', then publishes it."""
+class ShardWriter:
+    """Collects one shard's records into a '.partial' file, then publishes it.
 
-    def __init__(self, output, plan):
+    The sidecar '<shard>.json' (videos, errors, warnings, splits) is written
+    atomically just before the finished shard is renamed into place, so a
+    shard that exists is complete and described.
+
+    Args:
+        output: the conversion's output directory.
+        path: the shard's path relative to `output` (`ShardPlan.path`).
+        splits: the shard's (protocol, split) pairs (`ShardPlan.splits`).
+        partial_path: where the records are collected; default
+            '<shard>.partial'. It must end with '.partial' (removed by the
+            next run if left behind).
+    """
+
+    def __init__(self, output, path, splits, partial_path=None):
         import tensorflow as tf
 
-        self.plan = plan
-        self.final_path = os.path.join(output, plan.path)
+        self.splits = splits
+        self.final_path = os.path.join(output, path)
+        self.partial_path = partial_path or self.final_path + PARTIAL_SUFFIX
         os.makedirs(os.path.dirname(self.final_path), exist_ok=True)
-        self.writer = tf.io.TFRecordWriter(self.final_path + PARTIAL_SUFFIX)
+        self.writer = tf.io.TFRecordWriter(self.partial_path)
         self.videos, self.errors, self.warnings = [], [], []
 
     def add(self, video_id, record, warnings, error):
@@ -188,9 +225,15 @@ class _ShardWriter:
         self.writer.close()
         atomic_write_json(self.final_path + ".json", {
             "videos": self.videos, "errors": self.errors, "warnings": self.warnings,
-            "splits": [list(pair) for pair in self.plan.splits],
+            "splits": [list(pair) for pair in self.splits],
         })
-        os.replace(self.final_path + PARTIAL_SUFFIX, self.final_path)
+        os.replace(self.partial_path, self.final_path)
+
+    def abort(self):
+        """Closes and removes the partial file (the shard stays unwritten)."""
+        self.writer.close()
+        if os.path.exists(self.partial_path):
+            os.remove(self.partial_path)
 
 
 def _is_finished(output, plan):
@@ -269,19 +312,68 @@ def _write_reports(output, dataset, settings, plans, problems):
     return found, converted, errors, split_counts
 
 
+# === Engines ===
+
+
+def _write_shards_locally(output, plans, *, workers, stored_size, jpeg_quality,
+                          total, progress):
+    """Writes `plans` with a pool of `workers` decoding processes (in order)."""
+    work = [sample for plan in plans for sample in plan.samples]
+    function = functools.partial(convert_sample, stored_size=stored_size,
+                                 jpeg_quality=jpeg_quality)
+    results = _ordered_map(function, work, workers)
+    bar = console.progress(total=total, initial=total - len(work), unit="video",
+                           disable=not progress, desc="converting")
+    try:
+        for plan in plans:
+            writer = ShardWriter(output, plan.path, plan.splits)
+            for _ in plan.samples:
+                video_id, record, warnings, error = next(results)
+                writer.add(video_id, record, warnings, error)
+                if error is not None:
+                    bar.write(f"SKIPPED {error['file']}: {error['reason']}")
+                bar.update(1)
+            writer.finish()
+    finally:
+        bar.close()
+        results.close()
+
+
+def _load_beam_engine():
+    """The `convert_beam` module; a ConversionError saying how to install Beam
+    when it cannot be imported."""
+    try:
+        # Beam's import warns (on the root logger) about BigQuery clients
+        # that conversion never uses; shown with --verbose only.
+        logging.disable(logging.NOTSET if console.is_verbose() else logging.WARNING)
+        try:
+            import apache_beam  # noqa: F401
+        finally:
+            logging.disable(logging.NOTSET)
+    except ImportError as error:
+        raise ConversionError(
+            f"--engine beam needs Apache Beam, which cannot be imported ({error}); "
+            f"install it with: {BEAM_INSTALL_COMMAND}") from error
+    from glimpse_keras.data import convert_beam
+
+    return convert_beam
+
+
 # === Entry point ===
 
 
 def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
                     shard_size=64, protocols=None, jpeg_quality=90,
-                    missing_list=None, progress=True, log=print):
+                    missing_list=None, progress=True, log=print, engine="local",
+                    pipeline_args=()):
     """Converts a raw dataset directory; see the module doc for the layout.
 
     Args:
         dataset: 'ntu' or 'nucla'.
         data_dir: raw dataset root.
         output: output directory (created; resumed when it exists).
-        workers: decoding processes (1 = in this process).
+        workers: decoding processes of the local engine (1 = in this
+            process); a Beam runner sets its own parallelism.
         stored_size: side of the stored square frames, pixels.
         shard_size: videos per shard.
         protocols: protocols whose splits are indexed; default all of the
@@ -289,16 +381,21 @@ def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
         jpeg_quality: 1..100.
         missing_list: NTU missing-skeleton list; default the list in data_dir
             if present, else the shipped official NTU-120 list.
-        progress: show a tqdm bar.
+        progress: show a tqdm bar (local engine).
         log: callable for console lines.
+        engine: 'local' (process pool) or 'beam' (Apache Beam pipeline; the
+            paths are made absolute, as workers may run elsewhere).
+        pipeline_args: Beam pipeline options, e.g. ['--runner',
+            'DirectRunner']; only with engine='beam'.
 
     Returns:
         ConversionSummary.
 
     Raises:
         sources.EmptyDatasetError: nothing that looks like the dataset.
-        ConversionError: settings differ from an earlier run in `output`, or
-            not a single video could be converted.
+        ConversionError: settings differ from an earlier run in `output`, not
+            a single video could be converted, Beam is missing, or a Beam
+            runner or pipeline option is wrong (checked before any write).
     """
     protocols = tuple(protocols or sources.DATASET_PROTOCOLS.get(dataset, ()))
     if not 1 <= int(jpeg_quality) <= 100:
@@ -306,6 +403,16 @@ def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
     if int(stored_size) < 1 or int(workers) < 1:
         raise ValueError(f"stored_size and workers must be >= 1, got "
                          f"{stored_size!r}, {workers!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "beam":
+        beam_engine = _load_beam_engine()
+        options = beam_engine.pipeline_options(pipeline_args)
+        data_dir, output = os.path.abspath(data_dir), os.path.abspath(output)
+    elif pipeline_args:
+        raise ConversionError(
+            f"unrecognized arguments: {' '.join(pipeline_args)} (Beam pipeline "
+            "options are accepted with --engine beam only)")
     samples, problems = sources.list_raw_samples(dataset, data_dir, protocols,
                                                  missing_list)
     plans = sharding.plan_shards(samples, shard_size)
@@ -321,30 +428,18 @@ def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
     for problem in problems:
         log(f"SKIPPED {problem.file}: {problem.reason}")
     pending = [plan for plan in plans if not _is_finished(output, plan)]
-    done = sum(len(plan.samples) for plan in plans) - sum(len(p.samples) for p in pending)
+    how = (f"Beam runner {beam_engine.runner_name(options)}" if engine == "beam"
+           else f"{workers} worker(s)")
     log(f"{dataset}: {len(samples) + len(problems)} samples found in {data_dir}, "
-        f"{len(plans)} shards ({len(plans) - len(pending)} already finished), "
-        f"{workers} worker(s)")
+        f"{len(plans)} shards ({len(plans) - len(pending)} already finished), {how}")
 
-    work = [sample for plan in pending for sample in plan.samples]
-    function = functools.partial(_convert_sample, stored_size=int(stored_size),
-                                 jpeg_quality=int(jpeg_quality))
-    results = _ordered_map(function, work, int(workers))
-    bar = console.progress(total=len(samples), initial=done, unit="video", disable=not progress,
-                           desc="converting")
-    try:
-        for plan in pending:
-            writer = _ShardWriter(output, plan)
-            for _ in plan.samples:
-                video_id, record, warnings, error = next(results)
-                writer.add(video_id, record, warnings, error)
-                if error is not None:
-                    bar.write(f"SKIPPED {error['file']}: {error['reason']}")
-                bar.update(1)
-            writer.finish()
-    finally:
-        bar.close()
-        results.close()
+    if engine == "beam":
+        beam_engine.write_shards(output, data_dir, pending, stored_size=int(stored_size),
+                                 jpeg_quality=int(jpeg_quality), options=options, log=log)
+    else:
+        _write_shards_locally(output, pending, workers=int(workers),
+                              stored_size=int(stored_size), jpeg_quality=int(jpeg_quality),
+                              total=len(samples), progress=progress)
 
     found, converted, errors, split_counts = _write_reports(
         output, dataset, settings, plans, problems)
@@ -358,8 +453,8 @@ def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
         raise ConversionError(
             f"not a single video of {data_dir!r} could be converted ({found} found, "
             f"all skipped); see {os.path.join(output, ERRORS_FILE)} for the reasons")
-    return ConversionSummary(found, converted, len(errors), len(work), split_counts,
-                             output)
+    loaded = sum(len(plan.samples) for plan in pending)
+    return ConversionSummary(found, converted, len(errors), loaded, split_counts, output)
 
 
 def _parse_protocols(values):
@@ -368,15 +463,22 @@ def _parse_protocols(values):
     return tuple(p for value in values for p in value.split(",") if p)
 
 
+def _default_workers():
+    return min(2, os.cpu_count() or 1)
+
+
 def build_argument_parser():
     parser = argparse.ArgumentParser(
         prog="python -m glimpse_keras.data.convert",
-        description="Convert raw NTU RGB+D / N-UCLA data into sharded TFRecords.")
+        description="Convert raw NTU RGB+D / N-UCLA data into sharded TFRecords.",
+        epilog="With --engine beam, every argument not listed here is a Beam pipeline "
+               "option (e.g. --runner DirectRunner --direct_num_workers 2).")
     parser.add_argument("--dataset", required=True, choices=sources.DATASETS)
     parser.add_argument("--data-dir", required=True, help="raw dataset root")
     parser.add_argument("--output", required=True, help="output directory")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                        help="decoding processes (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="decoding processes of the local engine (default: "
+                             f"{_default_workers()})")
     parser.add_argument("--stored-size", type=int, default=256,
                         help="side of the stored square frames (default 256)")
     parser.add_argument("--shard-size", type=int, default=64,
@@ -389,21 +491,34 @@ def build_argument_parser():
                         help="NTU missing-skeleton list (default: the one in "
                              "--data-dir, else the shipped official list)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="local: a process pool here (default); beam: an Apache "
+                             "Beam pipeline, on the runner its options name")
     console.add_verbose_argument(parser)
     return parser
 
 
 def main(argv=None):
-    args = build_argument_parser().parse_args(argv)
+    parser = build_argument_parser()
+    args, pipeline_args = parser.parse_known_args(argv)
+    if args.engine == "local" and pipeline_args:
+        parser.error(f"unrecognized arguments: {' '.join(pipeline_args)} (Beam "
+                     "pipeline options are accepted with --engine beam only)")
+    if args.engine == "beam" and args.workers is not None:
+        parser.error("--workers belongs to the local engine; on Beam the runner sets the "
+                     "parallelism (e.g. --direct_num_workers N --direct_running_mode "
+                     "multi_processing, or --num_workers N on Dataflow)")
     console.configure_logging(args.verbose)  # GLIMPSE_VERBOSE=1 from a verbose parent counts too
     console.import_tensorflow_quietly()  # before the bar: its load-time lines would break it
     try:
         convert_dataset(
-            args.dataset, args.data_dir, args.output, workers=args.workers,
+            args.dataset, args.data_dir, args.output,
+            workers=_default_workers() if args.workers is None else args.workers,
             stored_size=args.stored_size, shard_size=args.shard_size,
             protocols=_parse_protocols(args.protocol),
             jpeg_quality=args.jpeg_quality, missing_list=args.missing_skeletons,
-            progress=not args.no_progress)
+            progress=not args.no_progress, engine=args.engine,
+            pipeline_args=pipeline_args)
     except (ValueError, OSError) as error:  # OSError: StorageError and other refused writes
         print(f"error: {error}", file=sys.stderr)
         return 1
