@@ -36,12 +36,12 @@ unless nothing could be converted (1) or the input/settings are wrong (1).
 
 import argparse
 import collections
-import logging
 import concurrent.futures
 import dataclasses
 import functools
 import itertools
 import json
+import logging
 import multiprocessing
 import os
 import sys
@@ -507,7 +507,7 @@ def main(argv=None):
     if args.engine == "beam" and args.workers is not None:
         parser.error("--workers belongs to the local engine; on Beam the runner sets the "
                      "parallelism (e.g. --direct_num_workers N --direct_running_mode "
-                     "multi_processing, or --num_workers N on Dataflow)")
+                     "multi_processing here, --parallelism N on Flink)")
     console.configure_logging(args.verbose)  # GLIMPSE_VERBOSE=1 from a verbose parent counts too
     console.import_tensorflow_quietly()  # before the bar: its load-time lines would break it
     try:

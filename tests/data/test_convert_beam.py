@@ -89,6 +89,10 @@ def test_beam_writes_what_the_local_engine_writes(beam, raw_tiny, local_output, 
     assert (manifest["found"], manifest["converted"], manifest["skipped"]) == (37, 35, 2)
     assert "found 37 = converted 35 + skipped 2" in console
     assert "Beam runner DirectRunner" in console
+    again = convert.convert_dataset("ntu", raw_tiny, str(tmp_path), workers=1, shard_size=4,
+                                    stored_size=32, protocols=("xsub", "xview"), progress=False,
+                                    log=lambda _: None)
+    assert again.loaded_this_run == 0  # the local engine takes Beam's shards as its own
 
 
 def test_a_failed_beam_run_shows_no_half_written_output_and_resumes(
