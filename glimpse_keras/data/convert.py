@@ -354,6 +354,8 @@ def _load_beam_engine():
         raise ConversionError(
             f"--engine beam needs Apache Beam, which cannot be imported ({error}); "
             f"install it with: {BEAM_INSTALL_COMMAND}") from error
+    if not console.is_verbose():  # e.g. the DirectRunner's forwarded worker warnings
+        logging.getLogger("apache_beam").setLevel(logging.ERROR)
     from glimpse_keras.data import convert_beam
 
     return convert_beam

@@ -168,3 +168,33 @@ def test_without_apache_beam_the_error_says_how_to_install_it(raw_tiny, tmp_path
     assert "--engine beam needs Apache Beam" in message
     assert convert.BEAM_INSTALL_COMMAND in message
     assert not (tmp_path / "out").exists()
+
+
+def test_the_beam_extra_is_apache_beams_own_requirements_less_protobuf(beam):
+    """pyproject's [beam] extra must follow the installed apache-beam's metadata, so that
+    `pip install --no-deps apache-beam` leaves nothing it needs uninstalled."""
+    import importlib.metadata
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(repo, "pyproject.toml"), "rb") as handle:
+        project = tomllib.load(handle)["project"]
+    extra = {r.name: r.specifier for r in map(Requirement, project["optional-dependencies"]["beam"])}
+    needed = {}
+    for text in importlib.metadata.requires("apache-beam"):
+        requirement = Requirement(text)
+        if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+            needed[requirement.name] = requirement.specifier
+    assert "<7" in str(needed.pop("protobuf"))  # why Beam goes in with --no-deps
+    numpy = needed.pop("numpy")  # a core dependency; its pin must suit Beam
+    core_numpy = next(Requirement(r) for r in project["dependencies"] if r.startswith("numpy"))
+    assert all(numpy.contains(v) for v in ("2.0.0", "2.4.6")) and "<2.5" in str(core_numpy.specifier)
+    assert extra == needed
+    version = importlib.metadata.version("apache-beam")
+    assert f"apache-beam=={version}" in convert.BEAM_INSTALL_COMMAND
+    for name in ("README.md", os.path.join(".ci", "run")):  # the test command installs it
+        with open(os.path.join(repo, name)) as handle:
+            text = handle.read()
+        assert 'pip install -e ".[test,beam]"' in text and f" apache-beam=={version} " in text, name
