@@ -113,9 +113,9 @@ def _checked_options(options):
     unknown = sorted(set(options.get_all_options(retain_unknown_options=True)) - set(known))
     if unknown:
         described = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, list(known), n=1)
-            described.append(f"--{name}" + (f" (did you mean --{close[0]}?)" if close else ""))
+        for option in unknown:
+            close = difflib.get_close_matches(option, list(known), n=1)
+            described.append(f"--{option}" + (f" (did you mean --{close[0]}?)" if close else ""))
         raise convert.ConversionError(
             f"unknown Beam pipeline option(s): {', '.join(described)}")
     refused = PipelineOptionsValidator(options, runner).validate()  # what Pipeline() checks
