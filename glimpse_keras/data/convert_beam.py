@@ -46,6 +46,7 @@ from apache_beam.runners.runner import PipelineState, create_runner
 from glimpse_keras.data import convert
 
 DEFAULT_RUNNER = "DirectRunner"
+DIRECT_RUNNERS = ("DirectRunner", "SwitchingDirectRunner")
 METRICS_NAMESPACE = "glimpse_keras.convert"
 
 
@@ -128,6 +129,22 @@ def _checked_options(options):
 def runner_name(options):
     """The runner the options name, DirectRunner by default."""
     return options.view_as(StandardOptions).runner or DEFAULT_RUNNER
+
+
+def _runner_instance(options):
+    """The runner to run on; None lets `beam.Pipeline` take the one named.
+
+    Beam's DirectRunner first tries the Prism runner, which it downloads from
+    GitHub at run time, and falls back to its own batch engine, the
+    FnApiRunner, when that fails. The converter asks for the FnApiRunner
+    directly: no download, the same engine on every machine (and the one the
+    tests check); it honours --direct_num_workers and --direct_running_mode.
+    """
+    if runner_name(options) in DIRECT_RUNNERS:
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        return FnApiRunner()
+    return None
 
 
 # === Transforms ===
@@ -234,7 +251,7 @@ def write_shards(output, data_dir, plans, *, stored_size, jpeg_quality, options,
     """
     if not plans:
         return
-    pipeline = beam.Pipeline(options=options)
+    pipeline = beam.Pipeline(runner=_runner_instance(options), options=options)
     build_pipeline(pipeline, output, data_dir, plans, stored_size=stored_size,
                    jpeg_quality=jpeg_quality)
     try:
