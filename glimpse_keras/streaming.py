@@ -20,8 +20,8 @@ stride, the stride points that passed meanwhile are skipped (counted in
 `windows_skipped`) and the next prediction takes the newest window; a frame
 that leaves the buffer without having been part of any classified window is
 counted in `frames_dropped`. A file read in real time whose decoding falls
-behind its clock is reported by `reader_lag` (the most seconds the reader was
-late). `StreamStats.kept_up` is true only when nothing was skipped or
+behind its clock is reported by `reader_lag` (the most seconds, of the
+file's clock, the reader was late). `StreamStats.kept_up` is true only when nothing was skipped or
 dropped and the reader stayed within a stride of the clock. Nothing is
 skipped silently.
 
@@ -116,8 +116,8 @@ class StreamStats:
         wall_seconds: seconds from the first frame read to the end.
         source_seconds: stream seconds read.
         latencies: seconds, one per prediction.
-        reader_lag: files read in real time: the most seconds the reader fell
-            behind the file's clock (0 otherwise).
+        reader_lag: files read in real time: the most seconds (of the file's
+            clock) the reader fell behind it (0 otherwise).
         ended: why the stream ended: "end of source", "duration", "stopped"
             (an error) or "interrupted".
     """
@@ -270,7 +270,13 @@ class Stream:
         self.classifier = classifier
         self.source = os.fspath(source)
         self.duration = duration
-        self._container, self._video, live = open_source(self.source, timeout or DEFAULT_TIMEOUT)
+        self.timeout = float(timeout or DEFAULT_TIMEOUT)
+        # One classification before the source is opened: tracing or compiling
+        # the model on its first call must not count as the stream falling
+        # behind, nor leave a live source unread meanwhile.
+        side = classifier.frame_side
+        classifier.classify_frames(np.zeros((1, side, side, 3), np.uint8))
+        self._container, self._video, live = open_source(self.source, self.timeout)
         try:
             self.fps = float(fps) if fps else frame_rate_of(self._video)
             if not self.fps:
@@ -351,8 +357,8 @@ class Stream:
                     delay = self._started + stream_time / self.rate - time.perf_counter()
                     if delay > 0:
                         self._stop.wait(delay)
-                    else:
-                        self.stats.reader_lag = max(self.stats.reader_lag, -delay)
+                    else:  # in seconds of the source's clock
+                        self.stats.reader_lag = max(self.stats.reader_lag, -delay * self.rate)
                 image = decoded.to_ndarray(format="rgb24")
                 self._append(_Frame(index, stream_time, time.perf_counter(), resize_frame(image, (side, side))))
                 if self._writer is not None:
@@ -390,10 +396,6 @@ class Stream:
         if self._used:
             raise StreamError(f"stream {self.source} was already read; open a new one")
         self._used = True
-        # One classification before the first frame: tracing or compiling the
-        # model on its first call must not count as the stream falling behind.
-        side = self.classifier.frame_side
-        self.classifier.classify_frames(np.zeros((self.window_frames, side, side, 3), np.uint8))
         self._started = time.perf_counter()
         reader = threading.Thread(target=self._read, name="glimpse-stream-reader", daemon=True)
         reader.start()
@@ -441,9 +443,12 @@ class Stream:
 
             if isinstance(self._error, AnnotatedVideoError):
                 raise self._error
+            reason = str(self._error)
+            if self.live and type(self._error).__name__ == "ExitError":  # FFmpeg's read timeout
+                reason = f"no data for {self.timeout:g} s ({reason})"
             raise StreamError(
                 f"stream {self.source} stopped after {self.stats.frames_read} frames "
-                f"({self.stats.source_seconds:.2f} s): {self._error}") from self._error
+                f"({self.stats.source_seconds:.2f} s): {reason}") from self._error
         if self.stats.frames_read < self.window_frames:
             raise StreamError(
                 f"stream {self.source} ended after {self.stats.frames_read} frames "

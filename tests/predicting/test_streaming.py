@@ -38,7 +38,9 @@ def in_colour_order(results):
 
 @contextlib.contextmanager
 def http_server(data):
-    """Serves `data` at /full.avi, and only its first half at /cut.avi (the connection then closes)."""
+    """Serves `data` at /full.avi; only its first half at /cut.avi (the connection then closes) and
+    at /stall.avi (the connection then stays open, silent, until the server shuts down)."""
+    stop = threading.Event()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -46,9 +48,12 @@ def http_server(data):
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Content-Type", "video/x-msvideo")
             self.end_headers()
-            body = data[: len(data) // 2] if self.path.startswith("/cut") else data
+            body = data if self.path.startswith("/full") else data[: len(data) // 2]
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(body)
+                self.wfile.flush()
+                if self.path.startswith("/stall"):
+                    stop.wait(300)
             self.close_connection = True
 
         def log_message(self, *args):
@@ -60,6 +65,7 @@ def http_server(data):
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
+        stop.set()
         server.shutdown()
         server.server_close()
 
@@ -159,6 +165,17 @@ def test_a_stream_that_stops_is_named_and_keeps_its_output(colour_run, tmp_path,
     # Over HTTP the file arrives faster than real time: the frames the model had no time for are counted.
     assert verdict.startswith("kept up") or "frames dropped (never classified)" in verdict
     assert len(read_video(output)) == read  # the annotated stream up to the stop
+
+
+def test_a_silent_source_stops_after_the_timeout(colour_run, colour_classifier, tmp_path):
+    source = tmp_path / "noise.avi"
+    write_avi(source, noisy_frames(90), rate=FPS)
+    with http_server(source.read_bytes()) as url:
+        stream = colour_classifier.stream(f"{url}/stall.avi", window=1.0, timeout=1.5)
+        with pytest.raises(streaming.StreamError, match=r"stopped after \d+ frames .*: no data for 1.5 s"):
+            for _ in stream:
+                pass
+    assert 10 <= stream.stats.frames_read < 90 and stream.stats.ended == "stopped"
 
 
 def test_sources_that_cannot_be_read_are_named(colour_run, colour_classifier, tmp_path, capsys):
