@@ -38,8 +38,31 @@ class ClassifierError(ValueError):
     """A request that cannot be served (bad option, model folder or output); names what is wrong."""
 
 
+class ClassProbabilities:
+    """The top class of a result with `probabilities` (classes,) and `class_names`."""
+
+    @property
+    def class_id(self):
+        """The most probable class (int)."""
+        return int(np.argmax(self.probabilities))
+
+    @property
+    def label(self):
+        """The most probable class name."""
+        return self.class_names[self.class_id]
+
+    @property
+    def probability(self):
+        """The probability of `label` (float)."""
+        return float(self.probabilities[self.class_id])
+
+    def top(self, k=TOP_K):
+        """The k most probable classes, best first: list of (class_id, name, probability)."""
+        return top_classes(self.probabilities, self.class_names, k)
+
+
 @dataclasses.dataclass
-class Prediction:
+class Prediction(ClassProbabilities):
     """The classification of one video.
 
     Attributes:
@@ -63,25 +86,6 @@ class Prediction:
     frame_indices: np.ndarray
     num_video_frames: int
     boxes: list = None
-
-    @property
-    def class_id(self):
-        """The most probable class (int)."""
-        return int(np.argmax(self.probabilities))
-
-    @property
-    def label(self):
-        """The most probable class name."""
-        return self.class_names[self.class_id]
-
-    @property
-    def probability(self):
-        """The probability of `label` (float)."""
-        return float(self.probabilities[self.class_id])
-
-    def top(self, k=TOP_K):
-        """The k most probable classes, best first: list of (class_id, name, probability)."""
-        return top_classes(self.probabilities, self.class_names, k)
 
     def to_json(self, k=TOP_K):
         """A JSON-serialisable dict: video, frames, clips, top-k list (and boxes when computed)."""

@@ -195,20 +195,21 @@ def build_serving_functions(model, *, num_frames, image_size, class_names, clips
         `ExportArchive.add_endpoint`.
     """
 
-    def serve_clip(video):
-        video = _checked_video(
-            video,
-            layout=f"[batch, {num_frames}, height, width, 3]",
-            rank=5,
-            has_batch_axis=True,
-            num_frames=num_frames,
-            frame_axis=1,
-        )
+    def serve_clips(video, rank):
+        # rank 5: a batch of clips (serving_default); rank 6: a batch of
+        # windows of K clips each (windows), averaged by the model.
+        layout = (f"[batch, {num_frames}, height, width, 3]" if rank == 5
+                  else f"[windows, clips, {num_frames}, height, width, 3]")
+        video = _checked_video(video, layout=layout, rank=rank, has_batch_axis=True, num_frames=num_frames,
+                               frame_axis=rank - 4)
         shape = tf.shape(video)
-        frames = tf.reshape(video, tf.concat([[-1], shape[2:]], axis=0))
+        frames = tf.reshape(video, tf.concat([[-1], shape[rank - 3:]], axis=0))
         frames = video_ops.preprocess_frames(frames, image_size=image_size, stored_size=stored_size)
-        clip = tf.reshape(frames, [-1, num_frames, image_size, image_size, 3])
-        return _named_outputs(model(clip, training=False), class_names)
+        clips = tf.reshape(frames, [shape[axis] for axis in range(rank - 4)] + [num_frames, image_size, image_size, 3])
+        return _named_outputs(model(clips, training=False), class_names)
+
+    def serve_clip(video):
+        return serve_clips(video, rank=5)
 
     def serve_whole_video(video):
         video = _checked_video(video, layout="[frames, height, width, 3]", rank=4, has_batch_axis=False)
@@ -221,19 +222,7 @@ def build_serving_functions(model, *, num_frames, image_size, class_names, clips
         return outputs
 
     def serve_windows(video):
-        video = _checked_video(
-            video,
-            layout=f"[windows, clips, {num_frames}, height, width, 3]",
-            rank=6,
-            has_batch_axis=True,
-            num_frames=num_frames,
-            frame_axis=2,
-        )
-        shape = tf.shape(video)
-        frames = tf.reshape(video, tf.concat([[-1], shape[3:]], axis=0))
-        frames = video_ops.preprocess_frames(frames, image_size=image_size, stored_size=stored_size)
-        clips = tf.reshape(frames, [shape[0], shape[1], num_frames, image_size, image_size, 3])
-        return _named_outputs(model(clips, training=False), class_names)
+        return serve_clips(video, rank=6)
 
     spec = [tf.TensorSpec(shape=None, dtype=tf.uint8, name="video")]
     return {

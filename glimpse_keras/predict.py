@@ -270,16 +270,22 @@ def main(argv=None):
             if args.output_video:
                 text += f"\n  annotated video: {target}"
             console.write(text)
+    return _finish(args, classifier, "predictions", [prediction.to_json(args.top) for prediction in results],
+                   problems, "could not be classified")
+
+
+def _finish(args, classifier, key, documents, problems, failed):
+    """The end of a run over videos: one JSON document (the results under `key`, the errors) with
+    --json, else a line naming the inputs that failed. Returns the exit code."""
     if args.json:
         document = {
             "model": args.run or classifier.source,
-            "predictions": [prediction.to_json(args.top) for prediction in results],
+            key: documents,
             "errors": [{"video": path, "error": reason} for path, reason in problems],
         }
         print(json.dumps(document, indent=2))
     elif problems:
-        print(f"{len(problems)} input(s) could not be classified: "
-              + ", ".join(path for path, _ in problems), file=sys.stderr)
+        print(f"{len(problems)} input(s) {failed}: " + ", ".join(path for path, _ in problems), file=sys.stderr)
     return 1 if problems else 0
 
 
@@ -318,17 +324,8 @@ def _main_timeline(args, classifier, videos, problems):
             console.write(f"error: {error}", file=sys.stderr)
         if not args.json:
             console.write("\n".join([timeline_lib.format_timeline(timeline)] + notes))
-    if args.json:
-        document = {
-            "model": args.run or classifier.source,
-            "timelines": [timeline.to_json(args.top) for timeline in results],
-            "errors": [{"video": path, "error": reason} for path, reason in problems],
-        }
-        print(json.dumps(document, indent=2))
-    elif problems:
-        print(f"{len(problems)} input(s) could not be classified to the end: "
-              + ", ".join(path for path, _ in problems), file=sys.stderr)
-    return 1 if problems else 0
+    return _finish(args, classifier, "timelines", [timeline.to_json(args.top) for timeline in results],
+                   problems, "could not be classified to the end")
 
 
 def _main_stream(args, classifier):

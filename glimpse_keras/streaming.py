@@ -38,7 +38,7 @@ import time
 
 import numpy as np
 
-from glimpse_keras.classifier import TOP_K, ClassifierError, top_classes, top_json
+from glimpse_keras.classifier import TOP_K, ClassifierError, ClassProbabilities, top_json
 
 DEFAULT_TIMEOUT = 10.0
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
@@ -49,7 +49,7 @@ class StreamError(ClassifierError):
 
 
 @dataclasses.dataclass
-class StreamResult:
+class StreamResult(ClassProbabilities):
     """One prediction of a stream.
 
     Attributes:
@@ -74,21 +74,6 @@ class StreamResult:
     def time(self):
         """Stream seconds at the end of the window (when the label applies)."""
         return self.end
-
-    @property
-    def class_id(self):
-        return int(np.argmax(self.probabilities))
-
-    @property
-    def label(self):
-        return self.class_names[self.class_id]
-
-    @property
-    def probability(self):
-        return float(self.probabilities[self.class_id])
-
-    def top(self, k=TOP_K):
-        return top_classes(self.probabilities, self.class_names, k)
 
     def to_json(self, k=TOP_K):
         return {

@@ -28,7 +28,7 @@ import os
 
 import numpy as np
 
-from glimpse_keras.classifier import TOP_K, ClassifierError, top_classes, top_json
+from glimpse_keras.classifier import TOP_K, ClassifierError, ClassProbabilities, top_json
 
 DEFAULT_STRIDE_FRACTION = 0.5
 
@@ -47,7 +47,7 @@ class TimelineError(ClassifierError):
 
 
 @dataclasses.dataclass
-class Window:
+class Window(ClassProbabilities):
     """One classified window: frames [start_frame, end_frame) of the video."""
 
     index: int
@@ -70,22 +70,6 @@ class Window:
     @property
     def centre(self):
         return 0.5 * (self.start + self.end)
-
-    @property
-    def class_id(self):
-        return int(np.argmax(self.probabilities))
-
-    @property
-    def label(self):
-        return self.class_names[self.class_id]
-
-    @property
-    def probability(self):
-        return float(self.probabilities[self.class_id])
-
-    def top(self, k=TOP_K):
-        """The k most probable classes: list of (class_id, name, probability)."""
-        return top_classes(self.probabilities, self.class_names, k)
 
     def to_json(self, k=TOP_K):
         return {

@@ -85,14 +85,8 @@ def probe_video(path):
                     "declared_frames": int(max(capture.get(cv2.CAP_PROP_FRAME_COUNT), 0))}
         finally:
             capture.release()
-    try:
-        container = av.open(path)
-    except Exception as error:  # PyAV raises many FFmpeg error subclasses.
-        raise VideoDecodeError(path, f"unreadable container: {error}") from error
+    container, stream = _open_pyav(path)
     with container:
-        if not container.streams.video:
-            raise VideoDecodeError(path, "the container has no video stream")
-        stream = container.streams.video[0]
         return {"width": int(stream.codec_context.width), "height": int(stream.codec_context.height),
                 "frame_rate": frame_rate_of(stream), "declared_frames": int(stream.frames or 0)}
 
@@ -119,15 +113,21 @@ def _check_count(path, decoded, declared, max_missing_frames):
                   f"{declared}")
 
 
-def _iter_pyav(path, size, max_missing_frames):
+def _open_pyav(path):
+    """(container, first video stream) of a file; the container is closed on failure."""
     try:
         container = av.open(path)
     except Exception as error:  # PyAV raises many FFmpeg error subclasses.
         raise VideoDecodeError(path, f"unreadable container: {error}") from error
+    if not container.streams.video:
+        container.close()
+        raise VideoDecodeError(path, "the container has no video stream")
+    return container, container.streams.video[0]
+
+
+def _iter_pyav(path, size, max_missing_frames):
+    container, stream = _open_pyav(path)
     with container:
-        if not container.streams.video:
-            raise VideoDecodeError(path, "the container has no video stream")
-        stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         declared = int(stream.frames or 0)
         decoded = 0
