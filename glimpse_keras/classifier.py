@@ -344,8 +344,7 @@ class Classifier:
 
     Example:
         >>> classifier = Classifier.from_run("runs/demo")
-        >>> classifier.predict("clip.mp4").top(3)
-        [(4, 'drink water', 0.91), ...]
+        >>> classifier.predict("clip.mp4").top(3)  # [(class_id, name, probability), ...], best first
     """
 
     def __init__(self, predictor):

@@ -263,6 +263,7 @@ class Stream:
         classifier.classify_frames(np.zeros((1, side, side, 3), np.uint8))
         self._container, self._video, live = open_source(self.source, self.timeout)
         try:
+            self.fps_given = bool(fps)
             self.fps = float(fps) if fps else frame_rate_of(self._video)
             if not self.fps:
                 raise StreamError(f"stream {self.source}: the source declares no frame rate; pass --fps "
@@ -330,10 +331,10 @@ class Stream:
                 if self._stop.is_set():
                     ended = "interrupted"
                     break
-                if decoded.time is not None:
+                if decoded.time is not None and not self.fps_given:
                     first_time = decoded.time if first_time is None else first_time
                     stream_time = decoded.time - first_time
-                else:
+                else:  # no time stamps, or a frame rate given instead of the container's
                     stream_time = index / self.fps
                 if self.duration is not None and stream_time >= self.duration:
                     ended = "duration"

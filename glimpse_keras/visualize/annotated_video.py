@@ -6,6 +6,10 @@ until the next sampled frame. Glimpse locations are in [-1, 1] of the centre
 crop the model saw (image_size of the frame squashed to stored_size);
 `frame_location` maps them onto the whole frame, and the boxes are drawn with
 `visualize.drawing.location_to_box` / `draw_box` in `glimpse_colour(g)`.
+
+`AnnotatedVideoWriter` encodes frames one at a time; `--timeline` (each
+frame with its segment's label) and `--stream` (the current label) write
+through it too.
 """
 
 import os

@@ -205,3 +205,26 @@ def test_duration_stops_the_stream(colour_run, colour_classifier):
     results = list(stream)
     assert stream.stats.frames_read == 40 and stream.stats.ended == "duration"
     assert results[-1].end_frame == 40
+
+
+def test_ctrl_c_ends_the_stream_with_its_summary_and_video(colour_run, tmp_path, monkeypatch, capsys):
+    from glimpse_keras.classifier import Classifier
+
+    classify = Classifier.classify_frames
+    calls = []
+
+    def interrupted_on_the_fourth_window(self, frames):
+        calls.append(len(frames))
+        if len(calls) == 5:  # the warm-up, then three windows
+            raise KeyboardInterrupt
+        return classify(self, frames)
+
+    monkeypatch.setattr(Classifier, "classify_frames", interrupted_on_the_fourth_window)
+    output = str(tmp_path / "interrupted.mp4")
+    code = predict.main(["--stream", colour_run.video, "--run", colour_run.run, "--window", "1", "--stride", "0.5",
+                         "--rate", "0", "--json", "--output-video", output])
+    *results, summary = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0 and len(results) == 3
+    assert summary["summary"]["ended"] == "interrupted" and summary["summary"]["windows"] == 3
+    written = len(read_video(output))
+    assert 20 <= written == summary["summary"]["frames_read"] <= 90
