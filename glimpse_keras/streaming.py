@@ -236,11 +236,12 @@ class Stream:
         window_seconds, stride_seconds, window_frames, stride_frames, fps.
 
     Raises:
-        StreamError: the source cannot be opened, or declares no frame rate
-            (pass fps); during iteration: the stream stopped (the results
-            before were yielded) or ended before one window.
+        StreamError: a bad rate or duration, a source that cannot be
+            opened or declares no frame rate (pass fps); during iteration:
+            the stream stopped (the results before were yielded) or ended
+            before one window.
         timeline.TimelineError: a bad window or stride.
-        ValueError: a bad rate or duration.
+        AnnotatedVideoError: `output_video` cannot be written.
     """
 
     def __init__(self, classifier, source, *, window=None, stride=None, fps=None, rate=1.0, duration=None,
