@@ -1,7 +1,7 @@
 """SavedModel export for TensorFlow Serving.
 
 `export_model` writes one SavedModel through `keras.export.ExportArchive` with
-three signatures, both built from stock TensorFlow ops only (no `py_function`,
+three signatures, all built from stock TensorFlow ops only (no `py_function`,
 no custom kernels), so the stock `tensorflow_model_server` can load it:
 
 `serving_default` -- one clip per example:
