@@ -384,7 +384,9 @@ class Experiment:
 
     def serving_settings(self, clips=None):
         """`export.export_model` keyword arguments for this config's clips:
-        num_frames, image_size, stored_size, clips_per_video, class_names."""
+        num_frames, image_size, stored_size, clips_per_video, class_names,
+        clip_seconds (the typical duration of the training videos, or None;
+        `DatasetAdapter.clip_seconds`)."""
         data = self.config.data
         return {
             "num_frames": data.num_frames,
@@ -392,4 +394,5 @@ class Experiment:
             "stored_size": data.stored_size,
             "clips_per_video": clips or data.clips_per_video,
             "class_names": self.class_names,
+            "clip_seconds": self.dataset.clip_seconds(data),
         }

@@ -31,12 +31,64 @@ VIDEO_BACKENDS = ("auto", "pyav", "opencv")
 DEFAULT_MAX_MISSING_FRAMES = 2
 
 
-def _resize(frame, size):
+def resize_frame(frame, size):
+    """One uint8 (H, W, 3) frame squashed to size = (width, height) with area
+    interpolation (the resize of decoding and of the converter); unchanged
+    when size is None or already the frame's."""
     if size is None or (frame.shape[1], frame.shape[0]) == tuple(size):
         return frame
     import cv2
 
     return cv2.resize(frame, tuple(int(v) for v in size), interpolation=cv2.INTER_AREA)
+
+
+def frame_rate_of(stream):
+    """The frame rate a PyAV video stream declares, in frames per second.
+
+    The container's average rate, else FFmpeg's estimate from the stream's
+    time stamps (`guessed_rate`; e.g. MPEG-TS declares no average rate).
+
+    Returns:
+        float > 0, or None when the container gives neither.
+    """
+    for rate in (getattr(stream, "average_rate", None), getattr(stream, "guessed_rate", None)):
+        if rate and float(rate) > 0:
+            return float(rate)
+    return None
+
+
+def probe_video(path):
+    """What a video file's container says about its first video stream, without decoding it.
+
+    Returns:
+        dict with "width", "height" (pixels), "frame_rate" (float frames per
+        second, or None when undeclared, see `frame_rate_of`) and
+        "declared_frames" (int, 0 when unknown).
+
+    Raises:
+        VideoDecodeError: missing file, unreadable container or no video stream.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise VideoDecodeError(path, "file not found")
+    if av is None:  # pragma: no cover - exercised only without PyAV
+        import cv2
+
+        capture = cv2.VideoCapture(path)
+        try:
+            if not capture.isOpened():
+                raise VideoDecodeError(path, "unreadable container (OpenCV could not open it)")
+            rate = capture.get(cv2.CAP_PROP_FPS)
+            return {"width": int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                    "height": int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                    "frame_rate": float(rate) if rate > 0 else None,
+                    "declared_frames": int(max(capture.get(cv2.CAP_PROP_FRAME_COUNT), 0))}
+        finally:
+            capture.release()
+    container, stream = _open_pyav(path)
+    with container:
+        return {"width": int(stream.codec_context.width), "height": int(stream.codec_context.height),
+                "frame_rate": frame_rate_of(stream), "declared_frames": int(stream.frames or 0)}
 
 
 def _check_size(path, size):
@@ -61,15 +113,21 @@ def _check_count(path, decoded, declared, max_missing_frames):
                   f"{declared}")
 
 
-def _iter_pyav(path, size, max_missing_frames):
+def _open_pyav(path):
+    """(container, first video stream) of a file; the container is closed on failure."""
     try:
         container = av.open(path)
     except Exception as error:  # PyAV raises many FFmpeg error subclasses.
         raise VideoDecodeError(path, f"unreadable container: {error}") from error
+    if not container.streams.video:
+        container.close()
+        raise VideoDecodeError(path, "the container has no video stream")
+    return container, container.streams.video[0]
+
+
+def _iter_pyav(path, size, max_missing_frames):
+    container, stream = _open_pyav(path)
     with container:
-        if not container.streams.video:
-            raise VideoDecodeError(path, "the container has no video stream")
-        stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         declared = int(stream.frames or 0)
         decoded = 0
@@ -77,7 +135,7 @@ def _iter_pyav(path, size, max_missing_frames):
             for frame in container.decode(stream):
                 image = frame.to_ndarray(format="rgb24")
                 decoded += 1
-                yield _resize(image, size)
+                yield resize_frame(image, size)
         except av.FFmpegError as error:
             raise VideoDecodeError(
                 path, f"decode failure after {decoded} frames: {error}") from error
@@ -98,7 +156,7 @@ def _iter_opencv(path, size, max_missing_frames):
             if not ok:
                 break
             decoded += 1
-            yield _resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), size)
+            yield resize_frame(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), size)
     finally:
         capture.release()
     _check_count(path, decoded, declared, max_missing_frames)
