@@ -546,20 +546,32 @@ def _validation_clips(experiment, stage, strategy):
     process leaves out the last `videos mod devices` videos, several
     processes (each taking its part of every batch) a partial last batch.
     The evaluation report (`evaluation.evaluate_split`) scores every video.
+
+    Raises:
+        TrainingError: under data_parallel with `train.validate`, a
+            validation split too small to give one batch that splits.
     """
     if not isinstance(strategy, keras.distribution.DataParallel):
         return experiment.validation_dataset(stage.batch_size)
     devices, processes = parallel.device_count(strategy), parallel.process_count()
     videos = experiment.count_videos(experiment.validation_split())
     if processes > 1:
-        kept, unit = videos - videos % stage.batch_size, f"whole batches of {stage.batch_size}"
+        unit, reason = stage.batch_size, f"whole batches of {stage.batch_size}, split over {processes} processes"
         clips = experiment.validation_dataset(stage.batch_size, drop_remainder=True)
     else:
-        kept, unit = videos - videos % devices, f"a multiple of the {devices} devices"
-        clips = experiment.validation_dataset(stage.batch_size).unbatch().take(kept).batch(stage.batch_size)
+        unit, reason = devices, f"a multiple of the {devices} devices"
+        clips = experiment.validation_dataset(stage.batch_size)
+    kept = videos - videos % unit
+    if processes == 1 and kept < videos:
+        clips = clips.unbatch().take(kept).batch(stage.batch_size)
+    if kept == 0 and experiment.config.train.validate:
+        raise TrainingError(
+            f"[{stage.name}] the validation split has {videos} videos; the score after each epoch needs "
+            f"{reason}: set train.validate=false or lower train.stages.*.batch_size"
+        )
     if kept < videos and parallel.is_chief():
         print(f"[{stage.name}] the score after each epoch covers {kept} of the {videos} validation videos "
-              f"({unit}); the evaluation report scores all of them")
+              f"({reason}); the evaluation report scores all of them")
     return clips
 
 

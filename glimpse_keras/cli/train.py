@@ -89,10 +89,11 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     console.import_tensorflow_quietly()
-    cluster = (args.coordinator_address, args.num_processes, args.process_id)
-    if config.train.strategy == "data_parallel":
-        from glimpse_keras import parallel
 
+    from glimpse_keras import parallel
+
+    cluster = (args.coordinator_address, args.num_processes, args.process_id)
+    if config.train.strategy == parallel.DATA_PARALLEL:
         try:
             parallel.check_strategy(config.train.strategy, backend)
             # Before anything runs on JAX.
@@ -108,7 +109,7 @@ def main(argv=None):
               "(on JAX)", file=sys.stderr)
         return 2
 
-    from glimpse_keras import parallel, workflow
+    from glimpse_keras import workflow
     from glimpse_keras.data.preparation import DataDirError
     from glimpse_keras.io_utils import StorageError
     from glimpse_keras.training import TrainingError
