@@ -254,3 +254,21 @@ def test_two_processes_on_localhost_train_as_one_job(two_process_run, data_paral
         models.append(model)
     for mine, theirs in zip(*(model.weights for model in models)):
         np.testing.assert_allclose(mine.numpy(), theirs.numpy(), **TOLERANCE, err_msg=mine.path)
+
+
+@pytest.mark.slow  # two JAX processes start and join (~30 s)
+def test_processes_launched_with_different_configs_stop_before_training(tmp_path):
+    port = free_port()
+    command = [sys.executable, "train.py", "--backend", "jax", "--strategy", "data_parallel", "--config",
+               TINY_CONFIG, "--output-dir", str(tmp_path / "run"), "--coordinator-address", f"localhost:{port}",
+               "--num-processes", "2"]
+    processes = [
+        subprocess.Popen(command + ["--process-id", str(index), "--set", f"train.seed={index}"], cwd=REPO,
+                         env=child_environment("jax"), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for index in range(2)
+    ]
+    outputs = [process.communicate(timeout=600) for process in processes]
+    for process, (_, stderr) in zip(processes, outputs):
+        assert process.returncode == 1, stderr[-3000:]
+        assert "the processes of this job differ in their config" in stderr
+    assert not (tmp_path / "run").exists()
