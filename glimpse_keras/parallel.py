@@ -153,8 +153,9 @@ def join_cluster(address=None, num_processes=None, process_id=None):
 
     Raises:
         ConfigError: incomplete or invalid settings (`cluster_settings`).
-        ClusterError: JAX refused to join (it already ran a computation in
-            this process, or the coordinator cannot be reached in time).
+        ClusterError: JAX refused to join (this process already started
+            its backend: a computation, `jax.devices()`, ...), or the
+            coordinator could not be reached in time.
     """
     settings = cluster_settings(address, num_processes, process_id)
     import jax

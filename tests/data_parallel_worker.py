@@ -17,7 +17,8 @@ It writes, to OUTPUT_DIR:
   (`backends.compile_forward`) on a batch of 3 clips, which does not split
   over 2 devices, and on a batch of 2, on one and on two devices;
 - refused.json: `train.py --strategy data_parallel` with a batch of 3: its
-  exit code, error message and whether its output folder was created.
+  exit code, error message and whether its output folder was created; and
+  the message of `parallel.join_cluster` called after JAX has computed.
 """
 
 import contextlib
@@ -103,8 +104,14 @@ def main(argv):
             "--backend", "jax", "--strategy", "data_parallel", "--config", os.path.join(REPO, "configs", "tiny.yaml"),
             "--set", "train.stages.0.batch_size=3", "--output-dir", run,
         ])
+    try:
+        parallel.join_cluster("localhost:1", 2, 1)
+        late_join = ""
+    except parallel.ClusterError as error:
+        late_join = str(error)
     with open(os.path.join(output, "refused.json"), "w") as handle:
-        json.dump({"code": code, "stderr": stderr.getvalue(), "created": os.path.exists(run)}, handle)
+        json.dump({"code": code, "stderr": stderr.getvalue(), "created": os.path.exists(run), "late_join": late_join},
+                  handle)
     return 0
 
 

@@ -158,6 +158,12 @@ def test_train_py_refuses_a_batch_that_does_not_split_before_writing(two_devices
     assert not refused["created"]
 
 
+def test_joining_a_job_after_jax_has_computed_is_refused_clearly(two_devices):
+    message = two_devices.refused["late_join"]
+    assert message.startswith("process 1 of 2 could not join the job coordinated by localhost:1: ")
+    assert "must be called before any JAX calls that might initialise the XLA backend" in message
+
+
 # === Whole jobs: train.py on two devices, and two processes ===
 
 
