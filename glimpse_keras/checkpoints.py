@@ -8,7 +8,10 @@ state) through a temporary file and a rename, then `<path>.sha256`.
 files written before checksums existed load unchecked.
 """
 
+import contextlib
 import os
+
+import keras
 
 from glimpse_keras.io_utils import (
     ChecksumError,
@@ -28,12 +31,17 @@ class CheckpointError(RuntimeError):
 def save_weights(model, path):
     """`model.save_weights(path)` atomically, then records its sha256.
 
+    Writes from one process only: a Keras distribution in force is set
+    aside meanwhile (Keras' saver builds a throwaway optimizer, whose
+    variables it would place on the devices of every process, which waits
+    for processes that do not save).
+
     Raises:
         StorageError: the file system refused the write (full disk, ...);
             the previous file at `path`, if any, is left as it was.
     """
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path) as tmp, _without_distribution():
             model.save_weights(tmp)
     except StorageError:
         raise
@@ -42,6 +50,19 @@ def save_weights(model, path):
             raise storage_error(path, _os_error_of(error)) from error
         raise
     write_checksum(path)
+
+
+@contextlib.contextmanager
+def _without_distribution():
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        yield
+        return
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(distribution)
 
 
 def _os_error_of(error):

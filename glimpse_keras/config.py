@@ -262,6 +262,11 @@ class StageConfig:
     steps_per_epoch: int = _value(0, "0 = one pass over the training split", 0)
 
 
+# train.strategy: tf.distribute's on TensorFlow, keras.distribution's on JAX
+# (glimpse_keras.parallel says which backend takes which).
+STRATEGIES = ("default", "mirrored", "multi_worker", "data_parallel")
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Optimisation, precision, distribution and bookkeeping."""
@@ -285,8 +290,9 @@ class TrainConfig:
     jit_compile: bool = _value(False, "XLA (slower on CPU, faster on GPU)")
     strategy: str = _choice(
         "default",
-        ("default", "mirrored", "multi_worker"),
-        "tf.distribute strategy",
+        STRATEGIES,
+        "default (one device), mirrored or multi_worker (tf.distribute, TensorFlow), data_parallel "
+        "(keras.distribution, JAX: every local device, several hosts)",
     )
     validate: bool = _value(
         True, "score the validation split after each epoch (the test split, or the hold-out of "

@@ -261,9 +261,9 @@ class Experiment:
         training subjects) when `data.validation_fraction` is set, else "test"."""
         return VALIDATION_SPLIT if self.config.data.validation_fraction else "test"
 
-    def validation_dataset(self, batch_size):
+    def validation_dataset(self, batch_size, drop_remainder=False):
         """One clip per video of `validation_split()` (bin-centre frames,
-        centre crop)."""
+        centre crop); without the last partial batch when `drop_remainder`."""
         data = self.config.data
         files, include, exclude = self._split_source(self.validation_split())
         return pipeline.build_dataset(
@@ -272,6 +272,7 @@ class Experiment:
             num_frames=data.num_frames,
             image_size=data.image_size,
             batch_size=batch_size,
+            drop_remainder=drop_remainder,
             label_map=self.label_map,
             include_ids=include,
             exclude_ids=exclude,
@@ -343,7 +344,9 @@ class Experiment:
 
         Args:
             stage: a `StageConfig` of this config.
-            strategy: a `tf.distribute` strategy, or None for the default.
+            strategy: a `tf.distribute` strategy or a Keras `Distribution`
+                (its `scope()` is entered to create the variables), or None
+                for TensorFlow's default strategy.
             compile_model: compile with the stage's optimizer.
         """
         import tensorflow as tf

@@ -36,7 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from glimpse_keras import backends, checkpoints
+from glimpse_keras import backends, checkpoints, parallel
 from glimpse_keras import config as config_lib
 from glimpse_keras import experiment as experiment_lib
 from glimpse_keras.callbacks import (
@@ -74,17 +74,23 @@ def set_seed(seed):
 
 
 def make_strategy(name):
-    """The `tf.distribute` strategy named in `train.strategy`.
+    """The distribution named in `train.strategy`.
 
-    "multi_worker" reads the cluster from the TF_CONFIG environment variable.
-    Both need the TensorFlow backend; on JAX only "default" (one device).
+    "mirrored" and "multi_worker" are `tf.distribute` strategies (TensorFlow
+    only; "multi_worker" reads the cluster from the TF_CONFIG environment
+    variable). "data_parallel" (JAX only) is `parallel.data_parallel()`, a
+    `keras.distribution.DataParallel` over every device of the job, which
+    becomes Keras' global distribution (joining a multi-process job first
+    when the KERAS_DISTRIBUTION_* variables describe one). "default" is
+    TensorFlow's default strategy (one device, on either backend).
+
+    Raises:
+        config.ConfigError: a strategy of the other backend, naming the one
+            to use; multi_worker without TF_CONFIG.
     """
-    backend = backends.current_backend()
-    if name in ("mirrored", "multi_worker") and backend != "tensorflow":
-        raise config_lib.ConfigError(
-            f"train.strategy: {name} is a tf.distribute strategy and needs the TensorFlow "
-            f"backend, but Keras runs on {backend!r}; use train.strategy=default"
-        )
+    parallel.check_strategy(name, backends.current_backend())
+    if name == parallel.DATA_PARALLEL:
+        return parallel.data_parallel()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
@@ -220,15 +226,18 @@ def backend_versions():
     return versions
 
 
-def _record_environment(run_dir, resume, changes=()):
-    """Appends this session's backend and versions (and, for a resumed
-    session, the config changes it applied) to RUN/environment.json."""
+def _record_environment(run_dir, resume, changes=(), distribution=None):
+    """Appends this session's backend and versions, its distribution
+    (`parallel.describe`: strategy, devices, processes) and, for a resumed
+    session, the config changes it applied to RUN/environment.json."""
     path = os.path.join(run_dir, ENVIRONMENT)
     sessions = []
     if resume and os.path.exists(path):
         with open(path) as handle:
             sessions = json.load(handle)
     entry = dict(backend_versions(), resumed=bool(resume))
+    if distribution is not None:
+        entry["distribution"] = distribution
     if changes:
         entry["config_changes"] = list(changes)
     sessions.append(entry)
@@ -439,6 +448,9 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
               extra_callbacks=()):
     """Trains one stage of a run (checkpoints, logs, history, resume).
 
+    In a multi-process job every process trains, and reads the stage's
+    checkpoint when resuming; only process 0 writes.
+
     Args:
         previous_model: a model whose matching sub-layers initialise this
             stage (the previous stage, or a run being fine-tuned), or None.
@@ -452,7 +464,9 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
     final_path = os.path.join(stage_dir, FINAL)
     checkpoint_path = os.path.join(stage_dir, CHECKPOINT)
     state = _read_state(stage_dir) if resume else {"epoch": 0, "done": False}
-    makedirs(stage_dir)
+    chief = parallel.is_chief()
+    if chief:
+        makedirs(stage_dir)
     finished = resume and state.get("done") and state["epoch"] >= stage.epochs and os.path.exists(final_path)
     restart = resume and state["epoch"] > 0 and os.path.exists(checkpoint_path)
     if finished or restart:
@@ -472,15 +486,22 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
         print(f"[{stage.name}] resumed after epoch {initial_epoch}")
     else:
         model = initialise_stage_model(experiment, stage, strategy, previous_model)
+    parallel.broadcast_from_chief(model.variables + model.optimizer.variables)
     # The attention diagnostics are logged from a few test batches whether or
     # not the whole split is scored every epoch (`train.validate`).
-    test_clips = experiment.validation_dataset(stage.batch_size)
+    test_clips = _validation_clips(experiment, stage, strategy)
     nonfinite = StopOnNonFinite()
+    logs = os.path.join(stage_dir, "logs")
+    if chief:
+        writers = [AtomicCheckpoint(stage_dir, CHECKPOINT, STATE, nonfinite), keras.callbacks.TensorBoard(logs)]
+    else:
+        writers = []
     callbacks = [
         nonfinite,
-        AtomicCheckpoint(stage_dir, CHECKPOINT, STATE, nonfinite),
-        keras.callbacks.TensorBoard(os.path.join(stage_dir, "logs")),
-        GlimpseSummary(os.path.join(stage_dir, "logs"), test_clips),
+        *writers,
+        # The other processes compute the figures too (they take part in
+        # every computation) but do not write them.
+        GlimpseSummary(logs if chief else None, test_clips),
         *extra_callbacks,
     ]
     # One progress display over the whole stage (Keras' own is off).
@@ -493,7 +514,7 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
         verbose=keras_verbosity(),
         validation_data=test_clips if config.train.validate else None,
         guard=nonfinite,
-        after_epoch=lambda epoch, values: _append_history(stage_dir, values, epoch),
+        after_epoch=(lambda epoch, values: _append_history(stage_dir, values, epoch)) if chief else None,
     )
     if nonfinite.failure:
         good = _read_state(stage_dir)["epoch"]
@@ -509,9 +530,49 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
                 f"with --resume (the earlier stages are kept)."
             )
         raise TrainingError(f"[{stage.name}] {nonfinite.failure}; training stopped. {where}")
-    save_weights_atomically(model, final_path)
-    atomic_write_json(os.path.join(stage_dir, STATE), {"epoch": stage.epochs, "done": True})
+    if chief:
+        save_weights_atomically(model, final_path)
+        atomic_write_json(os.path.join(stage_dir, STATE), {"epoch": stage.epochs, "done": True})
+    parallel.barrier(f"{stage.name} written")
     return model
+
+
+def _validation_clips(experiment, stage, strategy):
+    """The clips scored after each epoch of `stage`: one per video of the
+    validation split, in batches of the stage's batch size.
+
+    Under data_parallel every batch must split over the devices (Keras
+    places all the batches of a split with the layout of its first): one
+    process leaves out the last `videos mod devices` videos, several
+    processes (each taking its part of every batch) a partial last batch.
+    The evaluation report (`evaluation.evaluate_split`) scores every video.
+
+    Raises:
+        TrainingError: under data_parallel with `train.validate`, a
+            validation split too small to give one batch that splits.
+    """
+    if not isinstance(strategy, keras.distribution.DataParallel):
+        return experiment.validation_dataset(stage.batch_size)
+    devices, processes = parallel.device_count(strategy), parallel.process_count()
+    videos = experiment.count_videos(experiment.validation_split())
+    if processes > 1:
+        unit, reason = stage.batch_size, f"whole batches of {stage.batch_size}, split over {processes} processes"
+        clips = experiment.validation_dataset(stage.batch_size, drop_remainder=True)
+    else:
+        unit, reason = devices, f"a multiple of the {devices} devices"
+        clips = experiment.validation_dataset(stage.batch_size)
+    kept = videos - videos % unit
+    if processes == 1 and kept < videos:
+        clips = clips.unbatch().take(kept).batch(stage.batch_size)
+    if kept == 0 and experiment.config.train.validate:
+        raise TrainingError(
+            f"[{stage.name}] the validation split has {videos} videos; the score after each epoch needs "
+            f"{reason}: set train.validate=false or lower train.stages.*.batch_size"
+        )
+    if kept < videos and parallel.is_chief():
+        print(f"[{stage.name}] the score after each epoch covers {kept} of the {videos} validation videos "
+              f"({reason}); the evaluation report scores all of them")
+    return clips
 
 
 def _load_checked(model, path, stage, what):
@@ -652,23 +713,31 @@ def train(config, run_dir, resume=False, init_from=None, cache_root=None, callba
         io_utils.StorageError: a write was refused (full disk, ...); the
             last good checkpoint is kept.
     """
+    # First, before JAX computes anything: a multi-process job is joined.
+    strategy = make_strategy(config.train.strategy)
+    if config.train.strategy == parallel.DATA_PARALLEL:
+        parallel.check_batch_sizes(config.train.stages, parallel.device_count(strategy))
+        parallel.check_same_job(json.dumps(config.to_dict(), sort_keys=True), "their config")
     previous = check_run_dir(run_dir, resume=resume, overwrite=overwrite)
     config_path = os.path.join(run_dir, CONFIG)
     changes = _check_resumable(previous, config, config_path) if resume else []
     set_seed(config.train.seed)
     keras.mixed_precision.set_global_policy(config.train.precision)
     cache_root = cache_root or os.path.join(os.path.dirname(os.path.abspath(run_dir)), "data_cache")
-    converted_dir = Experiment(config).prepare_data(cache_root)
-    strategy = make_strategy(config.train.strategy)
+    # Every process has checked the run folder before process 0 (done first
+    # here) goes on to write into it.
+    converted_dir = parallel.chief_first(lambda: Experiment(config).prepare_data(cache_root), "data prepared")
     model = load_run_model(init_from)[0] if init_from else None
-    # Everything is checked: from here on the run folder is written.
-    if overwrite and os.path.isdir(run_dir):
-        _remove_run(run_dir, previous)
-    makedirs(run_dir)
-    for path in clean_stale_temporaries(run_dir):
-        print(f"removed {path}, left by an interrupted write")
-    config_lib.save_config(config, config_path)
-    _record_environment(run_dir, resume, changes)
+    # Everything is checked: from here on the run folder is written (by
+    # process 0 of a multi-process job).
+    if parallel.is_chief():
+        if overwrite and os.path.isdir(run_dir):
+            _remove_run(run_dir, previous)
+        makedirs(run_dir)
+        for path in clean_stale_temporaries(run_dir):
+            print(f"removed {path}, left by an interrupted write")
+        config_lib.save_config(config, config_path)
+        _record_environment(run_dir, resume, changes, parallel.describe(config.train.strategy, strategy))
     for change in changes:
         print(f"--resume applies {change}")
     for stage in config.train.stages:

@@ -93,8 +93,10 @@ def compile_forward(function, model):
         (one trace serves every batch size); on JAX a `jax.jit` that takes
         the model's current variable values as arguments (never baked in as
         constants) and pads a batch smaller than the largest seen so far up
-        to that size, so a dataset whose last batch is partial compiles once;
-        `function` itself elsewhere.
+        to that size, so a dataset whose last batch is partial compiles once
+        (under a Keras data-parallel distribution the batch is padded to a
+        multiple of the device count and split over the devices, and the
+        outputs are gathered); `function` itself elsewhere.
     """
     if _module is not None:
         return _module.compile_forward(function, model)

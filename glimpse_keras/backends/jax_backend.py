@@ -11,6 +11,8 @@ the state back into the Keras variables at the end of every epoch.
 
 import jax
 import keras
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 
 class TrainingSteps:
@@ -83,16 +85,31 @@ def compile_forward(function, model):
         with keras.StatelessScope(state_mapping=list(zip(model.variables, variable_values))):
             return function(video)
 
-    jitted = jax.jit(stateless)
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        jitted, devices = jax.jit(stateless), 1
+    else:
+        # Data parallel: the batch is split over the devices and the outputs
+        # gathered on every device, so each process can read all of them.
+        mesh = distribution.device_mesh.backend_mesh
+        batch_sharding = NamedSharding(mesh, PartitionSpec(distribution.batch_dim_name))
+        jitted = jax.jit(stateless, out_shardings=NamedSharding(mesh, PartitionSpec()))
+        devices = mesh.devices.size
     largest = [0]
 
+    # The batch is padded on the host when it is then placed row by row.
+    numpy = np if distribution is not None else jax.numpy
+
     def call(video):
-        video = jax.numpy.asarray(video)
+        video = numpy.asarray(video)
         size = video.shape[0]
-        largest[0] = max(largest[0], size)
+        largest[0] = max(largest[0], -(-size // devices) * devices)
         if size < largest[0]:
             padding = [(0, largest[0] - size)] + [(0, 0)] * (video.ndim - 1)
-            video = jax.numpy.pad(video, padding)
+            video = numpy.pad(video, padding)
+        if distribution is not None:
+            # Every process holds the whole batch; each places its devices' rows.
+            video = jax.make_array_from_callback(video.shape, batch_sharding, lambda index: video[index])
         outputs = jitted([variable.value for variable in model.variables], video)
         return jax.tree_util.tree_map(lambda value: value[:size], outputs)
 
