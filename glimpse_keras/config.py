@@ -211,6 +211,39 @@ class ModelConfig:
         "offset of the glimpse scale's sigmoid: the first glimpses have scale "
         "sigmoid(scale_bias) (authors: 3, i.e. 0.95 of the map; 0 gives 0.5)",
     )
+    locator: str = _choice(
+        "linear",
+        ("linear", "spatial"),
+        "where the glimpse locator looks from: linear (the paper: one linear map of c_t, the "
+        "spatial mean of res4, and the glimpse GRU state) or spatial (a soft-argmax over the "
+        "cells of the frame's res4 map, queried from the same inputs, so a glimpse can follow "
+        "what is where in each video)",
+    )
+    locator_keypoints: int = _value(
+        0,
+        "spatial-softmax keypoints of the res4 map whose coordinates are appended to the "
+        "locator's input (0 = none, the paper)",
+        0,
+    )
+    fixed_glimpse_scale: float = _value(
+        0.5,
+        "scale of random and saliency glimpses (glimpse_type random | saliency), unless "
+        "glimpse_scale_samples are given",
+        0.01,
+        1.0,
+    )
+    glimpse_scale_samples: typing.List[typing.List[float]] = dataclasses.field(
+        default_factory=list,
+        metadata={
+            "doc": "[s_x, s_y] pairs that random glimpses draw their scales from (empty = "
+            "fixed_glimpse_scale); filled from glimpse_scales_from when the run starts"
+        },
+    )
+    glimpse_scales_from: str = _value(
+        "",
+        "an attention run (folder) or its evaluation report (JSON) whose glimpse scales random "
+        "glimpses are drawn at: the like-for-like random control",
+    )
 
 
 @dataclasses.dataclass
@@ -331,6 +364,12 @@ class ExperimentConfig:
                 f"{len(classes)} classes of data.classes {classes}; the model needs one "
                 f"output per class"
             )
+        for index, pair in enumerate(self.model.glimpse_scale_samples):
+            if len(pair) != 2 or not all(0.0 < value <= 1.0 for value in pair):
+                raise ConfigError(
+                    f"model.glimpse_scale_samples[{index}]: expected a pair [s_x, s_y] in (0, 1], "
+                    f"got {pair!r}"
+                )
         if not self.train.stages:
             raise ConfigError("train.stages: at least one stage is required")
         names = [stage.name for stage in self.train.stages]

@@ -24,6 +24,9 @@ import numpy as np
 # crop's [-1, 1] units (0.15 is 7.5% of the frame side: about a hand's length in NTU's framing).
 ON_BODY_RADIUS = 0.15
 
+# Scale pairs kept in a report for `model.glimpse_scales_from`.
+SCALE_SAMPLES = 256
+
 # Figures `format_diagnostics` prints, in order, with their labels.
 _SUMMARY_LINES = (
     ("on_body_rate", "glimpse centres within {radius} of a visible joint", "{:.1%}"),
@@ -130,6 +133,22 @@ def diversity(locations):
     return float(pairwise.sum(axis=(-1, -2)).mean() / (glimpses * (glimpses - 1)))
 
 
+def scale_samples(locations, count=SCALE_SAMPLES):
+    """Up to `count` [s_x, s_y] pairs taken evenly over every glimpse of N clips, rounded to 1e-4.
+
+    Written into evaluation reports, so that random glimpses can be drawn at the scales an
+    attention model used (`model.glimpse_scales_from`).
+
+    Returns:
+        list of [s_x, s_y] lists (empty without glimpses).
+    """
+    scales = np.asarray(locations, np.float64)[..., 2:].reshape(-1, 2)
+    if not len(scales):
+        return []
+    index = np.unique(np.linspace(0, len(scales) - 1, min(count, len(scales))).round().astype(int))
+    return np.round(scales[index], 4).tolist()
+
+
 def assignment_statistics(assignments, axis="glimpses"):
     """Specialisation of the soft assignment p (N, T, C, G).
 
@@ -182,7 +201,8 @@ def attention_diagnostics(locations, assignments, pose=None, pose_mask=None, ass
         dict name -> float (or list / None): "clips", "on_body_rate", "on_hands_rate",
         "on_body_radius",
         "scale_median", "scale_q25", "scale_q75", "scale_x_median", "scale_y_median",
-        "input_dependence", "location_std_videos", "location_std_frames", "diversity", and those of `assignment_statistics`.
+        "scale_samples" (`scale_samples`), "input_dependence", "location_std_videos",
+        "location_std_frames", "diversity", and those of `assignment_statistics`.
     """
     locations = np.asarray(locations, np.float64)
     scales = locations[..., 2:]
@@ -197,6 +217,7 @@ def attention_diagnostics(locations, assignments, pose=None, pose_mask=None, ass
         "scale_q75": float(np.percentile(scales, 75)),
         "scale_x_median": float(np.median(scales[..., 0])),
         "scale_y_median": float(np.median(scales[..., 1])),
+        "scale_samples": scale_samples(locations),
         "input_dependence": _spread_ratio(spreads),
         "location_std_videos": None if spreads is None else spreads[0],
         "location_std_frames": None if spreads is None else spreads[1],

@@ -296,6 +296,23 @@ class Experiment:
 
     # === Model ===
 
+    def resolve_glimpse_scales(self):
+        """Fills `model.glimpse_scale_samples` from `model.glimpse_scales_from`
+        (in place, once), so the run's saved config holds the scales itself.
+
+        Returns:
+            a message to print, or None when there was nothing to resolve.
+
+        Raises:
+            config.ConfigError: the named run or report holds no glimpse scales.
+        """
+        model_config = self.config.model
+        if model_config.glimpse_scale_samples or not model_config.glimpse_scales_from:
+            return None
+        model_config.glimpse_scale_samples = glimpse_scales_from(model_config.glimpse_scales_from)
+        return (f"model.glimpse_scales_from: random glimpses draw their scales from "
+                f"{len(model_config.glimpse_scale_samples)} glimpses of {model_config.glimpse_scales_from}")
+
     def build_model(self, variant, freeze_backbone=False, train_backbone_from="stem"):
         """The one place where the config becomes model constructor arguments.
 
@@ -328,6 +345,7 @@ class Experiment:
             freeze_backbone=freeze_backbone,
             train_backbone_from=train_backbone_from,
             input_normalization=model_config.input_normalization,
+            glimpse_scale_samples=model_config.glimpse_scale_samples or None,
             **core_arguments(model_config),
             name="glimpse_clouds",
         )
@@ -393,3 +411,43 @@ class Experiment:
             "clips_per_video": clips or data.clips_per_video,
             "class_names": self.class_names,
         }
+
+
+def glimpse_scales_from(path):
+    """The [s_x, s_y] scale samples of an attention run's evaluation.
+
+    Args:
+        path: an evaluation report (JSON, whose "attention" holds
+            "scale_samples") or a run folder (the report of its last stage on
+            the test split, RUN/evaluation/<stage>/test_report.json).
+
+    Returns:
+        list of [s_x, s_y] pairs.
+
+    Raises:
+        config.ConfigError: naming the path when it holds no scales.
+    """
+    import json
+
+    from glimpse_keras.config import ConfigError, load_config
+
+    key = "model.glimpse_scales_from"
+    report_path = path
+    if os.path.isdir(path):
+        run_config = os.path.join(path, "config.yaml")
+        if not os.path.isfile(run_config):
+            raise ConfigError(f"{key}: {path!r} is neither a run folder (no config.yaml) nor a report")
+        stage = load_config(run_config).train.stages[-1].name
+        report_path = os.path.join(path, "evaluation", stage, "test_report.json")
+    try:
+        with open(report_path) as handle:
+            report = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{key}: cannot read the evaluation report {report_path!r}: {error}") from None
+    samples = ((report.get("attention") or {}) if isinstance(report, dict) else {}).get("scale_samples")
+    if not samples:
+        raise ConfigError(
+            f"{key}: {report_path!r} holds no glimpse scales (attention.scale_samples): evaluate an "
+            "attention run with this version first"
+        )
+    return [[float(s_x), float(s_y)] for s_x, s_y in samples]

@@ -5,8 +5,14 @@
 
 Logits are averaged over K clips per video (fixed temporal offsets, centre
 crop). Writes a JSON report (top-1, top-5, per-class accuracy, confusion
-matrix, every video evaluated, samples skipped by conversion) and a PNG of the
-confusion matrix beside it.
+matrix, every video evaluated with its prediction, samples skipped by
+conversion) and a PNG of the confusion matrix beside it.
+
+`--placement-controls` also scores a glimpse model with its glimpse places
+swapped (the dataset-mean schedule, another video's places, random centres,
+the hand joints; `glimpse_keras.placement`), written into the report under
+attention.placement_controls: does the model need the places its glimpses
+chose for each video?
 """
 
 import argparse
@@ -32,6 +38,10 @@ def parse_args(argv):
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument("--clips", type=int, help="clips per video (default: the config's, 5)")
     parser.add_argument("--output", help="report path (default: RUN/evaluation/<stage>/<split>_report.json)")
+    parser.add_argument("--placement-controls", action="store_true",
+                        help="also score the glimpse model with its glimpse places swapped (a second pass)")
+    parser.add_argument("--placement-seed", type=int, default=0,
+                        help="seed of the swapped places (default 0)")
     return parser.parse_args(argv)
 
 
@@ -72,6 +82,7 @@ def main(argv=None):
         report = evaluation.evaluate_split(
             model, experiment, split=args.split, clips=args.clips, output=output,
             stage=stage, weights=os.path.join(args.run, stage, training.FINAL),
+            placement_controls=args.placement_controls, placement_seed=args.placement_seed,
         )
     except (training.TrainingError, preparation.DataDirError, pipeline.SplitNotFoundError,
             evaluation.EvaluationError, config_lib.ConfigError, StorageError) as error:
@@ -91,6 +102,14 @@ def main(argv=None):
 
         print(f"glimpse attention ({report['attention']['clips']} clips):")
         print("\n".join(format_diagnostics(report["attention"])))
+        controls = report["attention"].get("placement_controls")
+        if controls:
+            from glimpse_keras.placement import format_placement_controls
+
+            print("top-1 with the glimpses placed at:")
+            print("\n".join(format_placement_controls(controls)))
+    elif args.placement_controls:
+        print("no placement controls: the model has no glimpses")
     print(f"report: {output}\nconfusion matrix: {report['confusion_png']}")
     return 0
 

@@ -53,6 +53,9 @@ CORE_ARGUMENTS = {
     "scale_bias": 3.0,
     "max_scale": 1.0,
     "zoomer_reset_each_frame": False,
+    "locator": "linear",
+    "locator_keypoints": 0,
+    "fixed_glimpse_scale": 0.5,
 }
 # Old `core_options` keys that were renamed, and how their values map.
 _RENAMED_CORE_OPTIONS = {
@@ -132,11 +135,16 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             the core's `fusion_hidden_units`.
         detach_location, assign_axis, distance, time_decay, memory_capacity,
         share_first_worker_state, raw_location_embedding, scale_bias,
-        max_scale, zoomer_reset_each_frame: the paper-vs-code switches of
+        max_scale, zoomer_reset_each_frame, locator, locator_keypoints,
+        fixed_glimpse_scale: the paper-vs-code switches and the levers of
             `GlimpseCloudsCore`, passed to it unchanged; each has the name and
             values of the config key `model.<name>` (e.g. `time_decay`
-            "recent" | "code"). Under a mixed (16-bit) policy the core runs
-            in float32.
+            "recent" | "code", `locator` "linear" | "spatial"). Under a mixed
+            (16-bit) policy the core runs in float32.
+        glimpse_scale_samples: None or a list of [s_x, s_y] pairs: the scales
+            that "random" glimpses are drawn from (`GlimpseCloudsCore`); the
+            config names the run they come from
+            (`model.glimpse_scales_from`).
         core_options: deprecated (kept for one release, with a
             DeprecationWarning): a dict of core arguments, the old spelling of
             the arguments above (old names `decay` "recency" | "code",
@@ -188,6 +196,8 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         "pose": `(batch, T, num_persons, num_joints, 2)` float32 in [-1, 1];
         "locations": `(batch, T, G, 4)` glimpse `[x, y, s_x, s_y]` (zeros for
         global variants);
+        "raw_locations": `(batch, T, G, 4)` their pre-activation values (the
+        locator's raw output; zeros for global variants);
         "assignments": `(batch, T, C, G)` soft assignment of glimpses to
         workers (zeros for global variants; for "glimpse_gru" the worker axis
         has size 1 and holds ones: every glimpse is summed into the GRU).
@@ -231,6 +241,10 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         scale_bias=3.0,
         max_scale=1.0,
         zoomer_reset_each_frame=False,
+        locator="linear",
+        locator_keypoints=0,
+        fixed_glimpse_scale=0.5,
+        glimpse_scale_samples=None,
         num_persons=2,
         num_joints=25,
         pose_loss_weight=0.1,
@@ -259,6 +273,9 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             "scale_bias": scale_bias,
             "max_scale": max_scale,
             "zoomer_reset_each_frame": zoomer_reset_each_frame,
+            "locator": locator,
+            "locator_keypoints": locator_keypoints,
+            "fixed_glimpse_scale": fixed_glimpse_scale,
         }
         extra_core_arguments = self._deprecated_core_options(kwargs, core_arguments)
         super().__init__(**kwargs)
@@ -275,6 +292,7 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         self.where_units = _check_positive_int("where_units", where_units)
         for name, value in core_arguments.items():
             setattr(self, name, value)
+        self.glimpse_scale_samples = glimpse_scale_samples
         # Core arguments other than the above, from a deprecated `core_options`.
         self._extra_core_arguments = extra_core_arguments
         self.num_persons = _check_positive_int("num_persons", num_persons)
@@ -380,6 +398,7 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             "zoomer_units": self.zoomer_units,
             "worker_units": self.worker_units,
             "fusion_hidden_units": self.where_units,
+            "glimpse_scale_samples": self.glimpse_scale_samples,
             "initialization": self.initialization,
         }
         clash = set(arguments) & set(self._extra_core_arguments)
@@ -495,7 +514,7 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             training=False if self.freeze_backbone else training,
         )
 
-    def call_on_features(self, res4, res5, training=None):
+    def call_on_features(self, res4, res5, training=None, locations=None, raw_locations=None):
         """Runs everything after the backbone on its res4 and res5 maps.
 
         `call` is `call_on_features(*backbone(video))`; with a frozen backbone
@@ -506,9 +525,16 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             res4: `(batch, T, H/16, W/16, channels4)` backbone res4 map.
             res5: `(batch, T, H/32, W/32, channels5)` backbone res5 map.
             training: bool.
+            locations: None, or `(batch, T, G, 4)` glimpse places to use
+                instead of the model's own (a placement swap; glimpse
+                variants only). The model's own "locations" and
+                "raw_locations" reproduce its outputs exactly.
+            raw_locations: None, or the matching pre-activation values
+                (default: inverse activations of `locations`).
 
         Returns:
-            The dict of `call` ("logits", "pose", "locations", "assignments").
+            The dict of `call` ("logits", "pose", "locations",
+            "raw_locations", "assignments").
         """
         context = ops.mean(res4, axis=(2, 3))
         pose = self.pose_head(context)
@@ -516,23 +542,37 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             logits = self.global_classifier(res5)
             frames = ops.zeros_like(ops.cast(context[:, :, :1, None], "float32"))
             locations = ops.tile(frames, (1, 1, self.num_glimpses, 4))
+            raw_locations = locations
             assignments = ops.tile(frames, (1, 1, self.num_workers, self.num_glimpses))
         else:
-            core_outputs = self.core(
-                ops.cast(res5, self.core.compute_dtype),
-                ops.cast(context, self.core.compute_dtype),
-                training=training,
-            )
+            core_outputs = self.core_outputs(res4, res5, training, locations, raw_locations)
             per_step = self.worker_classifier(core_outputs["worker_states"])
             logits = ops.mean(per_step, axis=(1, 2))
             locations = ops.cast(core_outputs["locations"], "float32")
+            raw_locations = ops.cast(core_outputs["raw_locations"], "float32")
             assignments = ops.cast(core_outputs["assignments"], "float32")
         return {
             "logits": ops.cast(logits, "float32"),
             "pose": ops.cast(pose, "float32"),
             "locations": locations,
+            "raw_locations": raw_locations,
             "assignments": assignments,
         }
+
+    def core_outputs(self, res4, res5, training=None, locations=None, raw_locations=None):
+        """The glimpse core's outputs (`GlimpseCloudsCore`) on the backbone's
+        maps: Z = res5, c_t = the spatial mean of res4, and res4 itself where
+        the locator reads it. Glimpse variants only; arguments as
+        `call_on_features`."""
+        dtype = self.core.compute_dtype
+        return self.core(
+            ops.cast(res5, dtype),
+            ops.cast(ops.mean(res4, axis=(2, 3)), dtype),
+            training=training,
+            context_map=ops.cast(res4, dtype) if self.core.needs_context_map else None,
+            locations=locations,
+            raw_locations=raw_locations,
+        )
 
     def _call_multi_clip(self, video, training):
         shape = ops.shape(video)
@@ -679,6 +719,7 @@ class GlimpseClouds(TrainingSteps, keras.Model):
                 "worker_units": self.worker_units,
                 "where_units": self.where_units,
                 **{name: getattr(self, name) for name in CORE_ARGUMENTS},
+                "glimpse_scale_samples": self.glimpse_scale_samples,
                 "num_persons": self.num_persons,
                 "num_joints": self.num_joints,
                 "pose_loss_weight": self.pose_loss_weight,
