@@ -67,7 +67,8 @@ def evaluate_split(model, experiment, split="test", clips=None, output=None, pro
     if not model.is_global:
         attention = diagnostics_lib.AttentionDiagnostics(assign_axis=model.core.assign_axis)
     placements = placement_controls and not model.is_global
-    if not model.backbone.fold_batch_norm:
+    if placements and not model.backbone.fold_batch_norm:
+        # Both passes run the same (faster, folded) copy, as `collect_logits` would.
         model = fold_model_batch_norm(model)
     own = [] if placements else None
     logits, labels, ids = collect_logits(model, dataset, progress=progress, diagnostics=attention,

@@ -28,6 +28,56 @@ def test_every_shipped_config_loads(path):
     assert config.train.stages
 
 
+def test_the_matched_global_is_the_demo_with_a_global_stage_two():
+    demo = config_lib.load_config(os.path.join(REPO, "configs", "demo.yaml")).to_dict()
+    matched = config_lib.load_config(
+        os.path.join(REPO, "configs", "ablations", "demo_matched_global.yaml")).to_dict()
+    assert (demo["train"]["stages"][1]["variant"], matched["train"]["stages"][1]["variant"]) == (
+        "glimpse_clouds", "global_pose")
+    matched["train"]["stages"][1]["variant"] = "glimpse_clouds"
+    assert matched == demo
+
+
+def test_glimpse_scale_samples_are_checked():
+    config = config_lib.load_config(overrides=["model.glimpse_scale_samples=[[0.1, 0.2], [0.3, 1]]"])
+    assert config.model.glimpse_scale_samples == [[0.1, 0.2], [0.3, 1.0]]
+    with pytest.raises(config_lib.ConfigError, match=r"model.glimpse_scale_samples\[1\]: expected a pair"):
+        config_lib.load_config(overrides=["model.glimpse_scale_samples=[[0.1, 0.2], [0.3]]"])
+    with pytest.raises(config_lib.ConfigError, match=r"model.glimpse_scale_samples\[0\]"):
+        config_lib.load_config(overrides=["model.glimpse_scale_samples=[[0.0, 0.2]]"])
+
+
+def test_glimpse_scales_come_from_an_attention_report(tmp_path):
+    import json
+
+    from glimpse_keras.experiment import Experiment
+
+    report = tmp_path / "test_report.json"
+    report.write_text(json.dumps({"attention": {"scale_samples": [[0.05, 0.2], [0.1, 0.3]]}}))
+    config = config_lib.load_config(overrides=[f"model.glimpse_scales_from={report}", "model.glimpse_type=random"])
+    experiment = Experiment(config)
+    assert "2 glimpses" in experiment.resolve_glimpse_scales()
+    assert config.model.glimpse_scale_samples == [[0.05, 0.2], [0.1, 0.3]]
+    assert experiment.resolve_glimpse_scales() is None  # resolved once
+    model = experiment.build_model("glimpse_clouds")
+    assert model.core.glimpse_scale_samples == [[0.05, 0.2], [0.1, 0.3]]
+    # A run folder: the report of its last stage.
+    run = tmp_path / "run"
+    (run / "evaluation" / "stage2").mkdir(parents=True)
+    config_lib.save_config(config_lib.load_config(), str(run / "config.yaml"))
+    (run / "evaluation" / "stage2" / "test_report.json").write_text(report.read_text())
+    from glimpse_keras.experiment import glimpse_scales_from
+
+    assert glimpse_scales_from(str(run)) == [[0.05, 0.2], [0.1, 0.3]]
+    (run / "evaluation" / "stage2" / "test_report.json").write_text(json.dumps({"attention": None}))
+    with pytest.raises(config_lib.ConfigError, match="holds no glimpse scales"):
+        glimpse_scales_from(str(run))
+    with pytest.raises(config_lib.ConfigError, match="cannot read the evaluation report"):
+        glimpse_scales_from(str(tmp_path / "missing.json"))
+    with pytest.raises(config_lib.ConfigError, match="neither a run folder"):
+        glimpse_scales_from(str(tmp_path))
+
+
 def test_overrides_parse_yaml_values_and_index_stages():
     config = config_lib.load_config(
         overrides=[
@@ -52,6 +102,9 @@ def test_overrides_parse_yaml_values_and_index_stages():
         ("model.num_glimpses=three", "model.num_glimpses: expected an integer, got 'three'"),
         ("model.variant=huge", "model.variant: expected one of global, global_pose"),
         ("model.glimpses=3", "unknown key model.glimpses"),
+        ("model.locator=grid", "model.locator: expected one of linear, spatial; got 'grid'"),
+        ("model.locator_keypoints=-2", "model.locator_keypoints: expected a value >= 0, got -2"),
+        ("model.fixed_glimpse_scale=0", "model.fixed_glimpse_scale: expected a value >= 0.01, got 0.0"),
         ("modle.num_glimpses=3", "unknown key modle"),
         ("data.flip=maybe", "data.flip: expected true or false, got 'maybe'"),
         ("train.stages.5.epochs=1", "train.stages.5: index 5 is out of range"),

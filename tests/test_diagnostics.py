@@ -139,8 +139,22 @@ def test_accumulator_merges_clip_axes_and_matches_one_call():
         mask.reshape(12, 5, 2, 25))
     assert merged["clips"] == 12
     for key, value in direct.items():
-        assert merged[key] == pytest.approx(value, rel=1e-5), key
+        if key == "scale_samples":
+            np.testing.assert_allclose(merged[key], value, atol=2e-4)
+        else:
+            assert merged[key] == pytest.approx(value, rel=1e-5), key
     json.dumps(merged)
+
+
+def test_scale_samples_are_taken_evenly_over_every_glimpse():
+    locations = np.zeros((2, 3, 2, 4))  # 12 glimpses
+    locations[..., 2] = np.arange(12).reshape(2, 3, 2) / 100.0 + 0.01
+    locations[..., 3] = 0.5
+    assert diagnostics.scale_samples(locations, count=4) == [[0.01, 0.5], [0.05, 0.5], [0.08, 0.5], [0.12, 0.5]]
+    assert len(diagnostics.scale_samples(locations)) == 12
+    assert diagnostics.scale_samples(np.zeros((0, 3, 2, 4))) == []
+    figures = diagnostics.attention_diagnostics(locations, np.ones((2, 3, 1, 2)))
+    assert figures["scale_samples"] == diagnostics.scale_samples(locations)
 
 
 def test_scale_quartiles_and_format():

@@ -186,6 +186,35 @@ def test_every_variant_and_glimpse_type_trains_one_step(variant, glimpse_type):
         np.testing.assert_allclose(outputs["locations"][..., 2:], 0.5)
 
 
+@pytest.mark.parametrize("options", [{"locator": "spatial"}, {"locator_keypoints": 4},
+                                     {"locator": "spatial", "train_backbone_from": "res4"}])
+def test_locators_that_read_the_res4_map_train_one_step(options):
+    model = compiled(tiny_model(**options))
+    inputs, targets = make_batch()
+    model(inputs)
+    locator_before = [w.numpy() for w in model.core.locator.trainable_weights]
+    logs = model.train_on_batch(inputs, targets, return_dict=True)
+    assert all(np.isfinite(v) for v in logs.values())
+    assert model.core.needs_context_map
+    changed = [not np.allclose(b, w.numpy()) for b, w in zip(locator_before, model.core.locator.trainable_weights)]
+    assert all(changed)
+
+
+@pytest.mark.parametrize("options", [{}, {"locator": "spatial", "raw_location_embedding": True},
+                                     {"glimpse_type": "random"}, {"variant": "glimpse_gru"}])
+def test_own_locations_supplied_reproduce_the_logits_exactly(options):
+    model = tiny_model(**options)
+    inputs, _ = make_batch(seed=3)
+    features = model.backbone_features(inputs["video"], training=False)
+    own = model.call_on_features(features["res4"], features["res5"], training=False)
+    again = model.call_on_features(features["res4"], features["res5"], training=False,
+                                   locations=own["locations"], raw_locations=own["raw_locations"])
+    np.testing.assert_array_equal(np.asarray(again["logits"]), np.asarray(own["logits"]))
+    swapped = model.call_on_features(features["res4"], features["res5"], training=False,
+                                     locations=np.asarray(own["locations"])[::-1])
+    assert np.abs(np.asarray(swapped["logits"]) - np.asarray(own["logits"])).max() > 1e-6
+
+
 def test_glimpses_and_workers_can_differ():
     model = compiled(tiny_model(num_glimpses=2, num_workers=4))
     inputs, targets = make_batch()
@@ -300,6 +329,20 @@ def test_core_switches_are_plain_arguments_with_the_config_names():
     assert model.core.memory.time_decay == "code" and model.core.memory.memory_capacity == 2
     assert model.core.fusion.raw_location_embedding and model.core.crop.detach_location
     assert model.core.locator.max_scale == 0.9 and model.core.locator.scale_bias == 2.0
+
+
+def test_locator_levers_and_random_scales_reach_the_core():
+    model = tiny_model(locator="spatial", locator_keypoints=3)
+    config = model.get_config()
+    assert (config["locator"], config["locator_keypoints"]) == ("spatial", 3)
+    assert model.core.locator_type == "spatial" and model.core.keypoints.num_keypoints == 3
+    assert type(model.core.locator).__name__ == "SpatialGlimpseLocator"
+    rebuilt = GlimpseClouds.from_config(json.loads(json.dumps(config)))
+    assert rebuilt.core.locator_type == "spatial" and rebuilt.core.locator_keypoints == 3
+    random = tiny_model(glimpse_type="random", fixed_glimpse_scale=0.2, glimpse_scale_samples=[[0.1, 0.3]])
+    assert random.core.fixed_glimpse_scale == 0.2 and random.core.glimpse_scale_samples == [[0.1, 0.3]]
+    outputs = random(make_batch()[0])
+    np.testing.assert_allclose(np.asarray(outputs["locations"])[..., 2:], np.broadcast_to([0.1, 0.3], (2, FRAMES, 3, 2)))
 
 
 def test_core_options_still_works_with_a_deprecation_warning():
