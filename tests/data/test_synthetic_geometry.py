@@ -6,6 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 
+from glimpse_keras.data.ntu import XSUB60_TRAIN_SUBJECTS
 from glimpse_keras.data.synthetic import kinematics as K
 from glimpse_keras.data.synthetic import ntu_writer, props
 from glimpse_keras.data.synthetic.performance import pair_offset
@@ -81,6 +82,24 @@ def test_a_pair_stands_no_further_out_than_one_performer():
     assert pair_offset((3.0, 0.0), 1.0) == pytest.approx((2.5, 0.0))
 
 
+def test_two_person_classes_keep_both_people_in_view_in_the_demo():
+    # The demo's geometry for every two-person class: the hands and torso of both people stay inside
+    # the model's view (a 128 px centre crop of the frame squashed to 144 px) in nearly every frame.
+    config = resolve_config("ntu", "demo", {"classes": list(range(50, 61)), "subjects": [3, 6, 7],
+                                            "defects": _NO_DEFECTS})
+    joints = [K.SPINE_BASE, K.SPINE_MID, K.SPINE_SHOULDER, K.WRIST_L, K.HAND_L, K.WRIST_R, K.HAND_R]
+    inside = []
+    for task in ntu_writer.plan_ntu(SEED, config):
+        performance = ntu_writer.ntu_performance(SEED, config, task)
+        camera = ntu_camera(SEED, task.setup, task.camera, config)
+        assert len(performance.persons) == 2
+        for person in performance.persons:
+            pixels = camera.project(camera.to_camera(person.joints[:, joints]))
+            crop = (pixels / [1920.0, 1080.0] * 144 - 8) / 128 * 2 - 1
+            inside.append(np.all(np.abs(crop) <= 1.0, axis=-1).ravel())
+    assert np.concatenate(inside).mean() > 0.98
+
+
 def test_clutter_keeps_clear_of_the_performer_wherever_they_stand():
     for performer_x in (-1.2, -0.4, 0.0, 0.7, 1.2):
         for key in range(20):
@@ -110,6 +129,28 @@ def test_per_performance_assignment_films_each_performance_in_one_setup():
     assert [task.name for task in again] == [task.name for task in tasks]
     other_seed = ntu_writer.plan_ntu(SEED + 1, resolve_config("ntu", "tiny", dict(overrides, setup_assignment="per_performance")))
     assert [task.name for task in other_seed] != [task.name for task in tasks]
+
+
+def test_demo_preset_splits_and_framing():
+    config = resolve_config("ntu", "demo")
+    tasks = ntu_writer.plan_ntu(SEED, config)
+    train = [task for task in tasks if task.subject in XSUB60_TRAIN_SUBJECTS]
+    assert len(train) == 360 and len(tasks) - len(train) >= 625
+    assert {task.setup for task in tasks} == set(range(1, 18))
+    # Framing of a sample of performances (first frame index of each video, C001): the body fills a
+    # third to three quarters of the frame height, the hands lie inside the model's centre crop, and
+    # they land in different parts of it from video to video.
+    heights, hands = [], []
+    for task in tasks[::17]:
+        person = ntu_writer.ntu_performance(SEED, config, task).persons[0]
+        camera = ntu_camera(SEED, task.setup, task.camera, config)
+        pixels = camera.project(camera.to_camera(person.joints[0]))
+        heights.append((pixels[:, 1].max() - pixels[:, 1].min()) / 1080.0)
+        hands.append((pixels[[K.HAND_L, K.HAND_R]] / [1920.0, 1080.0] * 144 - 8) / 128 * 2 - 1)
+    heights, hands = np.array(heights), np.concatenate(hands)
+    assert 1 / 3 <= np.median(heights) <= 2 / 3 and heights.min() > 0.25 and heights.max() < 0.85
+    assert np.mean(np.all(np.abs(hands) <= 1.0, axis=-1)) > 0.97
+    assert hands.std(axis=0).min() > 0.15
 
 
 @pytest.mark.parametrize("overrides, key", [
