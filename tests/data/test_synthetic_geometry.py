@@ -137,9 +137,9 @@ def test_demo_preset_splits_and_framing():
     train = [task for task in tasks if task.subject in XSUB60_TRAIN_SUBJECTS]
     assert len(train) == 360 and len(tasks) - len(train) >= 625
     assert {task.setup for task in tasks} == set(range(1, 18))
-    # Framing of a sample of performances (first frame index of each video, C001): the body fills a
-    # third to three quarters of the frame height, the hands lie inside the model's centre crop, and
-    # they land in different parts of it from video to video.
+    # Framing, on the first frame of every 17th video: the body fills a third to two thirds of the frame
+    # height (median; none under a quarter or over 0.85), the hands lie inside the model's centre crop,
+    # and they land in different parts of it from video to video.
     heights, hands = [], []
     for task in tasks[::17]:
         person = ntu_writer.ntu_performance(SEED, config, task).persons[0]
