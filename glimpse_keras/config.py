@@ -102,6 +102,15 @@ class DataConfig:
         },
     )
     clips_per_video: int = _value(5, "clips averaged per video at test time", 1)
+    test_sampling: str = _choice(
+        "fixed",
+        ("fixed", "random"),
+        "how the test clips are cut (evaluate.py): fixed (ours: clip k takes the same offset "
+        "(k + 0.5) / K in every temporal bin, centre crop) or random (the authors' code, "
+        "MODEL_SPEC.md 11.15: a random frame per bin and a random crop for each clip, drawn from "
+        "train.seed and the video id, so an evaluation is reproducible). predict.py and the "
+        "exported SavedModel always use the fixed clips",
+    )
     validation_fraction: float = _value(
         0.0,
         "share of the training split's subjects held out as a validation split (0 = none): "

@@ -278,8 +278,10 @@ class Experiment:
         )
 
     def test_dataset(self, split="test", clips=None, batch_size=4):
-        """K clips per video of `split` (fixed offsets, centre crop), with
-        the video ids; K = `clips` or `data.clips_per_video`."""
+        """K clips per video of `split`, with the video ids; K = `clips` or
+        `data.clips_per_video`, cut as `data.test_sampling` says (fixed
+        offsets and centre crop, or random ones drawn from `train.seed` and
+        the video id)."""
         data = self.config.data
         files, include, exclude = self._split_source(split)
         return pipeline.build_dataset(
@@ -289,6 +291,8 @@ class Experiment:
             image_size=data.image_size,
             batch_size=batch_size,
             clips_per_video=clips or data.clips_per_video,
+            test_sampling=data.test_sampling,
+            seed=self.config.train.seed,
             label_map=self.label_map,
             include_ids=include,
             exclude_ids=exclude,
