@@ -300,7 +300,8 @@ class Experiment:
 
     # === Model ===
 
-    def build_model(self, variant, freeze_backbone=False, train_backbone_from="stem"):
+    def build_model(self, variant, freeze_backbone=False, train_backbone_from="stem",
+                    frozen_batchnorm="inference"):
         """The one place where the config becomes model constructor arguments.
 
         Returns:
@@ -329,8 +330,13 @@ class Experiment:
             scale_loss_weight=config.loss.scale_weight,
             diversity_form=config.loss.diversity_form,
             attraction_joints=config.loss.attraction_joints,
+            diversity_include_self_pairs=config.loss.diversity_include_self_pairs,
+            attraction_per_axis_min=config.loss.attraction_per_axis_min,
+            pose_matching=config.loss.pose_matching,
+            match_single_person=config.loss.match_single_person,
             freeze_backbone=freeze_backbone,
             train_backbone_from=train_backbone_from,
+            frozen_batchnorm=frozen_batchnorm,
             input_normalization=model_config.input_normalization,
             **core_arguments(model_config),
             name="glimpse_clouds",
@@ -355,7 +361,9 @@ class Experiment:
         strategy = strategy or tf.distribute.get_strategy()
         data = self.config.data
         with strategy.scope():
-            model = self.build_model(stage.variant, stage.freeze_backbone, stage.train_backbone_from)
+            model = self.build_model(
+                stage.variant, stage.freeze_backbone, stage.train_backbone_from, stage.frozen_batchnorm
+            )
             model(
                 np.zeros((1, data.num_frames, data.image_size, data.image_size, 3), "uint8"),
                 training=False,
