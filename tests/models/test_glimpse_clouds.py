@@ -144,12 +144,14 @@ def test_authors_loss_switches_reach_the_losses_with_their_names():
     model = tiny_model(**AUTHORS_LOSS_SWITCHES)
     inputs, targets = make_batch()
     outputs = dict(model(inputs))
-    # Hand-made poses on which each switch changes its term: the first person
-    # at (0, 0.9), the second at x = 1 (joints at random heights, so the
-    # per-axis minimum pairs x = 0 with the height nearest a glimpse), the
-    # predictions of frame 0 paired differently by the first person's errors
-    # and by the total (losses tests), frame 1 showing the first person only,
-    # nearer slot 1.
+    # Hand-made outputs and targets on which each switch changes its term:
+    # glimpses apart, one at the centre; the first person at (0, 0.9), the
+    # second at x = 1 (joints at random heights, so the per-axis minimum pairs
+    # x = 0 with the height nearest a glimpse); the predictions of frame 0
+    # paired differently by the first person's errors and by the total
+    # (losses tests), frame 1 showing the first person only, nearer slot 1.
+    outputs["locations"] = np.zeros((2, FRAMES, 3, 4), "float32") + 0.5
+    outputs["locations"][..., :2] = [[0.0, 0.0], [0.5, 0.0], [0.0, -0.5]]
     targets["pose"][:, :, 0] = [0.0, 0.9]
     targets["pose"][:, :, 1, :, 0] = 1.0
     targets["pose_mask"][:, 1, 1] = 0.0
