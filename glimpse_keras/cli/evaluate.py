@@ -5,9 +5,10 @@
 
 Logits are averaged over K clips per video (fixed temporal offsets, centre
 crop; or `--test-sampling random`, the authors' test: a random frame per bin and
-a random crop per clip, seeded by the run's train.seed and the video id). Writes a JSON report (top-1, top-5, per-class accuracy, confusion
-matrix, every video evaluated, samples skipped by conversion) and a PNG of the
-confusion matrix beside it.
+a random crop per clip, seeded by the run's train.seed and the video id).
+Writes a JSON report (top-1, top-5, per-class accuracy, confusion matrix, every
+video evaluated, samples skipped by conversion) and a PNG of the confusion
+matrix beside it.
 """
 
 import argparse
