@@ -1,8 +1,9 @@
 """Multi-clip evaluation: accuracy, per-class accuracy, confusion matrix.
 
 Every video of the split is evaluated once with K clips (fixed temporal
-offsets, centre crop); the raw logits of its clips are averaged, as the
-authors average their 5 test clips. Nothing is dropped silently: the report
+offsets and centre crop, or with `data.test_sampling: random` the authors'
+random frames and crops, seeded); the raw logits of its clips are averaged, as
+the authors average their 5 test clips. Nothing is dropped silently: the report
 counts the videos evaluated against the split index and lists every sample
 the converter skipped, with its reason.
 """
@@ -80,6 +81,7 @@ def evaluate_split(model, experiment, split="test", clips=None, output=None, pro
         split=split,
         protocol=experiment.protocol,
         clips_per_video=clips or data.clips_per_video,
+        test_sampling=data.test_sampling,
         split_size=expected,
         classes_present=len(present),
         chance=1.0 / max(len(present), 1),

@@ -278,8 +278,10 @@ class Experiment:
         )
 
     def test_dataset(self, split="test", clips=None, batch_size=4):
-        """K clips per video of `split` (fixed offsets, centre crop), with
-        the video ids; K = `clips` or `data.clips_per_video`."""
+        """K clips per video of `split`, with the video ids; K = `clips` or
+        `data.clips_per_video`, cut as `data.test_sampling` says (fixed
+        offsets and centre crop, or random ones drawn from `train.seed` and
+        the video id)."""
         data = self.config.data
         files, include, exclude = self._split_source(split)
         return pipeline.build_dataset(
@@ -289,6 +291,8 @@ class Experiment:
             image_size=data.image_size,
             batch_size=batch_size,
             clips_per_video=clips or data.clips_per_video,
+            test_sampling=data.test_sampling,
+            seed=self.config.train.seed,
             label_map=self.label_map,
             include_ids=include,
             exclude_ids=exclude,
@@ -313,7 +317,8 @@ class Experiment:
         return (f"model.glimpse_scales_from: random glimpses draw their scales from "
                 f"{len(model_config.glimpse_scale_samples)} glimpses of {model_config.glimpse_scales_from}")
 
-    def build_model(self, variant, freeze_backbone=False, train_backbone_from="stem"):
+    def build_model(self, variant, freeze_backbone=False, train_backbone_from="stem",
+                    frozen_batchnorm="inference"):
         """The one place where the config becomes model constructor arguments.
 
         Returns:
@@ -342,8 +347,13 @@ class Experiment:
             scale_loss_weight=config.loss.scale_weight,
             diversity_form=config.loss.diversity_form,
             attraction_joints=config.loss.attraction_joints,
+            diversity_include_self_pairs=config.loss.diversity_include_self_pairs,
+            attraction_per_axis_min=config.loss.attraction_per_axis_min,
+            pose_matching=config.loss.pose_matching,
+            match_single_person=config.loss.match_single_person,
             freeze_backbone=freeze_backbone,
             train_backbone_from=train_backbone_from,
+            frozen_batchnorm=frozen_batchnorm,
             input_normalization=model_config.input_normalization,
             glimpse_scale_samples=model_config.glimpse_scale_samples or None,
             **core_arguments(model_config),
@@ -369,7 +379,9 @@ class Experiment:
         strategy = strategy or tf.distribute.get_strategy()
         data = self.config.data
         with strategy.scope():
-            model = self.build_model(stage.variant, stage.freeze_backbone, stage.train_backbone_from)
+            model = self.build_model(
+                stage.variant, stage.freeze_backbone, stage.train_backbone_from, stage.frozen_batchnorm
+            )
             model(
                 np.zeros((1, data.num_frames, data.image_size, data.image_size, 3), "uint8"),
                 training=False,

@@ -30,6 +30,7 @@ GLOBAL_VARIANTS = ("global", "global_pose")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LOSS_TERMS = ("loss", "class_loss", "pose_loss", "diversity_loss", "attraction_loss", "scale_loss")
+FROZEN_BATCHNORM_MODES = ("inference", "drift")
 
 
 class ModelConfigError(ValueError):
@@ -71,6 +72,23 @@ def _check_positive_int(name, value):
 
 def _check_weight(name, value):
     return check_number(name, value, minimum=0, error=ModelConfigError)
+
+
+def _let_batchnorm_statistics_drift(layers):
+    """Makes the BatchNorm layers among frozen `layers` update their moving
+    statistics in training (the authors' frozen stage 2), with their scale
+    and offset still frozen.
+
+    A Keras BatchNorm normalises with batch statistics and updates its moving
+    ones only when it is trainable and called with `training=True`; marking
+    the layer trainable and its variables not is how its statistics drift
+    while the optimizer never sees them.
+    """
+    for layer in layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = True
+            for variable in layer.trainable_variables:
+                variable.trainable = False
 
 
 INPUT_NORMALIZATIONS = ("imagenet", "caffe")
@@ -167,16 +185,27 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         diversity_include_self_pairs: bool, average the diversity spread over
             all G*G glimpse pairs as the authors' code does.
         match_single_person: bool, see `losses.pose_loss`.
-        freeze_backbone: bool. When True the backbone always runs with
-            `training=False` (BatchNorm in inference mode, statistics frozen),
-            its weights are non-trainable and its outputs pass through
-            `stop_gradient`, so a training step only differentiates the heads
-            (stage 2 costs little more than inference).
+        pose_matching: "total" (ours) or "first_person" (the authors' code):
+            how two GT persons are paired with the two pose slots, see
+            `losses.pose_loss`.
+        freeze_backbone: bool. When True the backbone's weights are
+            non-trainable and its outputs pass through `stop_gradient`, so a
+            training step only differentiates the heads (stage 2 costs little
+            more than inference); with `frozen_batchnorm="inference"` it
+            always runs with `training=False` (BatchNorm statistics frozen).
         train_backbone_from: "stem" (the whole backbone trains) or a later
             backbone stage ("res2" .. "res5"): the stages before it are
-            non-trainable (their BatchNorm runs in inference mode and no
-            gradient is computed through them). Ignored with
+            non-trainable (no gradient is computed through them; their
+            BatchNorm as `frozen_batchnorm` says). Ignored with
             `freeze_backbone`.
+        frozen_batchnorm: how the BatchNorm layers of the frozen part of the
+            backbone (all of it with `freeze_backbone`, else the stages before
+            `train_backbone_from`) run in training: "inference" (ours: moving
+            statistics used and kept) or "drift" (the authors' frozen stage 2,
+            MODEL_SPEC.md sections 8 and 11.13: batch statistics used and the
+            moving statistics updated, while scale, offset and kernels stay
+            frozen). Inference and evaluation always use the moving
+            statistics.
         initialization: "torch" or "keras" initialisers for the heads and core.
         input_normalization: "imagenet" (RGB mean/std, for torchvision
             weights) or "caffe" (BGR mean subtraction, for
@@ -256,8 +285,10 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         attraction_per_axis_min=False,
         diversity_include_self_pairs=False,
         match_single_person=True,
+        pose_matching="total",
         freeze_backbone=False,
         train_backbone_from="stem",
+        frozen_batchnorm="inference",
         initialization="torch",
         input_normalization="imagenet",
         **kwargs,
@@ -315,6 +346,12 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         self.attraction_per_axis_min = bool(attraction_per_axis_min)
         self.diversity_include_self_pairs = bool(diversity_include_self_pairs)
         self.match_single_person = bool(match_single_person)
+        if pose_matching not in losses.POSE_MATCHINGS:
+            raise ModelConfigError(
+                f"`pose_matching` must be one of {losses.POSE_MATCHINGS}, received "
+                f"pose_matching={pose_matching!r}."
+            )
+        self.pose_matching = pose_matching
         self.freeze_backbone = bool(freeze_backbone)
         if train_backbone_from not in ENDPOINT_NAMES:
             raise ModelConfigError(
@@ -322,6 +359,12 @@ class GlimpseClouds(TrainingSteps, keras.Model):
                 f"train_backbone_from={train_backbone_from!r}."
             )
         self.train_backbone_from = train_backbone_from
+        if frozen_batchnorm not in FROZEN_BATCHNORM_MODES:
+            raise ModelConfigError(
+                f"`frozen_batchnorm` must be one of {FROZEN_BATCHNORM_MODES}, received "
+                f"frozen_batchnorm={frozen_batchnorm!r}."
+            )
+        self.frozen_batchnorm = frozen_batchnorm
         self.initialization = check_initialization(initialization)
         if input_normalization not in INPUT_NORMALIZATIONS:
             raise ModelConfigError(
@@ -349,9 +392,13 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         self.backbone = backbone
         if self.freeze_backbone:
             self.backbone.trainable = False
+            frozen = self.backbone.layers
         else:
-            for layer in self.backbone.layers_before(train_backbone_from):
+            frozen = self.backbone.layers_before(train_backbone_from)
+            for layer in frozen:
                 layer.trainable = False
+        if frozen_batchnorm == "drift":
+            _let_batchnorm_statistics_drift(frozen)
         # The heads that produce losses run in float32 under mixed precision.
         self.pose_head = PoseHead(
             num_persons, num_joints, initialization=initialization, dtype="float32", name="pose_head"
@@ -507,19 +554,30 @@ class GlimpseClouds(TrainingSteps, keras.Model):
     def backbone_features(self, video, training=None):
         """The backbone's endpoints for a `(batch, T, H, W, 3)` [0, 255] video.
 
-        A frozen backbone always runs in inference mode.
+        A frozen backbone runs in inference mode unless its BatchNorm
+        statistics drift (`frozen_batchnorm="drift"`).
         """
         return self.backbone(
             ops.cast(normalise_video(video, self.input_normalization), self.backbone.compute_dtype),
-            training=False if self.freeze_backbone else training,
+            training=False if self.backbone_features_are_fixed else training,
         )
+
+    @property
+    def backbone_features_are_fixed(self):
+        """True when training cannot change what the backbone computes for a
+        clip: the backbone is frozen and its BatchNorm runs in inference mode
+        (`frozen_batchnorm="inference"`). Only then may the features of a
+        clip be computed once and reused (`call_on_features`)."""
+        return self.freeze_backbone and self.frozen_batchnorm == "inference"
 
     def call_on_features(self, res4, res5, training=None, locations=None, raw_locations=None):
         """Runs everything after the backbone on its res4 and res5 maps.
 
-        `call` is `call_on_features(*backbone(video))`; with a frozen backbone
-        (stage 2 without augmentation) the maps can be computed once and
-        cached, and a training step then only runs this part.
+        `call` is `call_on_features(*backbone(video))`; when
+        `backbone_features_are_fixed` (a frozen backbone whose BatchNorm
+        statistics do not drift; stage 2 without augmentation) the maps can
+        be computed once and cached, and a training step then only runs this
+        part.
 
         Args:
             res4: `(batch, T, H/16, W/16, channels4)` backbone res4 map.
@@ -628,7 +686,11 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             mask = self._fold_clips(targets["pose_mask"], 4)
         if weights["pose_loss"] > 0:
             terms["pose_loss"] = losses.pose_loss(
-                pose, target_pose, mask, match_single_person=self.match_single_person
+                pose,
+                target_pose,
+                mask,
+                match_single_person=self.match_single_person,
+                pose_matching=self.pose_matching,
             )
         if not self.is_global:
             locations = self._fold_clips(outputs["locations"], 4)
@@ -731,8 +793,10 @@ class GlimpseClouds(TrainingSteps, keras.Model):
                 "attraction_per_axis_min": self.attraction_per_axis_min,
                 "diversity_include_self_pairs": self.diversity_include_self_pairs,
                 "match_single_person": self.match_single_person,
+                "pose_matching": self.pose_matching,
                 "freeze_backbone": self.freeze_backbone,
                 "train_backbone_from": self.train_backbone_from,
+                "frozen_batchnorm": self.frozen_batchnorm,
                 "initialization": self.initialization,
                 "input_normalization": self.input_normalization,
             }
