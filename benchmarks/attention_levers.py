@@ -43,6 +43,7 @@ AUTHORS = [
     "loss.attraction_joints=all",
     "model.locator=linear",
     "model.locator_keypoints=0",
+    "model.glimpse_map=res5",
     "train.stages.1.freeze_backbone=true",
 ]
 LOCAL16 = AUTHORS + ["model.output_stride=16", "model.output_stride_dilation=false"]
@@ -66,6 +67,10 @@ SETTINGS = {
     "spatial_keypoints": (HANDS_RES4 + ["model.locator=spatial", "model.locator_keypoints=8"],
                           "spatial + 8 keypoints in the query"),
     "spatial_frozen": (HANDS + ["model.locator=spatial"], "spatial on the frozen stage-1 backbone"),
+    "spatial_res4": (HANDS_RES4 + ["model.locator=spatial", "model.glimpse_map=res4"],
+                     "spatial with the glimpses cropping res4 instead of res5 (more local features)"),
+    "res4_glimpses": (HANDS_RES4 + ["model.glimpse_map=res4"],
+                      "hands_res4 with the glimpses cropping res4 instead of res5"),
 }
 CONTROLS = ("matched_global", "random")
 

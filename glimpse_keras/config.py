@@ -241,6 +241,12 @@ class ModelConfig:
         0.01,
         1.0,
     )
+    glimpse_map: str = _choice(
+        "res5",
+        ("res5", "res4"),
+        "the backbone map the glimpses crop: res5 (Z, the paper) or res4 (one stage earlier: "
+        "smaller receptive fields, more local detail)",
+    )
     glimpse_scale_samples: typing.List[typing.List[float]] = dataclasses.field(
         default_factory=list,
         metadata={

@@ -356,6 +356,7 @@ class Experiment:
             frozen_batchnorm=frozen_batchnorm,
             input_normalization=model_config.input_normalization,
             glimpse_scale_samples=model_config.glimpse_scale_samples or None,
+            glimpse_map=model_config.glimpse_map,
             **core_arguments(model_config),
             name="glimpse_clouds",
         )

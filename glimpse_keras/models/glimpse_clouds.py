@@ -26,6 +26,7 @@ from glimpse_keras.models.heads import PoseHead
 from glimpse_keras.arguments import check_int, check_number
 
 VARIANTS = ("global", "global_pose", "glimpse_gru", "glimpse_clouds")
+GLIMPSE_MAPS = ("res5", "res4")
 GLOBAL_VARIANTS = ("global", "global_pose")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -159,6 +160,9 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             values of the config key `model.<name>` (e.g. `time_decay`
             "recent" | "code", `locator` "linear" | "spatial"). Under a mixed
             (16-bit) policy the core runs in float32.
+        glimpse_map: the backbone map the glimpses crop: "res5" (Z, the
+            paper) or "res4" (one stage earlier: features of a smaller
+            receptive field, the map c_t pools).
         glimpse_scale_samples: None or a list of [s_x, s_y] pairs: the scales
             that "random" glimpses are drawn from (`GlimpseCloudsCore`); the
             config names the run they come from
@@ -274,6 +278,7 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         locator_keypoints=0,
         fixed_glimpse_scale=0.5,
         glimpse_scale_samples=None,
+        glimpse_map="res5",
         num_persons=2,
         num_joints=25,
         pose_loss_weight=0.1,
@@ -324,6 +329,9 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         for name, value in core_arguments.items():
             setattr(self, name, value)
         self.glimpse_scale_samples = glimpse_scale_samples
+        if glimpse_map not in GLIMPSE_MAPS:
+            raise ModelConfigError(f"`glimpse_map` must be one of {GLIMPSE_MAPS}, received glimpse_map={glimpse_map!r}.")
+        self.glimpse_map = glimpse_map
         # Core arguments other than the above, from a deprecated `core_options`.
         self._extra_core_arguments = extra_core_arguments
         self.num_persons = _check_positive_int("num_persons", num_persons)
@@ -619,12 +627,13 @@ class GlimpseClouds(TrainingSteps, keras.Model):
 
     def core_outputs(self, res4, res5, training=None, locations=None, raw_locations=None):
         """The glimpse core's outputs (`GlimpseCloudsCore`) on the backbone's
-        maps: Z = res5, c_t = the spatial mean of res4, and res4 itself where
-        the locator reads it. Glimpse variants only; arguments as
-        `call_on_features`."""
+        maps: the glimpses crop Z = res5 (or res4, `glimpse_map`), c_t is the
+        spatial mean of res4, and res4 itself goes to a locator that reads it.
+        Glimpse variants only; arguments as `call_on_features`."""
         dtype = self.core.compute_dtype
+        cropped = res5 if self.glimpse_map == "res5" else res4
         return self.core(
-            ops.cast(res5, dtype),
+            ops.cast(cropped, dtype),
             ops.cast(ops.mean(res4, axis=(2, 3)), dtype),
             training=training,
             context_map=ops.cast(res4, dtype) if self.core.needs_context_map else None,
@@ -782,6 +791,7 @@ class GlimpseClouds(TrainingSteps, keras.Model):
                 "where_units": self.where_units,
                 **{name: getattr(self, name) for name in CORE_ARGUMENTS},
                 "glimpse_scale_samples": self.glimpse_scale_samples,
+                "glimpse_map": self.glimpse_map,
                 "num_persons": self.num_persons,
                 "num_joints": self.num_joints,
                 "pose_loss_weight": self.pose_loss_weight,

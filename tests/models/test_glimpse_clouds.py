@@ -265,6 +265,22 @@ def test_own_locations_supplied_reproduce_the_logits_exactly(options):
     assert np.abs(np.asarray(swapped["logits"]) - np.asarray(own["logits"])).max() > 1e-6
 
 
+def test_glimpses_can_crop_res4_instead_of_res5():
+    model = tiny_model(glimpse_map="res4")
+    inputs, _ = make_batch(seed=4)
+    features = model.backbone_features(inputs["video"], training=False)
+    outputs = model.core_outputs(features["res4"], features["res5"], training=False)
+    channels4 = features["res4"].shape[-1]
+    assert outputs["glimpse_features"].shape[-1] == channels4 != features["res5"].shape[-1]
+    first = np.asarray(outputs["locations"])[:, 0, :1]
+    crop = model.core.crop(features["res4"][:, 0], first)[:, 0]
+    fused = model.core.fusion(crop, first[:, 0], np.asarray(outputs["raw_locations"])[:, 0, 0])
+    np.testing.assert_allclose(np.asarray(outputs["glimpse_features"])[:, 0, 0], np.asarray(fused), atol=1e-5)
+    assert GlimpseClouds.from_config(model.get_config()).glimpse_map == "res4"
+    with pytest.raises(ModelConfigError, match="glimpse_map='res3'"):
+        tiny_model(glimpse_map="res3")
+
+
 def test_glimpses_and_workers_can_differ():
     model = compiled(tiny_model(num_glimpses=2, num_workers=4))
     inputs, targets = make_batch()
