@@ -23,7 +23,10 @@ no custom kernels), so the stock `tensorflow_model_server` can load it:
     (`video_ops.test_frame_indices`: clip k takes frame
     floor((t + (k + 0.5) / K) * F / T) of bin t, so frames repeat when the
     video is shorter than T) and averages the raw logits over the clips
-    before the softmax.
+    before the softmax. These are the fixed clips even for a run whose
+    `data.test_sampling` is "random" (the authors' random test frames and
+    crops): a served video must get the same answer every time, so the
+    random clips stay an evaluation protocol (`evaluate.py`).
 
 `windows` -- a batch of windows of a long video, each already sampled into K clips:
     input  "video"          uint8 [windows, K, T, height, width, 3] RGB, any

@@ -17,7 +17,10 @@ averaged before the softmax (the model does this for a
 (batch, K, T, S, S, 3) input; the SavedModel's `whole_video` signature does
 the same in its graph). T, S, the stored size, K and the class names come
 from the run's config.yaml (`--run`) or from the SavedModel's serving contract
-(`--saved-model`).
+(`--saved-model`). Both use these fixed clips, also for a run whose
+`data.test_sampling` is "random" (the authors' random test clips, which
+`evaluate.py` applies): a video gets the same answer every time, and
+`--run` answers as the exported model does.
 
 A video that cannot be decoded (or a path that does not exist) is reported on
 stderr with its path and the reason, and the other videos are still

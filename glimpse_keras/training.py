@@ -205,8 +205,7 @@ def adapt_memory_metric(model, dataset, batches=8):
     for inputs, _ in dataset.take(batches):
         video = inputs["video"] if isinstance(inputs, dict) else inputs
         features = model.backbone_features(video, training=False)
-        context = keras.ops.mean(features["res4"], axis=(2, 3))
-        outputs = model.core(features["res5"], context, training=False)
+        outputs = model.core_outputs(features["res4"], features["res5"], training=False)
         glimpses = np.asarray(keras.ops.convert_to_numpy(outputs["glimpse_features"]), "float64")
         samples.append(glimpses.reshape(-1, glimpses.shape[-1]))
     if not samples:
@@ -719,6 +718,9 @@ def train(config, run_dir, resume=False, init_from=None, cache_root=None, callba
         parallel.check_batch_sizes(config.train.stages, parallel.device_count(strategy))
         parallel.check_same_job(json.dumps(config.to_dict(), sort_keys=True), "their config")
     previous = check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    message = Experiment(config).resolve_glimpse_scales()
+    if message:
+        print(message)
     config_path = os.path.join(run_dir, CONFIG)
     changes = _check_resumable(previous, config, config_path) if resume else []
     set_seed(config.train.seed)
