@@ -23,6 +23,8 @@ reader in `data.sources`.
 
 import os
 
+from glimpse_keras import filesystem
+
 
 class DatasetAdapter:
     """What one dataset family means to the jobs above the readers.
@@ -240,7 +242,7 @@ class UserVideosAdapter(DatasetAdapter):
         from glimpse_keras.data.preparation import DataDirError
 
         for folder in (converted_dir, data_config.data_dir):
-            if folder and os.path.isfile(os.path.join(folder, user_videos.INFO_FILE)):
+            if folder and filesystem.isfile(os.path.join(folder, user_videos.INFO_FILE)):
                 return tuple(user_videos.class_names(folder))
         try:
             if not data_config.data_dir:
