@@ -237,6 +237,11 @@ def write_plan(output, plans):
     return path
 
 
+def _remove_plan(path):
+    with contextlib.suppress(OSError):
+        filesystem.remove(path)
+
+
 def write_shards(output, data_dir, plans, *, stored_size, jpeg_quality, options, log=print):
     """Writes the shards of `plans` with a Beam pipeline and waits for it.
 
@@ -253,20 +258,26 @@ def write_shards(output, data_dir, plans, *, stored_size, jpeg_quality, options,
     """
     if not plans:
         return
+    pipeline = beam.Pipeline(runner=_runner_instance(options), options=options)
     plan_path = write_plan(output, plans)
+    build_pipeline(pipeline, output, data_dir, plan_path, stored_size=stored_size,
+                   jpeg_quality=jpeg_quality)
     try:
-        pipeline = beam.Pipeline(runner=_runner_instance(options), options=options)
-        build_pipeline(pipeline, output, data_dir, plan_path, stored_size=stored_size,
-                       jpeg_quality=jpeg_quality)
-        try:
-            state = pipeline.run().wait_until_finish()
-        except Exception as error:
-            raise convert.ConversionError(
-                f"the Beam pipeline ({runner_name(options)}) failed: {error}\nThe shards "
-                f"finished so far are kept in {output}; rerun the same command to resume") from error
-    finally:
-        with contextlib.suppress(OSError):
-            filesystem.remove(plan_path)
+        state = pipeline.run().wait_until_finish()
+    except KeyboardInterrupt:
+        if runner_name(options) in DIRECT_RUNNERS:
+            _remove_plan(plan_path)
+        else:  # the job runs on outside this process and reads the plan
+            log(f"interrupted: the job handed to {runner_name(options)} may still be running (it reads "
+                f"{plan_path}); cancel it there before rerunning, or let it finish and rerun the same "
+                "command to write the reports")
+        raise
+    except Exception as error:
+        _remove_plan(plan_path)
+        raise convert.ConversionError(
+            f"the Beam pipeline ({runner_name(options)}) failed: {error}\nThe shards "
+            f"finished so far are kept in {output}; rerun the same command to resume") from error
+    _remove_plan(plan_path)
     if state != PipelineState.DONE:
         raise convert.ConversionError(
             f"the Beam pipeline ({runner_name(options)}) ended in state {state}, not DONE; "
