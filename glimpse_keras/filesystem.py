@@ -6,9 +6,9 @@ local path or a URL such as `gs://bucket/ntu` (built into TensorFlow), or
 `ram://...` (TensorFlow's in-memory file system, used by the tests). Another
 scheme works once a TensorFlow file-system plugin registers it.
 
-- A local path (anything without '://') goes to `os` and `open()` exactly as
-  before: same calls, same errors, no TensorFlow import (conversion workers
-  of the local engine never load TensorFlow).
+- A local path (anything without '://') goes to `os` and `open()`: the same
+  calls and errors as without this module, and no TensorFlow import (the
+  local engine's decoding processes never load TensorFlow).
 - A URL goes to `tf.io.gfile`. Its errors are raised as `OSError`s naming the
   path (`FileNotFoundError`, `PermissionError`, `FileExistsError`), so the
   callers' `except OSError` keep working; a failure that may pass if tried
@@ -42,7 +42,7 @@ import uuid
 from glimpse_keras import io_utils
 
 COPY_CHUNK_BYTES = 16 << 20
-# Schemes whose tf.io.gfile listings end every sub-folder's name with '/'.
+# URL prefixes whose tf.io.gfile listings end every sub-folder's name with '/'.
 _LISTINGS_MARK_FOLDERS = ("gs://",)
 
 
@@ -156,10 +156,10 @@ def listdir(path):
     """The names in a folder (no '.' and '..'); FileNotFoundError when absent."""
     if is_local(path):
         return os.listdir(path)
-    return [name.rstrip("/") for name in listdir_marked(path)]
+    return [name.rstrip("/") for name in _listdir_marked(path)]
 
 
-def listdir_marked(url):
+def _listdir_marked(url):
     """The names in a remote folder, each sub-folder's ending with '/'.
 
     TensorFlow's GCS file system already lists sub-folders that way (GCS
@@ -184,7 +184,7 @@ def walk(top, followlinks=False):
         return
     top = os.fspath(top).rstrip("/")
     try:
-        names = listdir_marked(top)
+        names = _listdir_marked(top)
     except FileNotFoundError:
         return
     folders = [name[:-1] for name in names if name.endswith("/")]
