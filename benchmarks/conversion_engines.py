@@ -151,7 +151,7 @@ def main():
                   f"{NTU120_VIDEOS / (beam * count) / 3600:.1f} |")
         print("assumptions: each worker (one core) decodes as fast as one core here; throughput "
               "grows linearly with workers (samples are independent); real NTU clips decode like "
-              "these synthetic MPEG-4 clips; storage and the shuffle keep up with every worker; "
+              "these synthetic MPEG-4 clips; storage keeps up with every worker; "
               "runner start-up is ignored")
     finally:
         if not args.keep:

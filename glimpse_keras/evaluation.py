@@ -8,12 +8,11 @@ counts the videos evaluated against the split index and lists every sample
 the converter skipped, with its reason.
 """
 
-import json
 import os
 
 import numpy as np
 
-from glimpse_keras import console
+from glimpse_keras import console, filesystem
 from glimpse_keras.backends import compile_forward
 from glimpse_keras.io_utils import atomic_path, atomic_write_json
 from glimpse_keras.models.folding import fold_model_batch_norm
@@ -217,10 +216,9 @@ def classification_report(logits, labels, class_names):
 def skipped_samples(converted_dir):
     """Samples the converter skipped, as a list of {"sample", "reason"}."""
     path = os.path.join(converted_dir, "conversion_errors.json")
-    if not os.path.exists(path):
+    if not filesystem.exists(path):
         return []
-    with open(path) as handle:
-        data = json.load(handle)
+    data = filesystem.read_json(path)
     entries = data.get("errors", data) if isinstance(data, dict) else data
     return [
         {"sample": entry.get("sample") or entry.get("file") or entry.get("path"), "reason": entry.get("reason")}

@@ -17,12 +17,10 @@ It depends on the config, data and model layers only (never on training,
 evaluation, export or tuning), so any of those may import it.
 """
 
-import os
-
 import keras
 import numpy as np
 
-from glimpse_keras import backends
+from glimpse_keras import backends, filesystem
 from glimpse_keras.data import datasets, pipeline, preparation
 from glimpse_keras.models.backbone import build_backbone
 from glimpse_keras.models.glimpse_clouds import CORE_ARGUMENTS, GlimpseClouds
@@ -161,7 +159,7 @@ class Experiment:
         once per converted directory and protocol in this process."""
         if self._identities is None:
             files = preparation.split_files(self._converted(), self.config.data, "train")
-            key = tuple((path, os.path.getmtime(path)) for path in files)
+            key = tuple((path, filesystem.getmtime(path)) for path in files)
             if key not in _IDENTITIES:
                 _IDENTITIES[key] = pipeline.read_identities(files)
             self._identities = _IDENTITIES[key]

@@ -32,6 +32,12 @@ with the per-video counts is written just before). Shards are written to a
 starts. Bad samples are reported (console + conversion_errors.json) and
 skipped; converted + skipped = found always holds. The exit status is 0
 unless nothing could be converted (1) or the input/settings are wrong (1).
+
+RAW and OUT may be local paths or URLs of any file system `tf.io.gfile` knows
+(e.g. gs://bucket/ntu): every file is read and written through
+`glimpse_keras.filesystem`. A storage failure that may pass when retried
+(`filesystem.TransientStorageError`) stops the run rather than marking a
+sample bad; rerunning resumes it.
 """
 
 import argparse
@@ -40,17 +46,16 @@ import concurrent.futures
 import dataclasses
 import functools
 import itertools
-import json
 import logging
 import multiprocessing
 import os
 import sys
 
 
-from glimpse_keras import console
+from glimpse_keras import console, filesystem
 from glimpse_keras.data import schema, sharding, sources, user_videos
 from glimpse_keras.data.errors import DataReadError
-from glimpse_keras.io_utils import atomic_write_json, check_output_location, makedirs
+from glimpse_keras.filesystem import atomic_write_json
 
 SETTINGS_FILE = "conversion_settings.json"
 MANIFEST_FILE = "manifest.json"
@@ -89,25 +94,20 @@ class ConversionSummary:
 # === Small file helpers ===
 
 
-def _read_json(path):
-    with open(path) as handle:
-        return json.load(handle)
-
-
 def _remove_partial_files(output):
     removed = []
-    for directory, _, names in os.walk(output):
+    for directory, _, names in filesystem.walk(output):
         for name in names:
             if name.endswith(PARTIAL_SUFFIX):
-                os.remove(os.path.join(directory, name))
+                filesystem.remove(os.path.join(directory, name))
                 removed.append(name)
     return removed
 
 
 def _check_settings(output, settings):
     path = os.path.join(output, SETTINGS_FILE)
-    if os.path.isfile(path):
-        previous = _read_json(path)
+    if filesystem.isfile(path):
+        previous = filesystem.read_json(path)
         if previous != settings:
             changed = sorted(k for k in set(previous) | set(settings)
                              if previous.get(k) != settings.get(k))
@@ -148,6 +148,8 @@ def convert_sample(raw, stored_size, jpeg_quality):
         return raw.video_id, record, warnings, None
     except DataReadError as error:
         return raw.video_id, None, [], {"file": error.path, "reason": error.reason}
+    except filesystem.TransientStorageError:
+        raise  # not the sample's fault: the run fails (a Beam runner retries the shard)
     except Exception as error:  # noqa: BLE001 - one bad file must not stop a long run
         return raw.video_id, None, [], {
             "file": raw.video_path, "reason": f"{type(error).__name__}: {error}"}
@@ -203,7 +205,7 @@ class ShardWriter:
         self.splits = splits
         self.final_path = os.path.join(output, path)
         self.partial_path = partial_path or self.final_path + PARTIAL_SUFFIX
-        os.makedirs(os.path.dirname(self.final_path), exist_ok=True)
+        filesystem.makedirs(os.path.dirname(self.final_path))
         self.writer = tf.io.TFRecordWriter(self.partial_path)
         self.videos, self.errors, self.warnings = [], [], []
 
@@ -227,13 +229,13 @@ class ShardWriter:
             "videos": self.videos, "errors": self.errors, "warnings": self.warnings,
             "splits": [list(pair) for pair in self.splits],
         })
-        os.replace(self.partial_path, self.final_path)
+        filesystem.replace(self.partial_path, self.final_path)
 
     def abort(self):
         """Closes and removes the partial file (the shard stays unwritten)."""
         self.writer.close()
-        if os.path.exists(self.partial_path):
-            os.remove(self.partial_path)
+        if filesystem.exists(self.partial_path):
+            filesystem.remove(self.partial_path)
 
 
 def _is_finished(output, plan):
@@ -244,10 +246,10 @@ def _is_finished(output, plan):
     its name stays; such a shard is rewritten rather than trusted.
     """
     final = os.path.join(output, plan.path)
-    if not (os.path.isfile(final) and os.path.isfile(final + ".json")):
+    if not (filesystem.isfile(final) and filesystem.isfile(final + ".json")):
         return False
     try:
-        sidecar = _read_json(final + ".json")
+        sidecar = filesystem.read_json(final + ".json")
         written = [v["id"] for v in sidecar["videos"]]
         written += [e["video_id"] for e in sidecar["errors"]]
     except (ValueError, KeyError, TypeError):
@@ -264,7 +266,7 @@ def _write_reports(output, dataset, settings, plans, problems):
     Split indexes are written only when at least one video was converted, so
     a directory with 'splits/' always holds usable data.
     """
-    sidecars = {plan.path: _read_json(os.path.join(output, plan.sidecar_path))
+    sidecars = {plan.path: filesystem.read_json(os.path.join(output, plan.sidecar_path))
                 for plan in plans}
     errors = [problem.to_json() for problem in problems]
     warnings = []
@@ -410,7 +412,7 @@ def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
     if engine == "beam":
         beam_engine = _load_beam_engine()
         options = beam_engine.pipeline_options(pipeline_args)
-        data_dir, output = os.path.abspath(data_dir), os.path.abspath(output)
+        data_dir, output = filesystem.absolute(data_dir), filesystem.absolute(output)
     elif pipeline_args:
         raise ConversionError(
             f"unrecognized arguments: {' '.join(pipeline_args)} (Beam pipeline "
@@ -421,8 +423,7 @@ def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
     settings = {"dataset": dataset, "stored_size": int(stored_size),
                 "shard_size": int(shard_size), "protocols": list(protocols),
                 "jpeg_quality": int(jpeg_quality)}
-    check_output_location(output, directory=True)
-    makedirs(output)
+    filesystem.prepare_output_folder(output)
     _check_settings(output, settings)
     leftovers = _remove_partial_files(output)
     if leftovers:

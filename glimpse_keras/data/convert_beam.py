@@ -5,14 +5,21 @@
 
 The launcher (the process running `convert.convert_dataset`) lists the samples,
 plans the shards (`sharding.plan_shards`), skips the finished ones and writes
-the reports afterwards, exactly as with the local engine. In between, this
-pipeline writes the pending shards:
+the reports afterwards, exactly as with the local engine. In between, it writes
+the pending plans to a file in the output (`write_plan`) and runs this pipeline:
 
-    Create        one element per sample: (shard path, position in the shard, RawSample)
-    DecodeSample  `convert.convert_sample`, the local engine's per-sample function
-    GroupByShard  GroupByKey on the shard path
-    WriteShard    `convert.ShardWriter`: records in plan order (by position), so a
-                  shard holds the same records in the same order as the local engine's
+    PlanFile      one element: the plan file's path (so the pipeline description
+                  stays a few KB, whatever the number of samples)
+    ReadPlan      reads the file on a worker: one element per pending shard
+                  (its path, splits and RawSamples: file names, no video)
+    SpreadShards  Reshuffle: the shard descriptors spread over the workers
+    WriteShard    per shard, on one worker: `convert.convert_sample` (the local
+                  engine's per-sample function) for each sample in plan order,
+                  written by `convert.ShardWriter` (the local engine's writer)
+
+Encoded videos never cross a shuffle: each goes from the decoder to its
+shard's file on the worker that decoded it. The work is balanced by shards
+(`--shard-size` videos each) rather than by videos.
 
 Shard names and members come from the plan, not from the runner's bundles, so
 a Beam run and a local run of the same raw directory write identical shards and
@@ -24,18 +31,18 @@ So a failed or interrupted run leaves finished shards (kept and skipped by the
 next run) and perhaps '.partial' files (deleted by the next run), never an
 index that names an unfinished shard.
 
-Paths are read and written with the local file API (os, OpenCV, PyAV; not
-`tf.io.gfile`): on a cluster the raw data and the output must be on a file
-system that the launcher and every worker mount at the same path. Workers check
-this in `setup` and fail with a message naming the path they cannot see.
+Every file is read and written through `glimpse_keras.filesystem`: the raw
+data and the output may be in a bucket (gs://...) or on a file system every
+worker mounts at the same path. Workers check in `setup` that they can read
+both and fail with a message naming the path they cannot see.
 """
 
 import contextlib
 import difflib
 import io
-import json
 import logging
 import os
+import pickle
 import uuid
 
 import apache_beam as beam
@@ -43,6 +50,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
 from apache_beam.runners.runner import PipelineState, create_runner
 
+from glimpse_keras import filesystem
 from glimpse_keras.data import convert
 
 DEFAULT_RUNNER = "DirectRunner"
@@ -150,89 +158,88 @@ def _runner_instance(options):
 # === Transforms ===
 
 
-class DecodeSample(beam.DoFn):
-    """(shard path, position, RawSample) -> (shard path, (position, result)).
+def read_plan(path):
+    """Yields the `sharding.ShardPlan`s that the launcher wrote to `path`."""
+    with filesystem.open(path, "rb") as handle:
+        yield from pickle.load(handle)
 
-    `result` is `convert.convert_sample`'s (video_id, record, warnings, error).
+
+class WriteShard(beam.DoFn):
+    """ShardPlan -> its path, once the shard and its sidecar are written.
+
+    Decodes the shard's samples one after the other with
+    `convert.convert_sample` (the local engine's per-sample function) and
+    writes them in plan order with `convert.ShardWriter`, on one worker: the
+    encoded videos go straight from the decoder to the shard file.
+
+    Args:
+        output, data_dir: the conversion's output and raw data directories.
+        stored_size, jpeg_quality: as `convert.convert_sample`.
     """
 
-    def __init__(self, data_dir, stored_size, jpeg_quality):
+    def __init__(self, output, data_dir, stored_size, jpeg_quality):
+        self.output = output
         self.data_dir = data_dir
         self.stored_size = stored_size
         self.jpeg_quality = jpeg_quality
         self.skipped = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "videos_skipped")
-
-    def setup(self):
-        if not os.path.isdir(self.data_dir):
-            raise RuntimeError(
-                f"this Beam worker does not see the raw data directory {self.data_dir}: "
-                "on a cluster it must be on a file system every worker mounts at that path")
-        convert.init_decoding_process()
-
-    def process(self, element):
-        path, position, sample = element
-        result = convert.convert_sample(sample, self.stored_size, self.jpeg_quality)
-        if result[3] is not None:
-            self.skipped.inc()
-        yield path, (position, result)
-
-
-class WriteShard(beam.DoFn):
-    """(shard path, [(position, result), ...]) -> the shard path, once written.
-
-    Args:
-        output: the conversion's output directory.
-        shards: {shard path: (splits, video ids in plan order)}.
-    """
-
-    def __init__(self, output, shards):
-        self.output = output
-        self.shards = shards
         self.written = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "shards_written")
 
     def setup(self):
         settings = os.path.join(self.output, convert.SETTINGS_FILE)
-        if not os.path.isfile(settings):
-            raise RuntimeError(
-                f"this Beam worker does not see {settings}, written by the launcher: the "
-                "output must be on a file system every worker mounts at that path")
+        for path, present, written in ((self.data_dir, filesystem.isdir, "the raw data directory"),
+                                       (settings, filesystem.isfile, "written by the launcher")):
+            if not present(path):
+                raise RuntimeError(
+                    f"this Beam worker does not see {path} ({written}): on a cluster the raw "
+                    "data and the output must be where every worker can read them, a bucket "
+                    "(gs://...) or a file system every worker mounts at that path")
+        convert.init_decoding_process()
 
-    def process(self, element):
-        path, items = element
-        splits, expected = self.shards[path]
-        items = sorted(items, key=lambda item: item[0])
-        received = [result[0] for _, result in items]
-        if received != list(expected):
-            raise RuntimeError(f"shard {path}: received samples {received}, planned {list(expected)}")
-        final = os.path.join(self.output, path)
+    def process(self, plan):
+        final = os.path.join(self.output, plan.path)
         writer = convert.ShardWriter(
-            self.output, path, splits,
+            self.output, plan.path, plan.splits,
             partial_path=f"{final}.{uuid.uuid4().hex}{convert.PARTIAL_SUFFIX}")
         try:
-            for _, result in items:
+            for sample in plan.samples:
+                result = convert.convert_sample(sample, self.stored_size, self.jpeg_quality)
+                if result[3] is not None:
+                    self.skipped.inc()
                 writer.add(*result)
             writer.finish()
         except BaseException:
             writer.abort()
             raise
         self.written.inc()
-        yield path
+        yield plan.path
 
 
 # === Running ===
 
 
-def build_pipeline(pipeline, output, data_dir, plans, *, stored_size, jpeg_quality):
-    """Adds the transforms that write `plans` to `pipeline`; see the module doc."""
-    elements = [(plan.path, position, sample)
-                for plan in plans for position, sample in enumerate(plan.samples)]
-    shards = {plan.path: (plan.splits, tuple(s.video_id for s in plan.samples))
-              for plan in plans}
+def build_pipeline(pipeline, output, data_dir, plan_path, *, stored_size, jpeg_quality):
+    """Adds the transforms that write the shards planned in `plan_path` (a file
+    written by `write_plan`) to `pipeline`; see the module doc."""
     return (pipeline
-            | "ListSamples" >> beam.Create(elements)
-            | "DecodeSample" >> beam.ParDo(DecodeSample(data_dir, stored_size, jpeg_quality))
-            | "GroupByShard" >> beam.GroupByKey()
-            | "WriteShard" >> beam.ParDo(WriteShard(output, shards)))
+            | "PlanFile" >> beam.Create([plan_path])
+            | "ReadPlan" >> beam.FlatMap(read_plan)
+            | "SpreadShards" >> beam.Reshuffle()
+            | "WriteShard" >> beam.ParDo(WriteShard(output, data_dir, stored_size, jpeg_quality)))
+
+
+def write_plan(output, plans):
+    """Writes `plans` to a new file in `output` for the pipeline to read; returns
+    its path. Its name ends with '.partial', so a run that dies before removing
+    it leaves it to the next run's clean-up."""
+    path = os.path.join(output, f"beam_plan.{uuid.uuid4().hex}.pickle{convert.PARTIAL_SUFFIX}")
+    filesystem.atomic_write_bytes(path, pickle.dumps(list(plans), protocol=pickle.HIGHEST_PROTOCOL))
+    return path
+
+
+def _remove_plan(path):
+    with contextlib.suppress(OSError):
+        filesystem.remove(path)
 
 
 def write_shards(output, data_dir, plans, *, stored_size, jpeg_quality, options, log=print):
@@ -252,19 +259,29 @@ def write_shards(output, data_dir, plans, *, stored_size, jpeg_quality, options,
     if not plans:
         return
     pipeline = beam.Pipeline(runner=_runner_instance(options), options=options)
-    build_pipeline(pipeline, output, data_dir, plans, stored_size=stored_size,
+    plan_path = write_plan(output, plans)
+    build_pipeline(pipeline, output, data_dir, plan_path, stored_size=stored_size,
                    jpeg_quality=jpeg_quality)
     try:
         state = pipeline.run().wait_until_finish()
+    except KeyboardInterrupt:
+        if runner_name(options) in DIRECT_RUNNERS:
+            _remove_plan(plan_path)
+        else:  # the job runs on outside this process and reads the plan
+            log(f"interrupted: the job handed to {runner_name(options)} may still be running (it reads "
+                f"{plan_path}); cancel it there before rerunning, or let it finish and rerun the same "
+                "command to write the reports")
+        raise
     except Exception as error:
+        _remove_plan(plan_path)
         raise convert.ConversionError(
             f"the Beam pipeline ({runner_name(options)}) failed: {error}\nThe shards "
             f"finished so far are kept in {output}; rerun the same command to resume") from error
+    _remove_plan(plan_path)
     if state != PipelineState.DONE:
         raise convert.ConversionError(
             f"the Beam pipeline ({runner_name(options)}) ended in state {state}, not DONE; "
             "rerun the same command to resume")
     for plan in plans:
-        with open(os.path.join(output, plan.sidecar_path)) as handle:
-            for error in json.load(handle)["errors"]:
-                log(f"SKIPPED {error['file']}: {error['reason']}")
+        for error in filesystem.read_json(os.path.join(output, plan.sidecar_path))["errors"]:
+            log(f"SKIPPED {error['file']}: {error['reason']}")

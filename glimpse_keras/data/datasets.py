@@ -23,6 +23,8 @@ reader in `data.sources`.
 
 import os
 
+from glimpse_keras import filesystem
+
 # NTU RGB+D: about 70 frames per sample (the paper's totals) at about 30 fps.
 NTU_MEAN_FRAMES = 70
 NTU_FRAME_RATE = 30
@@ -264,7 +266,7 @@ class UserVideosAdapter(DatasetAdapter):
         from glimpse_keras.data.preparation import DataDirError
 
         for folder in (converted_dir, data_config.data_dir):
-            if folder and os.path.isfile(os.path.join(folder, user_videos.INFO_FILE)):
+            if folder and filesystem.isfile(os.path.join(folder, user_videos.INFO_FILE)):
                 return tuple(user_videos.class_names(folder))
         try:
             if not data_config.data_dir:

@@ -18,14 +18,15 @@ Videos stay uint8: ImageNet normalisation happens inside the model.
 
 Split files: the converter writes `OUT/splits/<protocol>/<split>.json` listing
 the shards of each split; `list_split_files` and `count_split_videos` read it.
+OUT may be a URL (e.g. gs://bucket/ntu_tfrecords; `glimpse_keras.filesystem`).
 """
 
-import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
+from glimpse_keras import filesystem
 from glimpse_keras.data import schema, video_ops
 
 MODES = ("train", "eval", "test")
@@ -64,12 +65,12 @@ def read_split_index(data_dir, protocol, split):
         SplitNotFoundError: naming the path and the splits that do exist.
     """
     path = split_index_path(data_dir, protocol, split)
-    if not os.path.isfile(path):
+    if not filesystem.isfile(path):
         available = []
         splits_dir = os.path.join(data_dir, "splits")
-        if os.path.isdir(splits_dir):
-            for name in sorted(os.listdir(splits_dir)):
-                for entry in sorted(os.listdir(os.path.join(splits_dir, name))):
+        if filesystem.isdir(splits_dir):
+            for name in sorted(filesystem.listdir(splits_dir)):
+                for entry in sorted(filesystem.listdir(os.path.join(splits_dir, name))):
                     if entry.endswith(".json"):
                         available.append(f"{name}/{entry[:-5]}")
         raise SplitNotFoundError(
@@ -77,8 +78,7 @@ def read_split_index(data_dir, protocol, split):
             f"converted directory {data_dir!r}; available: "
             f"{', '.join(available) or 'none (run glimpse_keras.data.convert)'}"
         )
-    with open(path) as handle:
-        return json.load(handle)
+    return filesystem.read_json(path)
 
 
 def list_split_files(data_dir, protocol, split):

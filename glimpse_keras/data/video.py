@@ -14,12 +14,17 @@ reported as truncation. Two frames of slack allow for containers whose header
 overstates the decodable frames (DATASETS.md pitfall 7); for short clips the
 slack shrinks to a tenth of the declared count, so a 3-frame clip cut to 1
 frame is still caught.
+
+The decoders read local files: a video on a remote file system (a URL, see
+`glimpse_keras.filesystem`) is copied to a local temporary file first, which
+is removed when decoding ends; errors name the URL.
 """
 
 import os
 
 import numpy as np
 
+from glimpse_keras import filesystem
 from glimpse_keras.data.errors import VideoDecodeError
 
 try:
@@ -167,7 +172,7 @@ def iter_video_frames(path, size=None, *, backend="auto",
     """Decodes a video frame by frame.
 
     Args:
-        path: the video file.
+        path: the video file: a local path or a URL (`glimpse_keras.filesystem`).
         size: optional (width, height); each frame is resized to it with area
             interpolation right after decoding.
         backend: 'auto' (PyAV if installed, else OpenCV), 'pyav' or 'opencv'.
@@ -188,13 +193,26 @@ def iter_video_frames(path, size=None, *, backend="auto",
     size = _check_size(path, size)
     if backend not in VIDEO_BACKENDS:
         raise ValueError(f"unknown video backend {backend!r}; expected one of {VIDEO_BACKENDS}")
-    if not os.path.isfile(path):
+    if not filesystem.isfile(path):
         raise VideoDecodeError(path, "file not found")
     if backend == "pyav" or (backend == "auto" and av is not None):
         if av is None:
             raise ValueError("backend 'pyav' requested but PyAV (av) is not installed")
-        return _iter_pyav(path, size, max_missing_frames)
-    return _iter_opencv(path, size, max_missing_frames)
+        decode = _iter_pyav
+    else:
+        decode = _iter_opencv
+    if filesystem.is_local(path):
+        return decode(path, size, max_missing_frames)
+    return _iter_local_copy(decode, path, size, max_missing_frames)
+
+
+def _iter_local_copy(decode, url, size, max_missing_frames):
+    """`decode` over a local temporary copy of a remote video; errors name `url`."""
+    with filesystem.local_copy(url) as local:
+        try:
+            yield from decode(local, size, max_missing_frames)
+        except VideoDecodeError as error:
+            raise VideoDecodeError(url, error.reason.replace(local, url)) from error
 
 
 def read_video(path, size=None, **kwargs):

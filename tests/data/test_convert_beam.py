@@ -1,37 +1,14 @@
 """Conversion on Apache Beam (DirectRunner) against the local engine, record by record."""
 
-import json
+import dataclasses
 import os
 import sys
 
 import pytest
-import tensorflow as tf
 
 from glimpse_keras.data import convert
-from glimpse_keras.data.synthetic.runner import generate
-
-SETTINGS = ["--dataset", "ntu", "--shard-size", "4", "--stored-size", "32",
-            "--protocol", "xsub,xview", "--no-progress"]
-STRAY_FILE = "notes_rgb.avi"  # found, but no sample id: a listing problem
-
-
-@pytest.fixture(scope="module")
-def raw_tiny(tmp_path_factory):
-    """The tiny synthetic NTU set (one truncated AVI among 36) plus a stray file."""
-    root = str(tmp_path_factory.mktemp("raw_tiny"))
-    generate("ntu", root, preset="tiny", seed=0, workers=1, progress=False)
-    with open(os.path.join(root, "nturgb+d_rgb", STRAY_FILE), "w") as handle:
-        handle.write("not a sample")
-    return root
-
-
-@pytest.fixture(scope="module")
-def local_output(raw_tiny, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("local"))
-    assert convert.main([*SETTINGS, "--data-dir", raw_tiny, "--output", out,
-                         "--workers", "1"]) == 0
-    return out
-
+from tests.data.conversion_checks import (STRAY_FILE, TINY_SETTINGS, assert_same_conversion, files_under,
+                                          read_json, records)
 
 @pytest.fixture
 def beam():
@@ -39,53 +16,21 @@ def beam():
 
 
 def _convert_on_beam(raw, out, *pipeline_args):
-    return convert.main([*SETTINGS, "--data-dir", raw, "--output", str(out),
+    return convert.main([*TINY_SETTINGS, "--data-dir", raw, "--output", str(out),
                          "--engine", "beam", *pipeline_args])
-
-
-def _files(root):
-    found = set()
-    for directory, _, names in os.walk(root):
-        found.update(os.path.relpath(os.path.join(directory, name), root) for name in names)
-    return found
-
-
-def _records(path):
-    return [tf.train.SequenceExample.FromString(serialized.numpy())
-            for serialized in tf.data.TFRecordDataset(path)]
-
-
-def _read_json(path):
-    with open(path) as handle:
-        return json.load(handle)
-
-
-def _assert_same_conversion(expected, actual):
-    """Same files; shards with equal records in the same order; equal JSON."""
-    names = _files(expected)
-    assert _files(actual) == names
-    shards = sorted(name for name in names if name.endswith(".tfrecord"))
-    assert len(shards) > 4
-    for name in shards:
-        records = _records(os.path.join(expected, name))
-        assert records and _records(os.path.join(actual, name)) == records, name
-        with open(os.path.join(expected, name), "rb") as a, open(os.path.join(actual, name), "rb") as b:
-            assert a.read() == b.read(), name  # serialisation is deterministic
-    for name in names - set(shards):  # sidecars, splits, manifest, errors, settings
-        assert _read_json(os.path.join(actual, name)) == _read_json(os.path.join(expected, name)), name
 
 
 def test_beam_writes_what_the_local_engine_writes(beam, raw_tiny, local_output, tmp_path, capsys):
     assert _convert_on_beam(raw_tiny, tmp_path, "--runner", "DirectRunner") == 0
     console = capsys.readouterr().out
-    _assert_same_conversion(local_output, str(tmp_path))
-    errors = _read_json(tmp_path / "conversion_errors.json")
+    assert_same_conversion(local_output, str(tmp_path))
+    errors = read_json(tmp_path / "conversion_errors.json")
     reasons = {os.path.basename(e["file"]): e["reason"] for e in errors["errors"]}
     assert len(reasons) == 2 and "unparseable name" in reasons.pop(STRAY_FILE)
     [(truncated, reason)] = reasons.items()
     assert truncated.endswith("_rgb.avi") and reason.startswith("truncated")
     assert f"SKIPPED {os.path.join(raw_tiny, 'nturgb+d_rgb', truncated)}: {reason}" in console
-    manifest = _read_json(tmp_path / "manifest.json")
+    manifest = read_json(tmp_path / "manifest.json")
     assert (manifest["found"], manifest["converted"], manifest["skipped"]) == (37, 35, 2)
     assert "found 37 = converted 35 + skipped 2" in console
     assert "Beam runner DirectRunner" in console
@@ -97,12 +42,13 @@ def test_beam_writes_what_the_local_engine_writes(beam, raw_tiny, local_output, 
 
 def test_a_failed_beam_run_shows_no_half_written_output_and_resumes(
         beam, raw_tiny, local_output, tmp_path, monkeypatch):
-    shards = sorted(n for n in _files(local_output) if n.endswith(".tfrecord"))
-    broken = shards[len(shards) // 2]
+    shards = sorted(n for n in files_under(local_output) if n.endswith(".tfrecord"))
     real_finish = convert.ShardWriter.finish
+    finishing = []  # the runner picks the order of the shards
 
     def finish_or_fail(writer):
-        if writer.final_path.endswith(broken):
+        finishing.append(os.path.relpath(writer.final_path, tmp_path))
+        if len(finishing) == 2:
             raise OSError(28, "No space left on device")
         real_finish(writer)
 
@@ -110,7 +56,8 @@ def test_a_failed_beam_run_shows_no_half_written_output_and_resumes(
     with pytest.raises(convert.ConversionError, match="rerun the same command to resume"):
         convert.convert_dataset("ntu", raw_tiny, str(tmp_path), shard_size=4, stored_size=32,
                                 protocols=("xsub", "xview"), engine="beam", log=lambda _: None)
-    left = _files(tmp_path)
+    broken = finishing[1]
+    left = files_under(tmp_path)
     assert broken not in left and broken + ".json" not in left
     assert not [n for n in left if n.endswith(convert.PARTIAL_SUFFIX)]
     assert not [n for n in left if n.startswith("splits") or n in (
@@ -118,19 +65,19 @@ def test_a_failed_beam_run_shows_no_half_written_output_and_resumes(
     finished = {n: os.stat(tmp_path / n).st_mtime_ns for n in left if n.endswith(".tfrecord")}
     assert 0 < len(finished) < len(shards)  # the DirectRunner wrote some before the failure
     for name in finished:  # every shard that exists is complete and described
-        assert _records(tmp_path / name) == _records(os.path.join(local_output, name))
-        assert _read_json(tmp_path / (name + ".json")) == _read_json(
+        assert records(tmp_path / name) == records(os.path.join(local_output, name))
+        assert read_json(tmp_path / (name + ".json")) == read_json(
             os.path.join(local_output, name + ".json"))
 
     monkeypatch.setattr(convert.ShardWriter, "finish", real_finish)
     summary = convert.convert_dataset("ntu", raw_tiny, str(tmp_path), shard_size=4,
                                       stored_size=32, protocols=("xsub", "xview"),
                                       engine="beam", log=lambda _: None)
-    sidecars = [_read_json(tmp_path / (name + ".json")) for name in finished]
+    sidecars = [read_json(tmp_path / (name + ".json")) for name in finished]
     assert summary.loaded_this_run == 36 - sum(len(s["videos"]) + len(s["errors"]) for s in sidecars)
     for name, mtime in finished.items():
         assert os.stat(tmp_path / name).st_mtime_ns == mtime  # kept, not rewritten
-    _assert_same_conversion(local_output, str(tmp_path))
+    assert_same_conversion(local_output, str(tmp_path))
 
 
 @pytest.mark.parametrize("pipeline_args, named", [
@@ -149,7 +96,7 @@ def test_a_bad_runner_or_option_is_named_before_anything_is_written(
 
 def test_beam_options_need_the_beam_engine_and_workers_the_local_one(raw_tiny, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        convert.main([*SETTINGS, "--data-dir", raw_tiny, "--output", str(tmp_path / "a"),
+        convert.main([*TINY_SETTINGS, "--data-dir", raw_tiny, "--output", str(tmp_path / "a"),
                       "--runner", "DirectRunner"])
     assert exit_info.value.code == 2
     assert "--runner DirectRunner (Beam pipeline options are accepted with --engine beam only)" in (
@@ -198,3 +145,26 @@ def test_the_beam_extra_is_apache_beams_own_requirements_less_protobuf(beam):
         with open(os.path.join(repo, name)) as handle:
             text = handle.read()
         assert 'pip install -e ".[test,beam]"' in text and f" apache-beam=={version} " in text, name
+
+
+def test_the_pipeline_description_does_not_grow_with_the_samples(beam, raw_tiny, tmp_path):
+    """The samples travel in the plan file, not in the pipeline (Dataflow caps
+    the size of a job description); 10x the samples, the same description."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from glimpse_keras.data import convert_beam, sharding, sources
+
+    samples, _ = sources.list_raw_samples("ntu", raw_tiny, ("xsub",))
+    tenfold = [dataclasses.replace(s, video_id=f"{s.video_id}-{copy}") for s in samples for copy in range(10)]
+    sizes = []
+    for planned in (samples, tenfold):
+        plans = sharding.plan_shards(planned, 4)
+        plan_path = convert_beam.write_plan(str(tmp_path), plans)
+        assert list(convert_beam.read_plan(plan_path)) == plans
+        pipeline = beam.Pipeline(options=PipelineOptions([]))
+        convert_beam.build_pipeline(pipeline, str(tmp_path), raw_tiny, plan_path, stored_size=32,
+                                    jpeg_quality=90)
+        description = pipeline.to_runner_api().SerializeToString()
+        assert samples[0].video_id.encode() not in description
+        sizes.append(len(description))
+    assert abs(sizes[1] - sizes[0]) < 100 and max(sizes) < 30_000  # pickling varies by a few bytes
