@@ -83,7 +83,7 @@ def main(argv=None):
     preset = MODEL_PRESETS[args.preset]
     frames, size = preset["num_frames"], preset["image_size"]
     stored = round(size * 256 / 224)  # the authors' 256 -> 224 crop ratio
-    num_classes = preset["kwargs"]["num_classes"]
+    num_classes = preset["num_classes"]
     keras.utils.set_random_seed(0)
     model = build_model_from_preset(args.preset)
     rng = np.random.default_rng(0)

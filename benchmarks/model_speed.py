@@ -375,10 +375,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     video_shape = preset_video_shape(args.preset)
-    kwargs = MODEL_PRESETS[args.preset]["kwargs"]
+    preset = MODEL_PRESETS[args.preset]
     print(
-        f"preset {args.preset}: clip {video_shape}, backbone {kwargs['backbone']}, "
-        f"G={kwargs['num_glimpses']} C={kwargs['num_workers']}; TF {tf.__version__}, "
+        f"preset {args.preset}: clip {video_shape}, backbone {preset['backbone']}, "
+        f"G={preset['core']['num_glimpses']} C={preset['core']['num_workers']}; TF {tf.__version__}, "
         f"Keras {keras.__version__}, {__import__('os').cpu_count()} CPUs; {load_average()}",
         flush=True,
     )
@@ -429,7 +429,7 @@ def main(argv=None):
         summary[policy] = dict(inference, peak32=peak32)
         if args.skip_training:
             continue
-        training, peaks = training_figures(args.preset, policy, args, kwargs["num_classes"])
+        training, peaks = training_figures(args.preset, policy, args, preset["num_classes"])
         gc.collect()
         print(f"  training, seconds per clip ({load_average()}):")
         print_peaks(peaks)

@@ -17,13 +17,17 @@ It depends on the config, data and model layers only (never on training,
 evaluation, export or tuning), so any of those may import it.
 """
 
+import os
+
 import keras
 import numpy as np
 
 from glimpse_keras import backends, filesystem
 from glimpse_keras.data import datasets, pipeline, preparation
+from glimpse_keras.layers.glimpse_clouds_core import GlimpseCloudsCore
+from glimpse_keras.layers.memory_soft_assignment import MemorySoftAssignment
 from glimpse_keras.models.backbone import build_backbone
-from glimpse_keras.models.glimpse_clouds import CORE_ARGUMENTS, GlimpseClouds
+from glimpse_keras.models.glimpse_clouds import VARIANT_AGGREGATIONS, GlimpseClouds, core_dtype_policy
 from glimpse_keras.models.presets import get_model_preset
 
 # The split carved from the training subjects (`data.validation_fraction`).
@@ -33,39 +37,6 @@ HOLDOUT_SEED = 0
 # Identities of the training records, by training file list (see
 # `Experiment._train_identities`).
 _IDENTITIES = {}
-
-
-def core_arguments(model_config):
-    """The paper-vs-code switches of the config (`model.<key>`) as
-    `GlimpseClouds`/`GlimpseCloudsCore` arguments: the same names and values.
-    """
-    return {name: getattr(model_config, name) for name in CORE_ARGUMENTS}
-
-
-def core_options(model_config):
-    """Deprecated: the old `core_options` dict (old names `decay`,
-    `use_raw_location`); use `core_arguments`, whose names are the config's."""
-    import warnings
-
-    warnings.warn(
-        "`core_options(model_config)` is deprecated; use `core_arguments(model_config)`, "
-        "the config keys under their own names, passed to GlimpseClouds as arguments.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    options = {
-        "detach_location": model_config.detach_location,
-        "assign_axis": model_config.assign_axis,
-        "distance": model_config.distance,
-        "decay": "recency" if model_config.time_decay == "recent" else "code",
-        "share_first_worker_state": model_config.share_first_worker_state,
-        "use_raw_location": model_config.raw_location_embedding,
-        "scale_bias": model_config.scale_bias,
-        "max_scale": model_config.max_scale,
-        "zoomer_reset_each_frame": model_config.zoomer_reset_each_frame,
-        "memory_capacity": model_config.memory_capacity,
-    }
-    return options
 
 
 class Experiment:
@@ -318,48 +289,92 @@ class Experiment:
 
     def build_model(self, variant, freeze_backbone=False, train_backbone_from="stem",
                     frozen_batchnorm="inference"):
-        """The one place where the config becomes model constructor arguments.
+        """The one place where the config becomes the model's parts: the
+        backbone, the memory, the glimpse core and the model, each config key
+        `model.<key>` given to the part that uses it under its own name (the
+        loss keys `loss.<key>` and the stage's freezing go to the model).
 
         Returns:
-            an unbuilt `GlimpseClouds` of `variant`.
+            an unbuilt `GlimpseClouds` of `variant` (no core for a global
+            variant, no memory for "glimpse_gru").
         """
-        config = self.config
-        model_config = config.model
-        kwargs = get_model_preset(model_config.preset)["kwargs"]
-        if model_config.backbone:
-            kwargs["backbone"] = model_config.backbone
-        if model_config.output_stride != 32:
-            kwargs["backbone"] = build_backbone(
-                kwargs["backbone"],
-                output_stride=model_config.output_stride,
-                output_stride_dilation=model_config.output_stride_dilation,
-            )
-        kwargs.update(
+        model_config, loss = self.config.model, self.config.loss
+        preset = get_model_preset(model_config.preset)
+        # Built first, as the model would: the same seed gives the same weights.
+        backbone = build_backbone(
+            model_config.backbone or preset["backbone"],
+            output_stride=model_config.output_stride,
+            output_stride_dilation=model_config.output_stride_dilation,
+        )
+        core = None
+        if variant in VARIANT_AGGREGATIONS:
+            core = self._build_core(VARIANT_AGGREGATIONS[variant], preset["core"])
+        return GlimpseClouds(
             num_classes=model_config.num_classes,
             variant=variant,
+            backbone=backbone,
+            core=core,
             num_glimpses=model_config.num_glimpses,
             num_workers=model_config.num_workers,
-            glimpse_type=model_config.glimpse_type,
-            pose_loss_weight=config.loss.pose_weight,
-            diversity_loss_weight=config.loss.diversity_weight,
-            attraction_loss_weight=config.loss.attraction_weight,
-            scale_loss_weight=config.loss.scale_weight,
-            diversity_form=config.loss.diversity_form,
-            attraction_joints=config.loss.attraction_joints,
-            diversity_include_self_pairs=config.loss.diversity_include_self_pairs,
-            attraction_per_axis_min=config.loss.attraction_per_axis_min,
-            pose_matching=config.loss.pose_matching,
-            match_single_person=config.loss.match_single_person,
+            glimpse_map=model_config.glimpse_map,
+            pose_loss_weight=loss.pose_weight,
+            diversity_loss_weight=loss.diversity_weight,
+            attraction_loss_weight=loss.attraction_weight,
+            scale_loss_weight=loss.scale_weight,
+            diversity_form=loss.diversity_form,
+            attraction_joints=loss.attraction_joints,
+            diversity_include_self_pairs=loss.diversity_include_self_pairs,
+            attraction_per_axis_min=loss.attraction_per_axis_min,
+            pose_matching=loss.pose_matching,
+            match_single_person=loss.match_single_person,
             freeze_backbone=freeze_backbone,
             train_backbone_from=train_backbone_from,
             frozen_batchnorm=frozen_batchnorm,
             input_normalization=model_config.input_normalization,
-            glimpse_scale_samples=model_config.glimpse_scale_samples or None,
-            glimpse_map=model_config.glimpse_map,
-            **core_arguments(model_config),
             name="glimpse_clouds",
         )
-        return GlimpseClouds(**kwargs)
+
+    def _build_core(self, aggregation, sizes):
+        """The glimpse core of the config (with its memory for aggregation
+        "workers"), sized by `sizes` (the preset's zoomer_units,
+        worker_units, fusion_hidden_units), in float32 under a mixed policy
+        (`core_dtype_policy`)."""
+        model_config = self.config.model
+        dtype = core_dtype_policy()
+        memory = None
+        if aggregation == "workers":
+            memory = MemorySoftAssignment(
+                num_workers=model_config.num_workers,
+                num_glimpses=model_config.num_glimpses,
+                assign_axis=model_config.assign_axis,
+                distance=model_config.distance,
+                time_decay=model_config.time_decay,
+                memory_capacity=model_config.memory_capacity,
+                name="memory",
+                dtype=dtype,
+            )
+        return GlimpseCloudsCore(
+            num_glimpses=model_config.num_glimpses,
+            num_workers=model_config.num_workers,
+            zoomer_units=sizes["zoomer_units"],
+            worker_units=sizes["worker_units"],
+            fusion_hidden_units=sizes["fusion_hidden_units"],
+            glimpse_type=model_config.glimpse_type,
+            aggregation=aggregation,
+            memory=memory,
+            detach_location=model_config.detach_location,
+            share_first_worker_state=model_config.share_first_worker_state,
+            raw_location_embedding=model_config.raw_location_embedding,
+            zoomer_reset_each_frame=model_config.zoomer_reset_each_frame,
+            scale_bias=model_config.scale_bias,
+            max_scale=model_config.max_scale,
+            locator=model_config.locator,
+            locator_keypoints=model_config.locator_keypoints,
+            fixed_glimpse_scale=model_config.fixed_glimpse_scale,
+            glimpse_scale_samples=model_config.glimpse_scale_samples or None,
+            name="glimpse_clouds_core",
+            dtype=dtype,
+        )
 
     def build_stage_model(self, stage, strategy=None, compile_model=True):
         """Builds (and by default compiles) the model of one stage.

@@ -38,7 +38,6 @@ import tensorflow as tf
 
 from glimpse_keras import backends, checkpoints, parallel
 from glimpse_keras import config as config_lib
-from glimpse_keras import experiment as experiment_lib
 from glimpse_keras.callbacks import (
     AtomicCheckpoint,
     GlimpseSummary,
@@ -101,12 +100,6 @@ def make_strategy(name):
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def core_options(model_config):
-    """Deprecated: `experiment.core_arguments` (the config's own names) is
-    what `GlimpseClouds` takes; this returns the old `core_options` dict."""
-    return experiment_lib.core_options(model_config)
 
 
 def build_model(config, variant, freeze_backbone=False):

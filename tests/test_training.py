@@ -544,24 +544,38 @@ def test_config_keys_reach_the_core_under_their_own_names():
     import inspect
 
     from glimpse_keras import experiment as experiment_lib
-    from glimpse_keras.layers import GlimpseCloudsCore
-    from glimpse_keras.models.glimpse_clouds import CORE_ARGUMENTS, GlimpseClouds
+    from glimpse_keras.layers import GlimpseCloudsCore, MemorySoftAssignment
 
-    # One vocabulary: each core switch is a config key model.<name>, an
-    # argument of GlimpseClouds and of GlimpseCloudsCore, with one default.
+    # One vocabulary: each model switch is a config key model.<name> and an
+    # argument of the part that uses it, with one default.
+    core_keys = ("detach_location", "share_first_worker_state", "raw_location_embedding", "scale_bias",
+                 "max_scale", "zoomer_reset_each_frame", "locator", "locator_keypoints", "fixed_glimpse_scale",
+                 "num_glimpses", "num_workers", "glimpse_type")
+    memory_keys = ("assign_axis", "distance", "time_decay", "memory_capacity")
     model_keys = {field.name: field.default for field in dataclasses.fields(config_lib.ModelConfig)}
-    for signature in (inspect.signature(GlimpseClouds), inspect.signature(GlimpseCloudsCore)):
-        for name, default in CORE_ARGUMENTS.items():
-            assert signature.parameters[name].default == default == model_keys[name], name
+    for part, keys in ((GlimpseCloudsCore, core_keys), (MemorySoftAssignment, memory_keys)):
+        parameters = inspect.signature(part).parameters
+        for name in keys:
+            default = parameters[name].default
+            assert default is inspect.Parameter.empty or default == model_keys[name], name
     config = tiny_config(
         "model.time_decay=code", "model.raw_location_embedding=true", "model.memory_capacity=2",
-        "model.assign_axis=workers", "model.max_scale=0.5",
+        "model.assign_axis=workers", "model.max_scale=0.5", "model.locator=spatial", "model.num_glimpses=2",
     )
     model = experiment_lib.Experiment(config).build_model("glimpse_clouds")
-    assert model.core.time_decay == "code" and model.core.memory.time_decay == "code"
+    assert model.core.memory.time_decay == "code" and model.core.memory.name == "memory"
     assert model.core.raw_location_embedding and model.core.fusion.raw_location_embedding
     assert model.core.memory.memory_capacity == 2 and model.core.memory.assign_axis == "workers"
-    assert model.core.locator.max_scale == 0.5
+    assert model.core.locator.max_scale == 0.5 and model.core.locator_type == "spatial"
+    assert (model.num_glimpses, model.core.num_glimpses, model.core.memory.num_glimpses) == (2, 2, 2)
+    for name in core_keys:
+        assert getattr(model.core, "locator_type" if name == "locator" else name) == getattr(config.model, name), name
+    for name in memory_keys:
+        assert getattr(model.core.memory, name) == getattr(config.model, name), name
+    gru = experiment_lib.Experiment(config).build_model("glimpse_gru")
+    assert gru.core.aggregation == "gru" and gru.core.memory is None and gru.core.raw_location_embedding
+    stage1 = experiment_lib.Experiment(config).build_model("global_pose")
+    assert stage1.core is None and (stage1.num_glimpses, stage1.num_workers) == (2, config.model.num_workers)
     hands = experiment_lib.Experiment(tiny_config("loss.attraction_joints=hands")).build_model("glimpse_clouds")
     assert hands.attraction_joints == "hands" and hands.get_config()["attraction_joints"] == "hands"
     assert hands._attraction_joint_slots == (6, 7, 10, 11, 21, 22, 23, 24)
@@ -580,9 +594,3 @@ def test_config_keys_reach_the_core_under_their_own_names():
     to_hands = hands.compute_loss_terms(targets, outputs)["attraction_loss"]
     assert float(every) == 0.0
     np.testing.assert_allclose(float(to_hands), 3 * (0.5**2 + 1.0**2), rtol=1e-6)
-    for name in CORE_ARGUMENTS:
-        assert model.get_config()[name] == getattr(config.model, name), name
-    assert "core_options" not in model.get_config()
-    with pytest.warns(DeprecationWarning, match="core_arguments"):
-        old = training.core_options(config.model)
-    assert old["decay"] == "code" and old["use_raw_location"] is True

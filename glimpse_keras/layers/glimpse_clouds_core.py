@@ -3,27 +3,37 @@
 import keras
 from keras import ops
 
-from glimpse_keras.arguments import check_int, check_number
+from glimpse_keras.arguments import check_choice, check_int, check_number
 from glimpse_keras.layers.glimpse_crop import GlimpseCrop
 from glimpse_keras.layers.glimpse_locator import GlimpseLocator
 from glimpse_keras.layers.memory_soft_assignment import MemorySoftAssignment
-from glimpse_keras.layers.memory_soft_assignment import TIME_DECAYS
-from glimpse_keras.layers.memory_soft_assignment import _check_choice
-from glimpse_keras.layers.memory_soft_assignment import _check_positive_int
-from glimpse_keras.layers.memory_soft_assignment import deprecated_decay
-from glimpse_keras.layers.memory_soft_assignment import deprecated_memory_frames
 from glimpse_keras.layers.multi_worker_gru_cell import MultiWorkerGRUCell
+from glimpse_keras.layers.saved_configs import with_current_names
 from glimpse_keras.layers.spatial_glimpse_locator import SpatialGlimpseLocator
 from glimpse_keras.layers.spatial_glimpse_locator import SpatialKeypoints
 from glimpse_keras.layers.spatial_glimpse_locator import cell_centres
 from glimpse_keras.layers.what_where_fusion import WhatWhereFusion
-from glimpse_keras.layers.what_where_fusion import deprecated_use_raw_location
 from glimpse_keras.layers.worker_gru_cell import WorkerGRUCell
 
 GLIMPSE_TYPES = ("attention", "tube", "random", "saliency")
 AGGREGATIONS = ("workers", "gru")
 ZOOMER_INPUTS = ("v", "z")
 LOCATORS = ("linear", "spatial")
+# Arguments of `MemorySoftAssignment` that configs saved before the memory
+# was passed as an object held among the core's own (see `from_config`).
+_FLAT_MEMORY_ARGUMENTS = (
+    "assign_axis", "temperature", "distance", "projection_dim", "metric_trainable", "decay_tau",
+    "time_decay", "memory_capacity",
+)
+
+
+def memory_dtype_policy(core_dtype=None):
+    """The dtype policy of the memory built for a core whose policy is
+    `core_dtype` (None: the global policy): float32 when that policy computes
+    in a 16-bit float, since the memory's distances and softmaxes lose too
+    much there; otherwise the core's."""
+    policy = keras.dtype_policies.get(core_dtype)
+    return "float32" if policy.compute_dtype in ("float16", "bfloat16") else policy
 
 
 @keras.saving.register_keras_serializable(package="glimpse_keras")
@@ -64,6 +74,11 @@ class GlimpseCloudsCore(keras.layers.Layer):
     - aggregation "gru": the G glimpses of a frame are summed and fed to one
       GRU (no memory, no soft workers); the worker axis of the outputs then
       has size 1 and the assignments are all ones.
+
+    The memory is a part handed to the core, as `keras.layers.RNN` is handed
+    its cell: `GlimpseCloudsCore(memory=MemorySoftAssignment(...))`; with
+    aggregation "workers" and no memory given, the core builds
+    `MemorySoftAssignment(num_workers, num_glimpses)` with its defaults.
     Non-attention glimpse types have no zoomer; their crops for all frames
     are computed in one batched op.
 
@@ -103,16 +118,19 @@ class GlimpseCloudsCore(keras.layers.Layer):
         align_corners: bool, see `GlimpseCrop`.
         share_first_worker_state: bool, reproduce the authors' worker-state
             bug (see `MultiWorkerGRUCell`).
-        assign_axis, temperature, distance, projection_dim, metric_trainable,
-        decay_tau, time_decay, memory_capacity: forwarded to
-            `MemorySoftAssignment`.
-        Arguments that are config keys (`model.<key>`: detach_location,
-        assign_axis, time_decay, distance, memory_capacity,
+        memory: a `MemorySoftAssignment` with `num_workers` workers and
+            `num_glimpses` glimpses (its arguments `assign_axis`,
+            `time_decay`, `distance`, `memory_capacity`, ... are the memory's
+            levers), or None: for aggregation "workers" the default
+            `MemorySoftAssignment(num_workers, num_glimpses, name="memory")`
+            (float32 under a 16-bit policy, `memory_dtype_policy`); must be
+            None for aggregation "gru". Serialised as a nested object.
+        Arguments that are config keys (`model.<key>`: num_glimpses,
+        num_workers, glimpse_type, detach_location,
         share_first_worker_state, raw_location_embedding, max_scale,
-        zoomer_reset_each_frame, scale_bias) have the key's name and values.
-        The old names `decay` ("recency" | "code"), `use_raw_location` and
-        `memory_frames` (None = all) are accepted for one release with a
-        DeprecationWarning.
+        zoomer_reset_each_frame, scale_bias, locator, locator_keypoints,
+        fixed_glimpse_scale, glimpse_scale_samples) have the key's name and
+        values.
         scale_bias, max_scale: floats, forwarded to the locator.
         locator: "linear" (the paper's location head) or "spatial" (a
             soft-argmax over the res4 map's cells).
@@ -184,14 +202,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
         detach_location=False,
         align_corners=True,
         share_first_worker_state=False,
-        assign_axis="glimpses",
-        temperature=0.5,
-        distance="learned",
-        projection_dim=None,
-        metric_trainable=True,
-        decay_tau=4.0,
-        time_decay="recent",
-        memory_capacity=0,
+        memory=None,
         scale_bias=3.0,
         max_scale=1.0,
         locator="linear",
@@ -204,41 +215,26 @@ class GlimpseCloudsCore(keras.layers.Layer):
         initialization="torch",
         **kwargs,
     ):
-        memory_capacity = deprecated_memory_frames(kwargs, memory_capacity)
-        time_decay = deprecated_decay(kwargs, time_decay, "GlimpseCloudsCore")
-        raw_location_embedding = deprecated_use_raw_location(
-            kwargs, raw_location_embedding, "GlimpseCloudsCore"
-        )
         super().__init__(**kwargs)
-        self.num_glimpses = _check_positive_int("num_glimpses", num_glimpses)
-        self.num_workers = _check_positive_int("num_workers", num_workers)
-        self.zoomer_units = _check_positive_int("zoomer_units", zoomer_units)
-        self.worker_units = _check_positive_int("worker_units", worker_units)
-        self.fusion_hidden_units = _check_positive_int(
-            "fusion_hidden_units", fusion_hidden_units
-        )
+        self.num_glimpses = check_int("num_glimpses", num_glimpses)
+        self.num_workers = check_int("num_workers", num_workers)
+        self.zoomer_units = check_int("zoomer_units", zoomer_units)
+        self.worker_units = check_int("worker_units", worker_units)
+        self.fusion_hidden_units = check_int("fusion_hidden_units", fusion_hidden_units)
         self.glimpse_size = glimpse_size
-        self.glimpse_type = _check_choice("glimpse_type", glimpse_type, GLIMPSE_TYPES)
-        self.aggregation = _check_choice("aggregation", aggregation, AGGREGATIONS)
-        self.zoomer_input = _check_choice("zoomer_input", zoomer_input, ZOOMER_INPUTS)
+        self.glimpse_type = check_choice("glimpse_type", glimpse_type, GLIMPSE_TYPES)
+        self.aggregation = check_choice("aggregation", aggregation, AGGREGATIONS)
+        self.zoomer_input = check_choice("zoomer_input", zoomer_input, ZOOMER_INPUTS)
         self.zoomer_reset_each_frame = bool(zoomer_reset_each_frame)
         self.raw_location_embedding = bool(raw_location_embedding)
         self.detach_location = bool(detach_location)
         self.align_corners = bool(align_corners)
         self.share_first_worker_state = bool(share_first_worker_state)
-        self.assign_axis = assign_axis
-        self.temperature = temperature
-        self.distance = distance
-        self.projection_dim = projection_dim
-        self.metric_trainable = bool(metric_trainable)
-        self.decay_tau = decay_tau
-        self.time_decay = _check_choice("time_decay", time_decay, TIME_DECAYS)
-        self.memory_capacity = memory_capacity
         self.scale_bias = scale_bias
         self.max_scale = max_scale
-        self.locator_type = _check_choice("locator", locator, LOCATORS)
+        self.locator_type = check_choice("locator", locator, LOCATORS)
         self.locator_keypoints = check_int("locator_keypoints", locator_keypoints, minimum=0)
-        self.locator_key_units = _check_positive_int("locator_key_units", locator_key_units)
+        self.locator_key_units = check_int("locator_key_units", locator_key_units)
         self.fixed_glimpse_scale = check_number(
             "fixed_glimpse_scale", fixed_glimpse_scale, minimum=0.0, maximum=1.0, above_minimum=True
         )
@@ -247,12 +243,10 @@ class GlimpseCloudsCore(keras.layers.Layer):
         self.seed = seed
         self.initialization = initialization
 
+        memory = self._checked_memory(memory)
+
         # === Layers ===
         policy = self.dtype_policy
-        # Distances and softmaxes of the memory lose too much in 16-bit floats.
-        memory_policy = (
-            "float32" if self.compute_dtype in ("float16", "bfloat16") else policy
-        )
         self.crop = GlimpseCrop(
             output_size=glimpse_size,
             align_corners=align_corners,
@@ -301,22 +295,10 @@ class GlimpseCloudsCore(keras.layers.Layer):
             self.zoomer = WorkerGRUCell(
                 zoomer_units, initialization=initialization, name="zoomer", dtype=policy
             )
-        self.memory = None
+        # Assigned here, after the zoomer and before the workers: the order of
+        # the variables (and of the optimizer's slots in a checkpoint) follows it.
+        self.memory = memory
         if self.aggregation == "workers":
-            self.memory = MemorySoftAssignment(
-                num_workers=num_workers,
-                num_glimpses=num_glimpses,
-                temperature=temperature,
-                assign_axis=assign_axis,
-                distance=distance,
-                projection_dim=projection_dim,
-                metric_trainable=metric_trainable,
-                decay_tau=decay_tau,
-                time_decay=time_decay,
-                memory_capacity=memory_capacity,
-                name="memory",
-                dtype=memory_policy,
-            )
             self.workers = MultiWorkerGRUCell(
                 num_workers,
                 worker_units,
@@ -334,15 +316,40 @@ class GlimpseCloudsCore(keras.layers.Layer):
             keras.random.SeedGenerator(seed) if self.glimpse_type == "random" else None
         )
 
-    @property
-    def decay(self):
-        """Deprecated: `time_decay` in the old vocabulary ("recency" | "code")."""
-        return "recency" if self.time_decay == "recent" else self.time_decay
+    def _checked_memory(self, memory):
+        """The memory of aggregation "workers" (the default one when None);
+        None for aggregation "gru"."""
+        if self.aggregation == "gru":
+            if memory is not None:
+                raise ValueError(
+                    f"{self.name}: aggregation='gru' sums the glimpses into one GRU and has no memory; "
+                    f"received memory={memory!r}."
+                )
+            return None
+        if memory is None:
+            return MemorySoftAssignment(
+                self.num_workers, self.num_glimpses, name="memory",
+                dtype=memory_dtype_policy(self.dtype_policy),
+            )
+        if not isinstance(memory, MemorySoftAssignment):
+            raise ValueError(
+                f"{self.name}: `memory` must be a MemorySoftAssignment or None, received "
+                f"{type(memory).__name__}."
+            )
+        if (memory.num_workers, memory.num_glimpses) != (self.num_workers, self.num_glimpses):
+            raise ValueError(
+                f"{self.name}: the memory assigns {memory.num_glimpses} glimpses to "
+                f"{memory.num_workers} workers, the core has num_glimpses={self.num_glimpses} and "
+                f"num_workers={self.num_workers}."
+            )
+        return memory
 
     @property
-    def use_raw_location(self):
-        """Deprecated: `raw_location_embedding`."""
-        return self.raw_location_embedding
+    def assign_axis(self):
+        """The axis of "assignments" that sums to 1: the memory's
+        `assign_axis` ("glimpses" for aggregation "gru", whose assignments
+        are all ones)."""
+        return "glimpses" if self.memory is None else self.memory.assign_axis
 
     @property
     def needs_context_map(self):
@@ -401,7 +408,8 @@ class GlimpseCloudsCore(keras.layers.Layer):
             self.zoomer.build((None, channels + self.worker_units))
         self.fusion.build((None, channels))
         if self.memory is not None:
-            self.memory.build((None, self.num_glimpses, channels))
+            if not self.memory.built:  # a memory handed over may come built (from a saved config)
+                self.memory.build((None, self.num_glimpses, channels))
             self.workers.build((None, self.num_workers, channels))
         else:
             self.workers.build((None, channels))
@@ -664,14 +672,9 @@ class GlimpseCloudsCore(keras.layers.Layer):
                 "detach_location": self.detach_location,
                 "align_corners": self.align_corners,
                 "share_first_worker_state": self.share_first_worker_state,
-                "assign_axis": self.assign_axis,
-                "temperature": self.temperature,
-                "distance": self.distance,
-                "projection_dim": self.projection_dim,
-                "metric_trainable": self.metric_trainable,
-                "decay_tau": self.decay_tau,
-                "time_decay": self.time_decay,
-                "memory_capacity": self.memory_capacity,
+                "memory": (
+                    None if self.memory is None else keras.saving.serialize_keras_object(self.memory)
+                ),
                 "scale_bias": self.scale_bias,
                 "max_scale": self.max_scale,
                 "locator": self.locator_type,
@@ -685,6 +688,23 @@ class GlimpseCloudsCore(keras.layers.Layer):
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Configs saved before the memory was passed as an object hold its
+        # arguments among the core's (and, older still, the names `decay`,
+        # `use_raw_location`, `memory_frames`): they become the memory.
+        config = with_current_names(config)
+        memory_arguments = {name: config.pop(name) for name in _FLAT_MEMORY_ARGUMENTS if name in config}
+        memory = config.get("memory")
+        if isinstance(memory, dict):
+            config["memory"] = keras.saving.deserialize_keras_object(memory)
+        elif "memory" not in config and config.get("aggregation", "workers") == "workers":
+            config["memory"] = MemorySoftAssignment(
+                config.get("num_workers", 3), config.get("num_glimpses", 3), **memory_arguments,
+                name="memory", dtype=memory_dtype_policy(config.get("dtype")),
+            )
+        return super().from_config(config)
 
 
 def _check_scale_samples(samples):

@@ -5,53 +5,12 @@ import numpy as np
 from keras import ops
 
 from glimpse_keras.layers.initialization import AbsRandomNormal
-from glimpse_keras.arguments import check_choice, check_int, check_number, renamed_argument
+from glimpse_keras.arguments import check_choice, check_int, check_number
+from glimpse_keras.layers.saved_configs import with_current_names
 
 ASSIGN_AXES = ("glimpses", "workers")
 DISTANCE_MODES = ("learned", "code")
 TIME_DECAYS = ("recent", "code")
-# The old `decay` argument's values ("recency" is now "recent").
-DECAY_MODES = ("recency", "code")
-
-
-def old_decay_to_time_decay(decay):
-    """Maps a value of the old `decay` argument to `time_decay`."""
-    return "recent" if decay == "recency" else decay
-
-
-def deprecated_decay(kwargs, time_decay, owner):
-    """Pops the old `decay` keyword ("recency" | "code") from `kwargs` and
-    returns the `time_decay` it means, with a DeprecationWarning."""
-    return renamed_argument(
-        kwargs, "decay", "time_decay", time_decay, "recent",
-        convert=old_decay_to_time_decay, owner=owner, stacklevel=4,
-    )
-
-
-def _check_choice(name, value, choices):
-    return check_choice(name, value, choices)
-
-
-def _check_positive_int(name, value, allow_none=False):
-    return check_int(name, value, allow_none=allow_none)
-
-
-def _check_positive_float(name, value):
-    return check_number(name, value, minimum=0, above_minimum=True)
-
-
-def deprecated_memory_frames(kwargs, memory_capacity):
-    """Pops the old `memory_frames` keyword (None = all frames) from `kwargs`
-    and returns the `memory_capacity` it means (0 = all), with a
-    DeprecationWarning; `memory_capacity` unchanged when it is absent."""
-    if "memory_frames" not in kwargs:
-        return memory_capacity
-    import warnings
-
-    warnings.warn("`memory_frames` is deprecated; use `memory_capacity` (0 = every frame), "
-                  "the name of the config key model.memory_capacity", DeprecationWarning, stacklevel=3)
-    frames = check_int("memory_frames", kwargs.pop("memory_frames"), allow_none=True)
-    return frames or 0
 
 
 @keras.saving.register_keras_serializable(package="glimpse_keras")
@@ -104,15 +63,11 @@ class MemorySoftAssignment(keras.layers.Layer):
             fixed saved weight (the code's fixed matrix).
         decay_tau: float > 0, the time constant tau of the decay (4 frames).
         time_decay: "recent" or "code", see above; the same name and values
-            as the config key `model.time_decay`. The old argument `decay`
-            ("recency" | "code") is accepted for one release with a
-            DeprecationWarning.
+            as the config key `model.time_decay`.
         memory_capacity: int >= 0, the number of past frames kept, oldest
             evicted first; 0 (or None) keeps all of them (`get_initial_state`
             sizes the buffer to the clip). The same name and meaning as the
-            config key `model.memory_capacity`. The old name `memory_frames`
-            (None = all) is accepted for one release with a
-            DeprecationWarning.
+            config key `model.memory_capacity`.
         epsilon: float > 0, added under the square root and used to guard the
             normalisation against a zero d_max.
         **kwargs: forwarded to `keras.layers.Layer`.
@@ -163,17 +118,13 @@ class MemorySoftAssignment(keras.layers.Layer):
         epsilon=1e-6,
         **kwargs,
     ):
-        memory_capacity = deprecated_memory_frames(kwargs, memory_capacity)
-        time_decay = deprecated_decay(kwargs, time_decay, "MemorySoftAssignment")
         super().__init__(**kwargs)
-        self.num_workers = _check_positive_int("num_workers", num_workers)
-        self.num_glimpses = _check_positive_int("num_glimpses", num_glimpses)
-        self.temperature = _check_positive_float("temperature", temperature)
-        self.assign_axis = _check_choice("assign_axis", assign_axis, ASSIGN_AXES)
-        self.distance = _check_choice("distance", distance, DISTANCE_MODES)
-        self.projection_dim = _check_positive_int(
-            "projection_dim", projection_dim, allow_none=True
-        )
+        self.num_workers = check_int("num_workers", num_workers)
+        self.num_glimpses = check_int("num_glimpses", num_glimpses)
+        self.temperature = check_number("temperature", temperature, minimum=0, above_minimum=True)
+        self.assign_axis = check_choice("assign_axis", assign_axis, ASSIGN_AXES)
+        self.distance = check_choice("distance", distance, DISTANCE_MODES)
+        self.projection_dim = check_int("projection_dim", projection_dim, allow_none=True)
         if isinstance(metric_initializer, str) and metric_initializer == "identity":
             self._metric_initializer = keras.initializers.Identity()
         else:
@@ -188,12 +139,12 @@ class MemorySoftAssignment(keras.layers.Layer):
             metric_initializer = keras.initializers.serialize(metric_initializer)
         self.metric_initializer = metric_initializer
         self.metric_trainable = bool(metric_trainable)
-        self.decay_tau = _check_positive_float("decay_tau", decay_tau)
-        self.time_decay = _check_choice("time_decay", time_decay, TIME_DECAYS)
+        self.decay_tau = check_number("decay_tau", decay_tau, minimum=0, above_minimum=True)
+        self.time_decay = check_choice("time_decay", time_decay, TIME_DECAYS)
         self.memory_capacity = check_int(
             "memory_capacity", 0 if memory_capacity is None else memory_capacity, minimum=0
         )
-        self.epsilon = _check_positive_float("epsilon", epsilon)
+        self.epsilon = check_number("epsilon", epsilon, minimum=0, above_minimum=True)
 
     def build(self, glimpses_shape):
         self._check_glimpses_shape(glimpses_shape)
@@ -232,7 +183,7 @@ class MemorySoftAssignment(keras.layers.Layer):
                 than 2 samples, a feature size that differs from the built
                 layer, or "diagonal" with a projection_dim < D.
         """
-        _check_choice("method", method, ("diagonal", "pca"))
+        check_choice("method", method, ("diagonal", "pca"))
         check_number("shrinkage", shrinkage, minimum=0)
         samples = np.asarray(glimpse_features, dtype="float64")
         samples = samples.reshape(-1, samples.shape[-1])
@@ -276,16 +227,6 @@ class MemorySoftAssignment(keras.layers.Layer):
         if self.memory_capacity:
             return self.memory_capacity
         return max(int(num_frames) - 1, 1)
-
-    @property
-    def decay(self):
-        """Deprecated: `time_decay` in the old vocabulary ("recency" | "code")."""
-        return "recency" if self.time_decay == "recent" else self.time_decay
-
-    @property
-    def memory_frames(self):
-        """Deprecated: `memory_capacity`, with None for "all frames"."""
-        return self.memory_capacity or None
 
     def get_initial_state(self, batch_size, num_frames, feature_dim):
         """An empty memory for a clip.
@@ -392,3 +333,8 @@ class MemorySoftAssignment(keras.layers.Layer):
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # A config saved with the old names `decay` or `memory_frames` loads.
+        return super().from_config(with_current_names(config))

@@ -5,7 +5,6 @@ from keras import ops
 
 from glimpse_keras.layers.initialization import check_initialization
 from glimpse_keras.layers.initialization import gru_initializers
-from glimpse_keras.layers.worker_gru_cell import _check_units
 from glimpse_keras.layers.worker_gru_cell import gru_update
 from glimpse_keras.arguments import check_int
 
@@ -63,7 +62,7 @@ class MultiWorkerGRUCell(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.num_workers = check_int("num_workers", num_workers)
-        self.units = _check_units(units)
+        self.units = check_int("units", units)
         self.share_first_worker_state = bool(share_first_worker_state)
         self.initialization = check_initialization(initialization)
         self.state_size = (self.num_workers, self.units)

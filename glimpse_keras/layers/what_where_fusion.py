@@ -5,16 +5,8 @@ from keras import ops
 
 from glimpse_keras.layers.initialization import check_initialization
 from glimpse_keras.layers.initialization import dense_initializers
-from glimpse_keras.arguments import check_int, renamed_argument
-
-
-def deprecated_use_raw_location(kwargs, raw_location_embedding, owner):
-    """Pops the old `use_raw_location` keyword from `kwargs` and returns the
-    `raw_location_embedding` it means, with a DeprecationWarning."""
-    return renamed_argument(
-        kwargs, "use_raw_location", "raw_location_embedding", raw_location_embedding, False,
-        owner=owner, stacklevel=4,
-    )
+from glimpse_keras.arguments import check_int
+from glimpse_keras.layers.saved_configs import with_current_names
 
 
 @keras.saving.register_keras_serializable(package="glimpse_keras")
@@ -32,9 +24,7 @@ class WhatWhereFusion(keras.layers.Layer):
             MODEL_SPEC section 11 item 6) embeds the activated
             [x, y, s_x, s_y]; True embeds the raw pre-activation vector, as the
             authors' code does (then `raw_location` must be passed). The same
-            name as the config key `model.raw_location_embedding`; the old
-            name `use_raw_location` is accepted for one release with a
-            DeprecationWarning.
+            name as the config key `model.raw_location_embedding`.
         initialization: "torch" or "keras" (see `initialization.py`).
         **kwargs: forwarded to `keras.layers.Layer`.
 
@@ -65,9 +55,6 @@ class WhatWhereFusion(keras.layers.Layer):
         initialization="torch",
         **kwargs,
     ):
-        raw_location_embedding = deprecated_use_raw_location(
-            kwargs, raw_location_embedding, "WhatWhereFusion"
-        )
         super().__init__(**kwargs)
         self.hidden_units = check_int("hidden_units", hidden_units)
         self.raw_location_embedding = bool(raw_location_embedding)
@@ -95,11 +82,6 @@ class WhatWhereFusion(keras.layers.Layer):
         self.output_bias = self.add_weight(
             name="output_bias", shape=(channels,), initializer=out_bias
         )
-
-    @property
-    def use_raw_location(self):
-        """Deprecated: `raw_location_embedding`."""
-        return self.raw_location_embedding
 
     def embed(self, location):
         """Lambda(location): (..., 4) -> (..., channels)."""
@@ -129,3 +111,8 @@ class WhatWhereFusion(keras.layers.Layer):
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # A config saved with the old name `use_raw_location` loads.
+        return super().from_config(with_current_names(config))

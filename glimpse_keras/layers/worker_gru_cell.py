@@ -8,10 +8,6 @@ from glimpse_keras.layers.initialization import gru_initializers
 from glimpse_keras.arguments import check_int
 
 
-def _check_units(units):
-    return check_int("units", units)
-
-
 @keras.saving.register_keras_serializable(package="glimpse_keras")
 class WorkerGRUCell(keras.layers.Layer):
     """One GRU step, computed as PyTorch's `nn.GRU` does ("reset after").
@@ -57,7 +53,7 @@ class WorkerGRUCell(keras.layers.Layer):
 
     def __init__(self, units, initialization="torch", **kwargs):
         super().__init__(**kwargs)
-        self.units = _check_units(units)
+        self.units = check_int("units", units)
         self.initialization = check_initialization(initialization)
         self.state_size = self.units
         self.output_size = self.units

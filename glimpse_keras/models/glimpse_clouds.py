@@ -23,11 +23,13 @@ from glimpse_keras.models.backbone import InflatedResNet3D
 from glimpse_keras.models.backbone import build_backbone
 from glimpse_keras.models.heads import GlobalPoolClassifier
 from glimpse_keras.models.heads import PoseHead
-from glimpse_keras.arguments import check_int, check_number
+from glimpse_keras.arguments import check_choice, check_int, check_number
 
 VARIANTS = ("global", "global_pose", "glimpse_gru", "glimpse_clouds")
 GLIMPSE_MAPS = ("res5", "res4")
 GLOBAL_VARIANTS = ("global", "global_pose")
+# The aggregation of the core of each glimpse variant (global variants have no core).
+VARIANT_AGGREGATIONS = {"glimpse_gru": "gru", "glimpse_clouds": "workers"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LOSS_TERMS = ("loss", "class_loss", "pose_loss", "diversity_loss", "attraction_loss", "scale_loss")
@@ -42,33 +44,77 @@ class TargetsError(ValueError):
     """Training targets that `GlimpseClouds.train_step` cannot use."""
 
 
-# Arguments of the model that are arguments of `GlimpseCloudsCore` with the
-# same name and values, and config keys `model.<name>` (one vocabulary).
-CORE_ARGUMENTS = {
-    "detach_location": False,
-    "assign_axis": "glimpses",
-    "distance": "learned",
-    "time_decay": "recent",
-    "memory_capacity": 0,
-    "share_first_worker_state": False,
-    "raw_location_embedding": False,
-    "scale_bias": 3.0,
-    "max_scale": 1.0,
-    "zoomer_reset_each_frame": False,
-    "locator": "linear",
-    "locator_keypoints": 0,
-    "fixed_glimpse_scale": 0.5,
+# Configs saved before the core was passed as an object hold its arguments
+# among the model's (and, older still, in a `core_options` dict); `from_config`
+# moves them into the core. Saved name -> core argument.
+_FLAT_CORE_ARGUMENTS = {
+    "glimpse_type": "glimpse_type",
+    "zoomer_units": "zoomer_units",
+    "worker_units": "worker_units",
+    "where_units": "fusion_hidden_units",
+    "detach_location": "detach_location",
+    "assign_axis": "assign_axis",
+    "distance": "distance",
+    "time_decay": "time_decay",
+    "memory_capacity": "memory_capacity",
+    "share_first_worker_state": "share_first_worker_state",
+    "raw_location_embedding": "raw_location_embedding",
+    "scale_bias": "scale_bias",
+    "max_scale": "max_scale",
+    "zoomer_reset_each_frame": "zoomer_reset_each_frame",
+    "locator": "locator",
+    "locator_keypoints": "locator_keypoints",
+    "fixed_glimpse_scale": "fixed_glimpse_scale",
+    "glimpse_scale_samples": "glimpse_scale_samples",
 }
-# Old `core_options` keys that were renamed, and how their values map.
-_RENAMED_CORE_OPTIONS = {
-    "decay": ("time_decay", lambda value: "recent" if value == "recency" else value),
-    "use_raw_location": ("raw_location_embedding", bool),
-    "memory_frames": ("memory_capacity", lambda value: value or 0),
-}
+# Saved arguments that stay the model's and were also the core's.
+_SHARED_WITH_CORE = ("num_glimpses", "num_workers", "initialization")
 
 
-def _check_positive_int(name, value):
-    return check_int(name, value, error=ModelConfigError)
+def core_dtype_policy(model_dtype=None):
+    """The dtype policy to build a model's glimpse core (and its memory) with.
+
+    Under a mixed (16-bit) policy the recurrent core runs in float32: its
+    matmuls are matrix-vector products (batch x G rows) that oneDNN runs ~2.5x
+    slower in bfloat16 on CPU, and autocasting re-casts every weight at each
+    of the T*G steps (profiled: casts took more time than the matmuls;
+    benchmarks/README.md). `Experiment.build_model`, the presets and the
+    model's default core follow this; pass `dtype=core_dtype_policy()` to a
+    core (and memory) you build yourself under mixed precision.
+
+    Args:
+        model_dtype: the model's dtype policy (name, `DTypePolicy` or its
+            config), or None for the global policy.
+
+    Returns:
+        "float32" when that policy computes in float16 or bfloat16, else None
+        (the global policy).
+    """
+    policy = keras.dtype_policies.get(model_dtype)
+    return "float32" if policy.compute_dtype in ("float16", "bfloat16") else None
+
+
+def _config_with_core(config):
+    """A model config saved with the core's arguments among the model's (or
+    in `core_options`) as one with the `core` object (None for global
+    variants); the core and its memory get the names and dtype the model gave
+    them then."""
+    config = dict(config)
+    core_config = {new: config.pop(old) for old, new in _FLAT_CORE_ARGUMENTS.items() if old in config}
+    core_config.update({name: config[name] for name in _SHARED_WITH_CORE if name in config})
+    # Old names in it (`decay`, ...) are translated by GlimpseCloudsCore.from_config.
+    core_config.update(config.pop("core_options", None) or {})
+    variant = config.get("variant", "glimpse_clouds")
+    if variant in VARIANT_AGGREGATIONS:
+        core_config.update(
+            aggregation=VARIANT_AGGREGATIONS[variant],
+            name="glimpse_clouds_core",
+            dtype=core_dtype_policy(config.get("dtype")),
+        )
+        config["core"] = GlimpseCloudsCore.from_config(core_config)
+    else:
+        config["core"] = None
+    return config
 
 
 def _check_weight(name, value):
@@ -138,40 +184,38 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             `aggregation="gru"`), L_D + L_P + glimpse losses.
         "glimpse_clouds": the full model (stage 2 when `freeze_backbone`).
 
+    The model is composed from its parts, as a keras-hub task is handed its
+    backbone and `keras.layers.RNN` its cell:
+
+        memory = MemorySoftAssignment(num_workers=3, num_glimpses=3, time_decay="code")
+        core = GlimpseCloudsCore(num_glimpses=3, num_workers=3, memory=memory, locator="spatial")
+        model = GlimpseClouds(num_classes=60, backbone="resnet50", core=core)
+
+    `Experiment.build_model` builds them from a config (each config key
+    `model.<key>` is the argument of the same name of the part that uses it)
+    and `presets.build_model_from_preset("tiny", num_classes=10)` from a
+    named size.
+
     Args:
         num_classes: int, number of action classes.
         variant: one of `VARIANTS`.
         backbone: a `BACKBONE_PRESETS` name (e.g. "resnet50", "tiny") or an
             `InflatedResNet3D` instance (e.g. with inflated ImageNet weights);
             the config always stores the serialised backbone.
-        num_glimpses: int G, glimpses per frame.
-        num_workers: int C, worker GRUs (G and C are independent).
-        glimpse_type: "attention" | "tube" | "random" | "saliency", passed to
-            the core (see `GlimpseCloudsCore`).
-        zoomer_units: int, hidden size of the glimpse (zoomer) GRU.
-        worker_units: int, hidden size of every worker GRU.
-        where_units: int, hidden size of the what/where fusion MLP (lambda),
-            the core's `fusion_hidden_units`.
-        detach_location, assign_axis, distance, time_decay, memory_capacity,
-        share_first_worker_state, raw_location_embedding, scale_bias,
-        max_scale, zoomer_reset_each_frame, locator, locator_keypoints,
-        fixed_glimpse_scale: the paper-vs-code switches and the levers of
-            `GlimpseCloudsCore`, passed to it unchanged; each has the name and
-            values of the config key `model.<name>` (e.g. `time_decay`
-            "recent" | "code", `locator` "linear" | "spatial"). Under a mixed
-            (16-bit) policy the core runs in float32.
+        core: the glimpse core of a glimpse variant: a `GlimpseCloudsCore`
+            with aggregation "gru" for "glimpse_gru", "workers" (with its
+            `MemorySoftAssignment`) for "glimpse_clouds"; None builds the
+            paper's core (`GlimpseCloudsCore(aggregation=..., initialization=
+            initialization, dtype=core_dtype_policy(...))`, G = C = 3). Must be
+            None for the global variants, which have no glimpses. The config
+            stores the serialised core (with its memory).
+        num_glimpses, num_workers: G and C of the "locations" and
+            "assignments" outputs. A glimpse variant takes them from its core
+            (None, or the core's values); a global variant returns zeros of
+            these shapes (default 3), so every variant has the same outputs.
         glimpse_map: the backbone map the glimpses crop: "res5" (Z, the
             paper) or "res4" (one stage earlier: features of a smaller
             receptive field, the map c_t pools).
-        glimpse_scale_samples: None or a list of [s_x, s_y] pairs: the scales
-            that "random" glimpses are drawn from (`GlimpseCloudsCore`); the
-            config names the run they come from
-            (`model.glimpse_scales_from`).
-        core_options: deprecated (kept for one release, with a
-            DeprecationWarning): a dict of core arguments, the old spelling of
-            the arguments above (old names `decay` "recency" | "code",
-            `use_raw_location` and `memory_frames` are translated). Other core
-            arguments in it are still forwarded to the core.
         num_persons: int, person slots of the pose head (2 for NTU).
         num_joints: int, joints per person (25 for NTU).
         pose_loss_weight: float w_P (authors: 0.1); forced to 0 for "global".
@@ -210,7 +254,8 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             moving statistics updated, while scale, offset and kernels stay
             frozen). Inference and evaluation always use the moving
             statistics.
-        initialization: "torch" or "keras" initialisers for the heads and core.
+        initialization: "torch" or "keras" initialisers for the heads (and a
+            default core).
         input_normalization: "imagenet" (RGB mean/std, for torchvision
             weights) or "caffe" (BGR mean subtraction, for
             `keras.applications.ResNet50` weights); see `normalise_video`.
@@ -245,7 +290,8 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         ModelConfigError: for an invalid argument (named with its value).
 
     Example:
-        >>> model = GlimpseClouds(num_classes=60, backbone="tiny")
+        >>> core = GlimpseCloudsCore(zoomer_units=32, worker_units=32, fusion_hidden_units=16)
+        >>> model = GlimpseClouds(num_classes=60, backbone="tiny", core=core)
         >>> model.compile(optimizer=keras.optimizers.Adam(1e-4))
         >>> model.fit(dataset)  # ({"video": uint8}, {"label", "pose", "pose_mask"})
 
@@ -258,26 +304,9 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         num_classes=60,
         variant="glimpse_clouds",
         backbone="resnet50",
-        num_glimpses=3,
-        num_workers=3,
-        glimpse_type="attention",
-        zoomer_units=512,
-        worker_units=512,
-        where_units=256,
-        detach_location=False,
-        assign_axis="glimpses",
-        distance="learned",
-        time_decay="recent",
-        memory_capacity=0,
-        share_first_worker_state=False,
-        raw_location_embedding=False,
-        scale_bias=3.0,
-        max_scale=1.0,
-        zoomer_reset_each_frame=False,
-        locator="linear",
-        locator_keypoints=0,
-        fixed_glimpse_scale=0.5,
-        glimpse_scale_samples=None,
+        core=None,
+        num_glimpses=None,
+        num_workers=None,
         glimpse_map="res5",
         num_persons=2,
         num_joints=25,
@@ -298,54 +327,21 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         input_normalization="imagenet",
         **kwargs,
     ):
-        core_arguments = {
-            "detach_location": detach_location,
-            "assign_axis": assign_axis,
-            "distance": distance,
-            "time_decay": time_decay,
-            "memory_capacity": memory_capacity,
-            "share_first_worker_state": share_first_worker_state,
-            "raw_location_embedding": raw_location_embedding,
-            "scale_bias": scale_bias,
-            "max_scale": max_scale,
-            "zoomer_reset_each_frame": zoomer_reset_each_frame,
-            "locator": locator,
-            "locator_keypoints": locator_keypoints,
-            "fixed_glimpse_scale": fixed_glimpse_scale,
-        }
-        extra_core_arguments = self._deprecated_core_options(kwargs, core_arguments)
         super().__init__(**kwargs)
         # === Validation ===
-        if variant not in VARIANTS:
-            raise ModelConfigError(f"`variant` must be one of {VARIANTS}, received variant={variant!r}.")
-        self.num_classes = _check_positive_int("num_classes", num_classes)
-        self.variant = variant
-        self.num_glimpses = _check_positive_int("num_glimpses", num_glimpses)
-        self.num_workers = _check_positive_int("num_workers", num_workers)
-        self.glimpse_type = glimpse_type
-        self.zoomer_units = _check_positive_int("zoomer_units", zoomer_units)
-        self.worker_units = _check_positive_int("worker_units", worker_units)
-        self.where_units = _check_positive_int("where_units", where_units)
-        for name, value in core_arguments.items():
-            setattr(self, name, value)
-        self.glimpse_scale_samples = glimpse_scale_samples
-        if glimpse_map not in GLIMPSE_MAPS:
-            raise ModelConfigError(f"`glimpse_map` must be one of {GLIMPSE_MAPS}, received glimpse_map={glimpse_map!r}.")
-        self.glimpse_map = glimpse_map
-        # Core arguments other than the above, from a deprecated `core_options`.
-        self._extra_core_arguments = extra_core_arguments
-        self.num_persons = _check_positive_int("num_persons", num_persons)
-        self.num_joints = _check_positive_int("num_joints", num_joints)
+        self.num_classes = check_int("num_classes", num_classes, error=ModelConfigError)
+        self.variant = check_choice("variant", variant, VARIANTS, error=ModelConfigError)
+        self._check_core(core)
+        self.glimpse_map = check_choice("glimpse_map", glimpse_map, GLIMPSE_MAPS, error=ModelConfigError)
+        self.num_persons = check_int("num_persons", num_persons, error=ModelConfigError)
+        self.num_joints = check_int("num_joints", num_joints, error=ModelConfigError)
         self.pose_loss_weight = _check_weight("pose_loss_weight", pose_loss_weight)
         self.diversity_loss_weight = _check_weight("diversity_loss_weight", diversity_loss_weight)
         self.attraction_loss_weight = _check_weight("attraction_loss_weight", attraction_loss_weight)
         self.scale_loss_weight = _check_weight("scale_loss_weight", scale_loss_weight)
-        if diversity_form not in losses.DIVERSITY_FORMS:
-            raise ModelConfigError(
-                f"`diversity_form` must be one of {losses.DIVERSITY_FORMS}, received "
-                f"diversity_form={diversity_form!r}."
-            )
-        self.diversity_form = diversity_form
+        self.diversity_form = check_choice(
+            "diversity_form", diversity_form, losses.DIVERSITY_FORMS, error=ModelConfigError
+        )
         try:
             self._attraction_joint_slots = losses.attraction_joint_slots(attraction_joints, self.num_joints)
         except ValueError as error:
@@ -354,32 +350,20 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         self.attraction_per_axis_min = bool(attraction_per_axis_min)
         self.diversity_include_self_pairs = bool(diversity_include_self_pairs)
         self.match_single_person = bool(match_single_person)
-        if pose_matching not in losses.POSE_MATCHINGS:
-            raise ModelConfigError(
-                f"`pose_matching` must be one of {losses.POSE_MATCHINGS}, received "
-                f"pose_matching={pose_matching!r}."
-            )
-        self.pose_matching = pose_matching
+        self.pose_matching = check_choice(
+            "pose_matching", pose_matching, losses.POSE_MATCHINGS, error=ModelConfigError
+        )
         self.freeze_backbone = bool(freeze_backbone)
-        if train_backbone_from not in ENDPOINT_NAMES:
-            raise ModelConfigError(
-                f"`train_backbone_from` must be one of {ENDPOINT_NAMES}, received "
-                f"train_backbone_from={train_backbone_from!r}."
-            )
-        self.train_backbone_from = train_backbone_from
-        if frozen_batchnorm not in FROZEN_BATCHNORM_MODES:
-            raise ModelConfigError(
-                f"`frozen_batchnorm` must be one of {FROZEN_BATCHNORM_MODES}, received "
-                f"frozen_batchnorm={frozen_batchnorm!r}."
-            )
-        self.frozen_batchnorm = frozen_batchnorm
+        self.train_backbone_from = check_choice(
+            "train_backbone_from", train_backbone_from, ENDPOINT_NAMES, error=ModelConfigError
+        )
+        self.frozen_batchnorm = check_choice(
+            "frozen_batchnorm", frozen_batchnorm, FROZEN_BATCHNORM_MODES, error=ModelConfigError
+        )
         self.initialization = check_initialization(initialization)
-        if input_normalization not in INPUT_NORMALIZATIONS:
-            raise ModelConfigError(
-                f"`input_normalization` must be one of {INPUT_NORMALIZATIONS}, received "
-                f"input_normalization={input_normalization!r}."
-            )
-        self.input_normalization = input_normalization
+        self.input_normalization = check_choice(
+            "input_normalization", input_normalization, INPUT_NORMALIZATIONS, error=ModelConfigError
+        )
 
         # === Layers ===
         if isinstance(backbone, str):
@@ -415,27 +399,27 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             # No pose loss in this variant: keep the head out of the optimiser.
             self.pose_head.trainable = False
         if self.is_global:
+            self.core = None
             self.global_classifier = GlobalPoolClassifier(
                 num_classes, initialization=initialization, dtype="float32", name="global_classifier"
             )
         else:
-            aggregation = "gru" if variant == "glimpse_gru" else "workers"
-            # Under mixed precision the recurrent core runs in float32: its
-            # matmuls are matrix-vector products (batch x G rows) that oneDNN
-            # runs ~2.5x slower in bfloat16 on CPU, and autocasting re-casts
-            # every weight at each of the T*G steps (profiled: casts took more
-            # time than the matmuls; benchmarks/README.md).
-            core_arguments = self._core_arguments(aggregation)
-            if self.compute_dtype in ("float16", "bfloat16"):
-                core_arguments.setdefault("dtype", "float32")
-            self.core = GlimpseCloudsCore(**core_arguments, name="glimpse_clouds_core")
+            if core is None:
+                core = GlimpseCloudsCore(
+                    aggregation=VARIANT_AGGREGATIONS[variant],
+                    initialization=initialization,
+                    dtype=core_dtype_policy(self.dtype_policy),
+                    name="glimpse_clouds_core",
+                )
+            self.core = core
             self.worker_classifier = WorkerClassifier(
                 num_classes,
-                1 if aggregation == "gru" else num_workers,
+                core.num_worker_outputs,
                 initialization=initialization,
                 dtype="float32",
                 name="worker_classifier",
             )
+        self.num_glimpses, self.num_workers = self._glimpse_shape(num_glimpses, num_workers)
 
         # === Metrics ===
         self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_TERMS}
@@ -444,69 +428,43 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             k=min(5, num_classes), name="top5_accuracy"
         )
 
-    def _core_arguments(self, aggregation):
-        arguments = {
-            "num_glimpses": self.num_glimpses,
-            "num_workers": self.num_workers,
-            "glimpse_type": self.glimpse_type,
-            "aggregation": aggregation,
-            "zoomer_units": self.zoomer_units,
-            "worker_units": self.worker_units,
-            "fusion_hidden_units": self.where_units,
-            "glimpse_scale_samples": self.glimpse_scale_samples,
-            "initialization": self.initialization,
-        }
-        clash = set(arguments) & set(self._extra_core_arguments)
-        if clash:
-            raise ModelConfigError(
-                f"`core_options` must not repeat model arguments, received {sorted(clash)}."
-            )
-        arguments.update({name: getattr(self, name) for name in CORE_ARGUMENTS})
-        arguments.update(self._extra_core_arguments)
-        return arguments
-
-    @staticmethod
-    def _deprecated_core_options(kwargs, core_arguments):
-        """Moves a deprecated `core_options` dict of `kwargs` into
-        `core_arguments` (in place, old names translated) and returns the
-        core arguments it holds that the model does not name."""
-        if "core_options" not in kwargs:
-            return {}
-        options = kwargs.pop("core_options")
-        if options is None:
-            options = {}
-        if not isinstance(options, dict):
-            raise ModelConfigError(f"`core_options` must be a dict or None, received {options!r}.")
-        import warnings
-
-        warnings.warn(
-            "GlimpseClouds: `core_options` is deprecated; pass the core's arguments to the model "
-            f"with the names of the config keys model.<name>: {sorted(CORE_ARGUMENTS)}.",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        extra = {}
-        for key, value in options.items():
-            if key in _RENAMED_CORE_OPTIONS:
-                key, convert = _RENAMED_CORE_OPTIONS[key]
-                value = convert(value)
-            if key not in CORE_ARGUMENTS:
-                extra[key] = value
-                continue
-            if core_arguments[key] != CORE_ARGUMENTS[key] and core_arguments[key] != value:
+    def _check_core(self, core):
+        """Refuses a core that does not fit the variant."""
+        if self.variant in GLOBAL_VARIANTS:
+            if core is not None:
                 raise ModelConfigError(
-                    f"`{key}` is given both as an argument ({core_arguments[key]!r}) and in "
-                    f"`core_options` ({value!r}); pass it once, as the argument."
+                    f"variant {self.variant!r} has no glimpses: `core` must be None, received "
+                    f"{type(core).__name__}."
                 )
-            core_arguments[key] = value
-        return extra
+            return
+        if core is None:
+            return
+        if not isinstance(core, GlimpseCloudsCore):
+            raise ModelConfigError(
+                f"`core` must be a GlimpseCloudsCore or None, received {type(core).__name__}."
+            )
+        aggregation = VARIANT_AGGREGATIONS[self.variant]
+        if core.aggregation != aggregation:
+            raise ModelConfigError(
+                f"variant {self.variant!r} needs a core with aggregation={aggregation!r}, received "
+                f"a core with aggregation={core.aggregation!r}."
+            )
 
-    @property
-    def core_options(self):
-        """Deprecated: the core's arguments set by the model, as one dict."""
-        options = {name: getattr(self, name) for name in CORE_ARGUMENTS}
-        options.update(self._extra_core_arguments)
-        return options
+    def _glimpse_shape(self, num_glimpses, num_workers):
+        """(G, C) of the glimpse outputs: the core's, or the arguments (default
+        3) for a global variant."""
+        if self.core is None:
+            return tuple(
+                check_int(name, 3 if value is None else value, error=ModelConfigError)
+                for name, value in (("num_glimpses", num_glimpses), ("num_workers", num_workers))
+            )
+        for name, value in (("num_glimpses", num_glimpses), ("num_workers", num_workers)):
+            if value is not None and value != getattr(self.core, name):
+                raise ModelConfigError(
+                    f"`{name}`={value!r} differs from the core's {name}={getattr(self.core, name)!r}; "
+                    "a glimpse variant takes it from its core (leave it None)."
+                )
+        return self.core.num_glimpses, self.core.num_workers
 
     @property
     def is_global(self):
@@ -783,14 +741,9 @@ class GlimpseClouds(TrainingSteps, keras.Model):
                 "num_classes": self.num_classes,
                 "variant": self.variant,
                 "backbone": keras.saving.serialize_keras_object(self.backbone),
+                "core": None if self.core is None else keras.saving.serialize_keras_object(self.core),
                 "num_glimpses": self.num_glimpses,
                 "num_workers": self.num_workers,
-                "glimpse_type": self.glimpse_type,
-                "zoomer_units": self.zoomer_units,
-                "worker_units": self.worker_units,
-                "where_units": self.where_units,
-                **{name: getattr(self, name) for name in CORE_ARGUMENTS},
-                "glimpse_scale_samples": self.glimpse_scale_samples,
                 "glimpse_map": self.glimpse_map,
                 "num_persons": self.num_persons,
                 "num_joints": self.num_joints,
@@ -811,15 +764,15 @@ class GlimpseClouds(TrainingSteps, keras.Model):
                 "input_normalization": self.input_normalization,
             }
         )
-        if self._extra_core_arguments:
-            # Only a model built with a deprecated `core_options` holding
-            # other core arguments: keep them (the old spelling) on save.
-            config["core_options"] = dict(self._extra_core_arguments)
         return config
 
     @classmethod
     def from_config(cls, config):
+        if "core" not in config:
+            # Saved before the core was passed as an object.
+            config = _config_with_core(config)
         config = dict(config)
-        if isinstance(config.get("backbone"), dict):
-            config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        for name in ("backbone", "core"):
+            if isinstance(config.get(name), dict):
+                config[name] = keras.saving.deserialize_keras_object(config[name])
         return cls(**config)

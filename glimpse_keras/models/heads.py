@@ -11,10 +11,6 @@ from glimpse_keras.layers.initialization import dense_initializers
 from glimpse_keras.arguments import check_int
 
 
-def _check_positive_int(name, value):
-    return check_int(name, value)
-
-
 @keras.saving.register_keras_serializable(package="glimpse_keras")
 class PoseHead(keras.layers.Layer):
     """Per-frame 2D pose regression from the frame context vector c_t.
@@ -45,8 +41,8 @@ class PoseHead(keras.layers.Layer):
 
     def __init__(self, num_persons=2, num_joints=25, initialization="torch", **kwargs):
         super().__init__(**kwargs)
-        self.num_persons = _check_positive_int("num_persons", num_persons)
-        self.num_joints = _check_positive_int("num_joints", num_joints)
+        self.num_persons = check_int("num_persons", num_persons)
+        self.num_joints = check_int("num_joints", num_joints)
         self.initialization = check_initialization(initialization)
 
     def build(self, context_shape):
@@ -100,7 +96,7 @@ class GlobalPoolClassifier(keras.layers.Layer):
 
     def __init__(self, num_classes, initialization="torch", **kwargs):
         super().__init__(**kwargs)
-        self.num_classes = _check_positive_int("num_classes", num_classes)
+        self.num_classes = check_int("num_classes", num_classes)
         self.initialization = check_initialization(initialization)
 
     def build(self, feature_map_shape):

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from glimpse_keras.layers import GlimpseCloudsCore
+from glimpse_keras.layers import MemorySoftAssignment
 from tests.backend_testing import compiled
 from tests.backend_testing import float64_enabled
 from tests.backend_testing import gradients
@@ -20,6 +21,11 @@ def tiny_core(**kwargs):
     )
     options.update(kwargs)
     return GlimpseCloudsCore(**options)
+
+
+def tiny_memory(**kwargs):
+    """A memory for `tiny_core`'s G = 2 glimpses and C = 3 workers."""
+    return MemorySoftAssignment(num_workers=3, num_glimpses=2, **kwargs)
 
 
 def tiny_inputs(seed=0):
@@ -313,16 +319,15 @@ def test_gru_aggregation_feeds_the_sum_of_glimpses_to_one_gru():
 
 
 def test_options_reach_the_sublayers():
+    memory = tiny_memory(assign_axis="workers", distance="code", time_decay="code", memory_capacity=1)
     core = tiny_core(
         share_first_worker_state=True, raw_location_embedding=True, detach_location=True,
-        assign_axis="workers", distance="code", time_decay="code", memory_capacity=1,
-        glimpse_size=3, align_corners=False, initialization="keras",
+        memory=memory, glimpse_size=3, align_corners=False, initialization="keras",
     )
     assert core.workers.share_first_worker_state and core.fusion.raw_location_embedding
     assert core.crop.detach_location and core.crop.output_size == 3
     assert not core.crop.align_corners and core.crop.pooled
-    assert core.memory.assign_axis == "workers" and core.memory.distance == "code"
-    assert core.memory.time_decay == "code" and core.memory.memory_capacity == 1
+    assert core.memory is memory and core.assign_axis == "workers"
     out = core(*tiny_inputs(7))
     np.testing.assert_allclose(np.sum(out["assignments"], axis=2), 1.0, atol=1e-5)
 
@@ -346,8 +351,10 @@ def test_bad_arguments_and_inputs_raise():
 
 
 def test_config_round_trip_and_saving(tmp_path):
-    core = tiny_core(glimpse_type="attention", projection_dim=2, zoomer_input="z")
-    assert_config_round_trip(core)
+    core = tiny_core(glimpse_type="attention", memory=tiny_memory(projection_dim=2), zoomer_input="z")
+    rebuilt = assert_config_round_trip(core)
+    assert rebuilt.memory.projection_dim == 2 and rebuilt.memory.name == core.memory.name
+    assert_config_round_trip(tiny_core(aggregation="gru"))
     assert_config_round_trip(tiny_core(locator="spatial", locator_keypoints=2))
     assert_config_round_trip(tiny_core(glimpse_type="random", glimpse_scale_samples=[[0.1, 0.2]]))
     features = keras.Input((TIME, HEIGHT, WIDTH, CHANNELS))
@@ -382,38 +389,59 @@ def test_weights_can_be_created_during_a_symbolic_trace():
     assert np.all(np.asarray(core.memory.prior) >= 0)
 
 
-def test_config_names_reach_the_core_and_old_names_still_load():
+def test_the_memory_is_a_part_handed_to_the_core():
+    memory = tiny_memory(temperature=0.7)
+    core = tiny_core(memory=memory)
+    out = core(*tiny_inputs(8))
+    assert core.memory is memory and memory.built
+    assert {id(w) for w in memory.weights} <= {id(w) for w in core.weights}
+    np.testing.assert_allclose(np.sum(out["assignments"], axis=-1), 1.0, atol=1e-5)
+    # Without one, aggregation "workers" gets the default memory; "gru" has none.
+    default = tiny_core().memory
+    assert (default.name, default.num_workers, default.num_glimpses, default.temperature) == ("memory", 3, 2, 0.5)
+    gru = tiny_core(aggregation="gru")
+    assert gru.memory is None and gru.assign_axis == "glimpses" and gru.get_config()["memory"] is None
+    with pytest.raises(ValueError, match="has no memory"):
+        tiny_core(aggregation="gru", memory=tiny_memory())
+    with pytest.raises(ValueError, match="2 glimpses to 2 workers"):
+        tiny_core(memory=MemorySoftAssignment(num_workers=2, num_glimpses=2))
+    with pytest.raises(ValueError, match="MemorySoftAssignment or None"):
+        tiny_core(memory="memory")
+
+
+def test_config_names_reach_the_sublayers_and_old_core_configs_load():
     # The config keys model.time_decay / model.raw_location_embedding are the
-    # core's argument names, with the same values, down to the sublayers.
-    core = tiny_core(time_decay="code", raw_location_embedding=True)
-    assert (core.time_decay, core.memory.time_decay) == ("code", "code")
+    # memory's and the core's argument names, with the same values, down to
+    # the sublayers; the memory's config is nested in the core's.
+    core = tiny_core(memory=tiny_memory(time_decay="code"), raw_location_embedding=True)
+    assert core.memory.time_decay == "code"
     assert core.raw_location_embedding and core.fusion.raw_location_embedding
     config = core.get_config()
-    assert config["time_decay"] == "code" and config["raw_location_embedding"] is True
-    assert "decay" not in config and "use_raw_location" not in config
-    with pytest.raises(ValueError, match="time_decay"):
-        tiny_core(time_decay="recency")
-    # Old keywords, and a core config saved before the rename, still work.
-    with pytest.warns(DeprecationWarning, match="time_decay"):
-        old = tiny_core(decay="recency")
-    assert (old.time_decay, old.memory.time_decay, old.decay) == ("recent", "recent", "recency")
-    with pytest.warns(DeprecationWarning, match="raw_location_embedding"):
-        assert tiny_core(use_raw_location=True).fusion.raw_location_embedding
+    assert config["memory"]["config"]["time_decay"] == "code" and config["raw_location_embedding"] is True
+    assert not {"time_decay", "decay", "use_raw_location", "assign_axis"} & set(config)
+    with pytest.raises(ValueError, match="Unrecognized keyword arguments.*time_decay"):
+        tiny_core(time_decay="code")
+    # A core config saved before the memory was an object (its arguments
+    # among the core's) loads, also with the older names `decay` and
+    # `use_raw_location`, without a warning.
     old_config = {
         "name": "glimpse_clouds_core", "trainable": True, "dtype": "float32",
         "num_glimpses": 2, "num_workers": 3, "zoomer_units": 4, "worker_units": 5,
         "fusion_hidden_units": 3, "glimpse_size": None, "glimpse_type": "attention",
         "aggregation": "workers", "zoomer_input": "v", "zoomer_reset_each_frame": False,
         "use_raw_location": True, "detach_location": False, "align_corners": True,
-        "share_first_worker_state": False, "assign_axis": "glimpses", "temperature": 0.5,
+        "share_first_worker_state": False, "assign_axis": "workers", "temperature": 0.7,
         "distance": "learned", "projection_dim": None, "metric_trainable": True,
-        "decay_tau": 4.0, "decay": "code", "memory_capacity": 0, "scale_bias": 3.0,
+        "decay_tau": 4.0, "decay": "code", "memory_capacity": 2, "scale_bias": 3.0,
         "max_scale": 1.0, "fixed_glimpse_scale": 0.5, "saliency_nms_radius": 1,
         "seed": None, "initialization": "torch",
     }
-    with pytest.warns(DeprecationWarning):
-        loaded = GlimpseCloudsCore.from_config(old_config)
-    assert loaded.time_decay == "code" and loaded.memory.time_decay == "code"
+    loaded = GlimpseCloudsCore.from_config(old_config)
+    memory = loaded.memory
+    assert (memory.name, memory.time_decay, memory.assign_axis) == ("memory", "code", "workers")
+    assert (memory.temperature, memory.memory_capacity) == (0.7, 2)
     assert loaded.raw_location_embedding and loaded.fusion.raw_location_embedding
     out = loaded(*tiny_inputs(8))
     assert out["worker_states"].shape == (BATCH, TIME, 3, 5)
+    gru = GlimpseCloudsCore.from_config(dict(old_config, aggregation="gru"))
+    assert gru.memory is None and gru.raw_location_embedding

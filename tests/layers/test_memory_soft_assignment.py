@@ -233,41 +233,36 @@ def test_adapt_metric_whitens_the_features():
     assert small.metric_kernel.shape == (3, 2)
 
 
-def test_memory_capacity_is_the_config_name_and_memory_frames_still_works():
+def test_memory_capacity_is_the_config_name_and_memory_frames_loads_from_old_configs():
     # model.memory_capacity in the config is memory_capacity here, 0 = all frames.
     assert MemorySoftAssignment(2, 2, memory_capacity=0).memory_size(8) == 7
     assert MemorySoftAssignment(2, 2, memory_capacity=3).memory_size(8) == 3
-    with pytest.warns(DeprecationWarning, match="memory_capacity"):
-        old = MemorySoftAssignment(2, 2, memory_frames=3)
-    assert (old.memory_capacity, old.memory_frames) == (3, 3)
-    with pytest.warns(DeprecationWarning):
-        assert MemorySoftAssignment(2, 2, memory_frames=None).memory_capacity == 0
-    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="memory_frames"):
-        MemorySoftAssignment(2, 2, memory_frames=0)
-    # A layer saved with the old name (its config) loads.
+    with pytest.raises(ValueError, match="memory_frames"):
+        MemorySoftAssignment(2, 2, memory_frames=3)
+    # A layer saved with the old name (None = every frame) loads.
     config = MemorySoftAssignment(2, 2, memory_capacity=2).get_config()
     assert config["memory_capacity"] == 2 and "memory_frames" not in config
     config["memory_frames"] = config.pop("memory_capacity")
-    with pytest.warns(DeprecationWarning):
-        assert MemorySoftAssignment.from_config(config).memory_capacity == 2
+    assert MemorySoftAssignment.from_config(config).memory_capacity == 2
+    config["memory_frames"] = None
+    assert MemorySoftAssignment.from_config(config).memory_capacity == 0
 
 
-def test_time_decay_is_the_config_name_and_decay_still_works():
+def test_time_decay_is_the_config_name_and_decay_loads_from_old_configs():
     # model.time_decay ("recent" | "code") in the config is time_decay here.
     assert MemorySoftAssignment(2, 2).time_decay == "recent"
     assert MemorySoftAssignment(2, 2, time_decay="code").time_decay == "code"
     with pytest.raises(ValueError, match="time_decay='recency'"):
         MemorySoftAssignment(2, 2, time_decay="recency")
-    for old, new in (("recency", "recent"), ("code", "code")):
-        with pytest.warns(DeprecationWarning, match="time_decay"):
-            layer = MemorySoftAssignment(2, 2, decay=old)
-        assert (layer.time_decay, layer.decay) == (new, old)
-    with pytest.raises(ValueError, match="only `time_decay`"):
-        MemorySoftAssignment(2, 2, decay="recency", time_decay="code")
-    # A layer saved with the old name (its config) loads.
+    with pytest.raises(ValueError, match="Unrecognized keyword arguments.*decay"):
+        MemorySoftAssignment(2, 2, decay="code")
+    # A layer saved with the old name and values ("recency" | "code") loads.
     config = MemorySoftAssignment(2, 2, time_decay="code").get_config()
     assert config["time_decay"] == "code" and "decay" not in config
     del config["time_decay"]
-    config["decay"] = "code"
-    with pytest.warns(DeprecationWarning):
-        assert MemorySoftAssignment.from_config(config).time_decay == "code"
+    for old, new in (("recency", "recent"), ("code", "code")):
+        config["decay"] = old
+        assert MemorySoftAssignment.from_config(config).time_decay == new
+    config["time_decay"] = "code"
+    with pytest.raises(ValueError, match="both `decay`"):
+        MemorySoftAssignment.from_config(config)

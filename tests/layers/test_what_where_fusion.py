@@ -66,13 +66,11 @@ def test_config_round_trip_and_saving(tmp_path):
     assert_save_load_same(model, inputs, tmp_path)
 
 
-def test_raw_location_embedding_is_the_config_name_and_use_raw_location_still_works():
+def test_raw_location_embedding_is_the_config_name_and_use_raw_location_loads_from_old_configs():
     config = WhatWhereFusion(hidden_units=3, raw_location_embedding=True).get_config()
     assert config["raw_location_embedding"] is True and "use_raw_location" not in config
-    with pytest.warns(DeprecationWarning, match="raw_location_embedding"):
-        old = WhatWhereFusion(hidden_units=3, use_raw_location=True)
-    assert old.raw_location_embedding and old.use_raw_location
+    with pytest.raises(ValueError, match="use_raw_location"):
+        WhatWhereFusion(hidden_units=3, use_raw_location=True)
     # A layer saved with the old name (its config) loads.
     config["use_raw_location"] = config.pop("raw_location_embedding")
-    with pytest.warns(DeprecationWarning):
-        assert WhatWhereFusion.from_config(config).raw_location_embedding
+    assert WhatWhereFusion.from_config(config).raw_location_embedding

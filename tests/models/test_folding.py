@@ -4,11 +4,12 @@ import keras
 import numpy as np
 import pytest
 
+from glimpse_keras.layers import GlimpseCloudsCore
 from glimpse_keras.models.backbone import build_backbone
 from glimpse_keras.models.folding import fold_backbone_batch_norm
 from glimpse_keras.models.folding import fold_model_batch_norm
 from glimpse_keras.models.folding import folded_conv_weights
-from glimpse_keras.models.glimpse_clouds import GlimpseClouds
+from glimpse_keras.models.glimpse_clouds import GLOBAL_VARIANTS, GlimpseClouds
 from tests.models.model_checks import randomise_batch_norm
 
 VIDEO_SHAPE = (2, 32, 32, 3)
@@ -72,16 +73,13 @@ def test_folding_twice_is_refused():
 @pytest.mark.parametrize("variant", ["global", "global_pose", "glimpse_clouds"])
 def test_folded_model_equals_the_model(variant):
     keras.utils.set_random_seed(4)
-    model = GlimpseClouds(
-        num_classes=5,
-        backbone=build_backbone("tiny", input_shape=VIDEO_SHAPE),
-        variant=variant,
-        num_glimpses=2,
-        num_workers=2,
-        zoomer_units=8,
-        worker_units=8,
-        where_units=4,
-    )
+    backbone = build_backbone("tiny", input_shape=VIDEO_SHAPE)
+    if variant in GLOBAL_VARIANTS:
+        glimpses = {"num_glimpses": 2, "num_workers": 2}
+    else:
+        glimpses = {"core": GlimpseCloudsCore(num_glimpses=2, num_workers=2, zoomer_units=8, worker_units=8,
+                                              fusion_hidden_units=4)}
+    model = GlimpseClouds(num_classes=5, backbone=backbone, variant=variant, **glimpses)
     model.build((None,) + VIDEO_SHAPE)
     randomise_batch_norm(model.backbone, seed=5)
     folded = fold_model_batch_norm(model)

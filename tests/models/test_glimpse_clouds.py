@@ -2,6 +2,8 @@
 
 import json
 import os
+import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -9,16 +11,22 @@ import pytest
 from keras import ops
 
 from glimpse_keras import losses
+from glimpse_keras.layers import GlimpseCloudsCore
+from glimpse_keras.layers import MemorySoftAssignment
+from glimpse_keras.models.backbone import InflatedResNet3D
+from glimpse_keras.models.glimpse_clouds import GLOBAL_VARIANTS
 from glimpse_keras.models.glimpse_clouds import GlimpseClouds
 from glimpse_keras.models.glimpse_clouds import ModelConfigError
 from glimpse_keras.models.glimpse_clouds import TargetsError
 from glimpse_keras.models.glimpse_clouds import normalise_video
 from glimpse_keras.models.presets import UnknownPresetError
+from glimpse_keras.models.presets import build_core_from_preset
 from glimpse_keras.models.presets import build_model_from_preset
 from glimpse_keras.models.presets import preset_video_shape
 from tests.backend_testing import gradients
 
 FRAMES, SIZE, CLASSES = 2, 64, 5
+OLD_CONFIGS = os.path.join(os.path.dirname(__file__), "old_configs")
 
 
 def make_batch(batch_size=2, frames=FRAMES, seed=0):
@@ -35,10 +43,30 @@ def make_batch(batch_size=2, frames=FRAMES, seed=0):
 
 
 def tiny_model(**overrides):
+    """The tiny preset with `CLASSES` classes; `overrides` are GlimpseClouds
+    arguments (e.g. `core=tiny_core(...)`)."""
     keras.utils.set_random_seed(1)
     arguments = {"num_classes": CLASSES}
     arguments.update(overrides)
     return build_model_from_preset("tiny", **arguments)
+
+
+def tiny_core(variant="glimpse_clouds", **options):
+    """The tiny preset's core for `variant`; `options` are GlimpseCloudsCore arguments."""
+    keras.utils.set_random_seed(1)
+    return build_core_from_preset("tiny", variant, **options)
+
+
+def tiny_memory(**options):
+    """A memory for the tiny core (G = C = 3); `options` are MemorySoftAssignment arguments."""
+    return MemorySoftAssignment(num_workers=3, num_glimpses=3, name="memory", **options)
+
+
+def variant_model(variant, **core_options):
+    """A tiny model of `variant`, its core (if any) built with `core_options`."""
+    if variant in GLOBAL_VARIANTS:
+        return tiny_model(variant=variant)
+    return tiny_model(variant=variant, core=tiny_core(variant, **core_options))
 
 
 def compiled(model, learning_rate=1e-3, run_eagerly=True):
@@ -221,7 +249,7 @@ VARIANT_CASES = [("global", "attention"), ("global_pose", "attention")] + [
 
 @pytest.mark.parametrize("variant,glimpse_type", VARIANT_CASES)
 def test_every_variant_and_glimpse_type_trains_one_step(variant, glimpse_type):
-    model = compiled(tiny_model(variant=variant, glimpse_type=glimpse_type))
+    model = compiled(variant_model(variant, glimpse_type=glimpse_type))
     inputs, targets = make_batch(frames=2)
     model(inputs)
     before = [w.numpy() for w in model.trainable_weights]
@@ -236,10 +264,10 @@ def test_every_variant_and_glimpse_type_trains_one_step(variant, glimpse_type):
         np.testing.assert_allclose(outputs["locations"][..., 2:], 0.5)
 
 
-@pytest.mark.parametrize("options", [{"locator": "spatial"}, {"locator_keypoints": 4},
-                                     {"locator": "spatial", "train_backbone_from": "res4"}])
-def test_locators_that_read_the_res4_map_train_one_step(options):
-    model = compiled(tiny_model(**options))
+@pytest.mark.parametrize("core_options,options", [({"locator": "spatial"}, {}), ({"locator_keypoints": 4}, {}),
+                                                 ({"locator": "spatial"}, {"train_backbone_from": "res4"})])
+def test_locators_that_read_the_res4_map_train_one_step(core_options, options):
+    model = compiled(tiny_model(core=tiny_core(**core_options), **options))
     inputs, targets = make_batch()
     model(inputs)
     locator_before = [w.numpy() for w in model.core.locator.trainable_weights]
@@ -250,10 +278,11 @@ def test_locators_that_read_the_res4_map_train_one_step(options):
     assert all(changed)
 
 
-@pytest.mark.parametrize("options", [{}, {"locator": "spatial", "raw_location_embedding": True},
-                                     {"glimpse_type": "random"}, {"variant": "glimpse_gru"}])
-def test_own_locations_supplied_reproduce_the_logits_exactly(options):
-    model = tiny_model(**options)
+@pytest.mark.parametrize("variant,core_options", [
+    ("glimpse_clouds", {}), ("glimpse_clouds", {"locator": "spatial", "raw_location_embedding": True}),
+    ("glimpse_clouds", {"glimpse_type": "random"}), ("glimpse_gru", {})])
+def test_own_locations_supplied_reproduce_the_logits_exactly(variant, core_options):
+    model = variant_model(variant, **core_options)
     inputs, _ = make_batch(seed=3)
     features = model.backbone_features(inputs["video"], training=False)
     own = model.call_on_features(features["res4"], features["res5"], training=False)
@@ -282,7 +311,7 @@ def test_glimpses_can_crop_res4_instead_of_res5():
 
 
 def test_glimpses_and_workers_can_differ():
-    model = compiled(tiny_model(num_glimpses=2, num_workers=4))
+    model = compiled(tiny_model(core=tiny_core(num_glimpses=2, num_workers=4)))
     inputs, targets = make_batch()
     logs = model.train_on_batch(inputs, targets, return_dict=True)
     assert np.isfinite(logs["loss"])
@@ -404,81 +433,185 @@ def test_multi_clip_video_averages_logits_over_clips():
 
 
 def test_config_round_trip_is_identical():
-    model = tiny_model(variant="glimpse_gru", num_glimpses=2, time_decay="code")
-    config = model.get_config()
-    rebuilt = GlimpseClouds.from_config(json.loads(json.dumps(config)))
-    assert json.dumps(rebuilt.get_config(), sort_keys=True) == json.dumps(config, sort_keys=True)
-    assert rebuilt.core.time_decay == "code"
+    for model in (tiny_model(core=tiny_core(num_glimpses=2, memory=MemorySoftAssignment(3, 2, time_decay="code"))),
+                  variant_model("glimpse_gru", glimpse_type="tube"), tiny_model(variant="global_pose")):
+        config = model.get_config()
+        rebuilt = GlimpseClouds.from_config(json.loads(json.dumps(config)))
+        assert json.dumps(rebuilt.get_config(), sort_keys=True) == json.dumps(config, sort_keys=True)
+    assert rebuilt.core is None and (rebuilt.num_glimpses, rebuilt.num_workers) == (3, 3)
+    first = GlimpseClouds.from_config(tiny_model(core=tiny_core(memory=tiny_memory(time_decay="code"))).get_config())
+    assert first.core.memory.time_decay == "code" and first.core.memory.name == "memory"
 
 
-CONFIG_SWITCHES = {
+# The paper-vs-code switches of the config (`model.<name>`), by the part that
+# takes them under that name.
+CORE_SWITCHES = {
     "detach_location": True,
-    "assign_axis": "workers",
-    "distance": "code",
-    "time_decay": "code",
-    "memory_capacity": 2,
     "share_first_worker_state": True,
     "raw_location_embedding": True,
     "scale_bias": 2.0,
     "max_scale": 0.9,
     "zoomer_reset_each_frame": True,
 }
+MEMORY_SWITCHES = {
+    "assign_axis": "workers",
+    "distance": "code",
+    "time_decay": "code",
+    "memory_capacity": 2,
+}
 
 
-def test_core_switches_are_plain_arguments_with_the_config_names():
-    model = tiny_model(**CONFIG_SWITCHES)
-    config = model.get_config()
-    assert "core_options" not in config
-    for name, value in CONFIG_SWITCHES.items():
-        assert config[name] == value, name
-        assert getattr(model, name) == value, name
-        assert getattr(model.core, name) == value, name
-    assert model.core.memory.time_decay == "code" and model.core.memory.memory_capacity == 2
+def switches_of(model):
+    """The switches as the model's core and memory hold them."""
+    values = {name: getattr(model.core, name) for name in CORE_SWITCHES}
+    values.update({name: getattr(model.core.memory, name) for name in MEMORY_SWITCHES})
+    return values
+
+
+def test_core_switches_are_arguments_of_their_part_with_the_config_names():
+    model = tiny_model(core=tiny_core(memory=tiny_memory(**MEMORY_SWITCHES), **CORE_SWITCHES))
+    assert switches_of(model) == {**CORE_SWITCHES, **MEMORY_SWITCHES}
+    core_config = model.get_config()["core"]["config"]
+    for name, value in CORE_SWITCHES.items():
+        assert core_config[name] == value, name
+    for name, value in MEMORY_SWITCHES.items():
+        assert core_config["memory"]["config"][name] == value, name
     assert model.core.fusion.raw_location_embedding and model.core.crop.detach_location
     assert model.core.locator.max_scale == 0.9 and model.core.locator.scale_bias == 2.0
 
 
+def test_model_is_composed_from_the_core_and_memory_handed_to_it():
+    memory = tiny_memory(temperature=0.7)
+    core = tiny_core(memory=memory)
+    backbone = InflatedResNet3D(stackwise_num_blocks=(1, 1, 1, 1), stackwise_num_filters=(2, 2, 4, 4),
+                                stem_filters=2, expansion=2)
+    model = GlimpseClouds(num_classes=CLASSES, backbone=backbone, core=core)
+    assert model.backbone is backbone and model.core is core and model.core.memory is memory
+    inputs, _ = make_batch()
+    outputs = model(inputs)
+    assert outputs["assignments"].shape == (2, FRAMES, 3, 3)
+    assert {id(w) for w in memory.weights} <= {id(w) for w in model.weights}
+    # A glimpse variant given no core gets the paper's; a global one has none.
+    default = GlimpseClouds(backbone="tiny", variant="glimpse_gru")
+    assert (default.core.aggregation, default.core.zoomer_units, default.core.memory) == ("gru", 512, None)
+    assert GlimpseClouds(backbone="tiny", variant="global").core is None
+
+
 def test_locator_levers_and_random_scales_reach_the_core():
-    model = tiny_model(locator="spatial", locator_keypoints=3)
+    model = tiny_model(core=tiny_core(locator="spatial", locator_keypoints=3))
     config = model.get_config()
-    assert (config["locator"], config["locator_keypoints"]) == ("spatial", 3)
+    core_config = config["core"]["config"]
+    assert (core_config["locator"], core_config["locator_keypoints"]) == ("spatial", 3)
     assert model.core.locator_type == "spatial" and model.core.keypoints.num_keypoints == 3
     assert type(model.core.locator).__name__ == "SpatialGlimpseLocator"
     rebuilt = GlimpseClouds.from_config(json.loads(json.dumps(config)))
     assert rebuilt.core.locator_type == "spatial" and rebuilt.core.locator_keypoints == 3
-    random = tiny_model(glimpse_type="random", fixed_glimpse_scale=0.2, glimpse_scale_samples=[[0.1, 0.3]])
+    random = tiny_model(core=tiny_core(glimpse_type="random", fixed_glimpse_scale=0.2,
+                                       glimpse_scale_samples=[[0.1, 0.3]]))
     assert random.core.fixed_glimpse_scale == 0.2 and random.core.glimpse_scale_samples == [[0.1, 0.3]]
     outputs = random(make_batch()[0])
     np.testing.assert_allclose(np.asarray(outputs["locations"])[..., 2:], np.broadcast_to([0.1, 0.3], (2, FRAMES, 3, 2)))
 
 
-def test_core_options_still_works_with_a_deprecation_warning():
-    with pytest.warns(DeprecationWarning, match="core_options"):
-        model = tiny_model(core_options={"decay": "code", "use_raw_location": True, "temperature": 0.7})
-    assert model.time_decay == "code" and model.core.time_decay == "code"
-    assert model.raw_location_embedding and model.core.fusion.raw_location_embedding
-    assert model.core.temperature == 0.7
-    with pytest.warns(DeprecationWarning), pytest.raises(ModelConfigError, match="time_decay"):
-        tiny_model(time_decay="code", core_options={"decay": "recency"})
+def load_without_deprecation_warnings(load):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        return load()
 
 
 def test_a_model_config_saved_with_core_options_loads():
     # Written by GlimpseClouds.get_config before the core switches became
     # arguments: they sat in "core_options", with the old names "decay"
     # ("recency" | "code") and "use_raw_location".
-    path = os.path.join(os.path.dirname(__file__), "old_configs", "glimpse_clouds_core_options.json")
-    with open(path) as file:
+    with open(os.path.join(OLD_CONFIGS, "glimpse_clouds_core_options.json")) as file:
         old_config = json.load(file)
     assert old_config["core_options"]["decay"] == "code"
-    with pytest.warns(DeprecationWarning, match="core_options"):
-        model = GlimpseClouds.from_config(old_config)
-    expected = dict(CONFIG_SWITCHES, share_first_worker_state=False)
-    for name, value in expected.items():
-        assert getattr(model.core, name) == value, name
+    model = load_without_deprecation_warnings(lambda: GlimpseClouds.from_config(old_config))
+    assert switches_of(model) == {**CORE_SWITCHES, **MEMORY_SWITCHES, "share_first_worker_state": False}
+    assert (model.core.name, model.core.memory.name, model.core.fusion_hidden_units) == (
+        "glimpse_clouds_core", "memory", old_config["where_units"])
     config = model.get_config()
-    assert "core_options" not in config and config["time_decay"] == "code"
+    assert "core_options" not in config and config["core"]["config"]["memory"]["config"]["time_decay"] == "code"
     video = np.zeros((1, FRAMES, 32, 32, 3), "uint8")
     assert model(video)["logits"].shape == (1, old_config["num_classes"])
+
+
+def test_model_configs_saved_with_the_flat_core_arguments_load():
+    # Written by GlimpseClouds.get_config when the core's arguments were the
+    # model's (main at 8837d2d; tests/models/old_configs/README.md).
+    def load(name):
+        with open(os.path.join(OLD_CONFIGS, f"glimpse_clouds_{name}.json")) as file:
+            config = json.load(file)
+        assert "core" not in config and "where_units" in config
+        return load_without_deprecation_warnings(lambda: GlimpseClouds.from_config(config))
+
+    gru = load("glimpse_gru")
+    assert (gru.variant, gru.core.aggregation, gru.core.memory, gru.core.glimpse_type) == (
+        "glimpse_gru", "gru", None, "tube")
+    assert (gru.core.locator_type, gru.core.locator_keypoints, gru.core.max_scale) == ("spatial", 2, 0.8)
+    assert gru.core.detach_location and (gru.core.zoomer_units, gru.core.fusion_hidden_units) == (4, 3)
+    pose = load("global_pose")
+    assert pose.core is None and (pose.num_glimpses, pose.num_workers, pose.freeze_backbone) == (2, 4, True)
+    video = np.zeros((1, FRAMES, SIZE, SIZE, 3), "uint8")
+    assert pose(video)["assignments"].shape == (1, FRAMES, 4, 2)
+    mixed = load("random_mixed")
+    assert mixed.compute_dtype == "bfloat16" and mixed.glimpse_map == "res4"
+    assert mixed.core.compute_dtype == mixed.core.memory.compute_dtype == "float32"
+    assert (mixed.core.glimpse_type, mixed.core.fixed_glimpse_scale) == ("random", 0.3)
+    assert mixed.core.glimpse_scale_samples == [[0.1, 0.2]] and mixed.core.share_first_worker_state
+    for model in (gru, pose, mixed):  # and they save in the composed form
+        config = model.get_config()
+        assert json.dumps(GlimpseClouds.from_config(config).get_config(), sort_keys=True) == json.dumps(
+            config, sort_keys=True)
+
+
+# The saved files of tests/models/old_configs/small_glimpse_clouds.*: a small
+# glimpse_clouds model with non-default core and memory switches, trained one
+# Adam step, saved with its optimizer state (a run checkpoint's content).
+SMALL_BACKBONE = dict(stackwise_num_blocks=(1, 1, 1, 1), stackwise_num_filters=(2, 2, 4, 4), stem_filters=2,
+                      expansion=2)
+
+
+def small_inputs():
+    return np.random.default_rng(0).integers(0, 256, (2, 3, 64, 64, 3), dtype=np.uint8)
+
+
+def assert_outputs_as_saved(model, expected):
+    outputs = model(small_inputs(), training=False)
+    for key, value in outputs.items():
+        np.testing.assert_allclose(np.asarray(value), expected[f"output_{key}"], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_keras_file_saved_with_the_flat_core_arguments_loads_with_the_same_outputs():
+    expected = np.load(os.path.join(OLD_CONFIGS, "small_glimpse_clouds_expected.npz"))
+    path = os.path.join(OLD_CONFIGS, "small_glimpse_clouds.keras")
+    model = load_without_deprecation_warnings(lambda: keras.saving.load_model(path))
+    assert isinstance(model.core.memory, MemorySoftAssignment) and model.core.memory.time_decay == "code"
+    assert_outputs_as_saved(model, expected)
+
+
+def test_weights_file_saved_with_the_flat_core_arguments_loads_into_the_composed_model(tmp_path):
+    expected = np.load(os.path.join(OLD_CONFIGS, "small_glimpse_clouds_expected.npz"))
+    # The .keras file holds model.weights.h5, written as `save_weights` writes a run's checkpoints.
+    with zipfile.ZipFile(os.path.join(OLD_CONFIGS, "small_glimpse_clouds.keras")) as archive:
+        path = archive.extract("model.weights.h5", tmp_path)
+    memory = MemorySoftAssignment(2, 2, assign_axis="workers", distance="code", time_decay="code",
+                                  memory_capacity=1, name="memory")
+    core = GlimpseCloudsCore(num_glimpses=2, num_workers=2, zoomer_units=4, worker_units=5, fusion_hidden_units=3,
+                             memory=memory, raw_location_embedding=True, zoomer_reset_each_frame=True,
+                             scale_bias=2.0, name="glimpse_clouds_core")
+    model = GlimpseClouds(num_classes=5, backbone=InflatedResNet3D(**SMALL_BACKBONE, name="inflated_res_net3d"),
+                          core=core, name="glimpse_clouds")
+    model(small_inputs())
+    model.compile(optimizer=keras.optimizers.Adam(1e-2, name="adam"))
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(path)
+    assert_outputs_as_saved(model, expected)
+    # The variables (and so the optimizer's slots) are where they were.
+    assert [w.path for w in model.weights] == list(expected["weight_paths"])
+    assert [w.path for w in model.trainable_weights] == list(expected["trainable_paths"])
+    assert [v.path for v in model.optimizer.variables] == list(expected["optimizer_paths"])
+    assert int(np.asarray(model.optimizer.iterations)) == 1
 
 
 def test_keras_file_round_trip_gives_the_same_outputs(tmp_path):
@@ -503,6 +636,8 @@ def test_mixed_bfloat16_step_keeps_logits_and_losses_float32():
         logs = model.train_on_batch(inputs, targets, return_dict=True)
         outputs = model(inputs)
         assert model.backbone.compute_dtype == "bfloat16"
+        # The recurrent core and its memory run in float32 (core_dtype_policy).
+        assert model.core.compute_dtype == model.core.memory.compute_dtype == "float32"
         assert outputs["logits"].dtype == "float32"
         assert model.compute_loss_terms(targets, outputs)["loss"].dtype == "float32"
         assert np.isfinite(logs["loss"])
@@ -549,15 +684,22 @@ def test_invalid_arguments_are_named():
         GlimpseClouds(variant="glimpse", backbone="tiny")
     with pytest.raises(ModelConfigError, match="pose_loss_weight"):
         GlimpseClouds(backbone="tiny", pose_loss_weight=-1)
-    with pytest.warns(DeprecationWarning), pytest.raises(ModelConfigError, match="fusion_hidden_units"):
-        GlimpseClouds(backbone="tiny", core_options={"fusion_hidden_units": 3})
     with pytest.raises(UnknownPresetError, match="huge"):
         build_model_from_preset("huge")
+    # The core must fit the variant and the glimpse shape.
+    with pytest.raises(ModelConfigError, match="'global' has no glimpses"):
+        GlimpseClouds(backbone="tiny", variant="global", core=GlimpseCloudsCore())
+    with pytest.raises(ModelConfigError, match="aggregation='gru', received a core with aggregation='workers'"):
+        GlimpseClouds(backbone="tiny", variant="glimpse_gru", core=GlimpseCloudsCore())
+    with pytest.raises(ModelConfigError, match="num_glimpses`=2 differs from the core's num_glimpses=3"):
+        GlimpseClouds(backbone="tiny", core=GlimpseCloudsCore(), num_glimpses=2)
+    with pytest.raises(ModelConfigError, match="GlimpseCloudsCore or None, received dict"):
+        GlimpseClouds(backbone="tiny", core={"num_glimpses": 3})
 
 
 def test_presets_describe_the_authors_configuration():
     assert preset_video_shape("resnet50") == (8, 224, 224, 3)
     model = build_model_from_preset("resnet50")
     assert (model.num_glimpses, model.num_workers) == (3, 3)
-    assert (model.zoomer_units, model.worker_units, model.where_units) == (512, 512, 256)
+    assert (model.core.zoomer_units, model.core.worker_units, model.core.fusion_hidden_units) == (512, 512, 256)
     assert model.backbone.res4_channels == 1024 and model.backbone.res5_channels == 2048
