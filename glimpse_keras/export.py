@@ -99,8 +99,6 @@ from glimpse_keras.models.folding import fold_model_batch_norm
 SERVING_SIGNATURE = "serving_default"
 WHOLE_VIDEO_SIGNATURE = "whole_video"
 WINDOWS_SIGNATURE = "windows"
-PREDICT_METHOD = "tensorflow/serving/predict"
-DEFAULT_MODEL_NAME = "glimpse_clouds"
 MODELS_CONFIG_NAME = "models.config"
 CONTRACT_FILE = os.path.join("assets.extra", "serving_contract.json")
 # Registered in stock TensorFlow but they call back into Python, which the
@@ -165,15 +163,6 @@ def _checked_video(video, *, layout, rank, has_batch_axis, num_frames=None, fram
     if num_frames is not None:
         static[frame_axis] = num_frames
     return tf.ensure_shape(video, static)
-
-
-def serving_frames(frames, *, image_size, stored_size=None):
-    """Deprecated alias of `video_ops.preprocess_frames` (one release)."""
-    import warnings
-
-    warnings.warn("export.serving_frames is deprecated; use glimpse_keras.data.video_ops.preprocess_frames",
-                  DeprecationWarning, stacklevel=2)
-    return video_ops.preprocess_frames(frames, image_size=image_size, stored_size=stored_size)
 
 
 def _named_outputs(outputs, class_names):

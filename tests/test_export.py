@@ -179,15 +179,12 @@ def test_serving_default_resizes_any_frame_size(served):
     np.testing.assert_allclose(result["probabilities"].numpy(), softmax(logits), atol=1e-5)
 
 
-def test_serving_frames_squash_then_centre_crop():
+def test_preprocess_frames_squash_then_centre_crop():
     frames = np.arange(STORED * STORED * 3, dtype=np.float32).reshape(1, STORED, STORED, 3) % 251
     cropped = video_ops.preprocess_frames(frames, image_size=SIZE, stored_size=STORED).numpy()
     np.testing.assert_allclose(cropped, frames[:, CROP, CROP, :], atol=1e-3)
     blocks = np.repeat(np.repeat(frames[:, :SIZE, :SIZE], 2, axis=1), 3, axis=2)  # 64 x 96
     squashed = video_ops.preprocess_frames(blocks, image_size=SIZE).numpy()
-    with pytest.warns(DeprecationWarning, match="preprocess_frames"):
-        old = export.serving_frames(blocks, image_size=SIZE).numpy()
-    np.testing.assert_array_equal(old, squashed)
     assert squashed.shape == (1, SIZE, SIZE, 3) and squashed.dtype == np.float32
     np.testing.assert_allclose(squashed, frames[:, :SIZE, :SIZE], atol=1e-3)
 

@@ -65,3 +65,15 @@ def test_default_config_is_found_from_another_directory(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     assert default_config_path("demo.yaml") == os.path.join(REPO, "configs", "demo.yaml")
+
+
+def test_a_deprecation_warning_from_the_package_fails_the_tests():
+    # pytest.ini: DeprecationWarnings attributed to a glimpse_keras module are
+    # errors (the package keeps no deprecated names); other packages' stay quiet.
+    import warnings
+
+    import pytest
+
+    with pytest.raises(DeprecationWarning, match="old name"):
+        warnings.warn_explicit("old name", DeprecationWarning, "experiment.py", 1, module="glimpse_keras.experiment")
+    warnings.warn_explicit("old name", DeprecationWarning, "module.py", 1, module="keras.src.module")

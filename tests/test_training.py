@@ -248,16 +248,6 @@ def test_evaluation_refuses_a_repeated_video_even_when_the_count_matches(monkeyp
     assert (report["videos"], report["top1"], report["video_ids"]) == (3, 1.0, ["a", "b", "c"])
 
 
-def test_pipeline_runner_still_works_with_a_deprecation_warning(monkeypatch):
-    from glimpse_keras import pipeline_runner
-    from glimpse_keras.experiment import Experiment
-
-    config = tiny_config()
-    with pytest.warns(DeprecationWarning, match="Experiment"):
-        names = pipeline_runner.class_names_for(config)
-    assert names == Experiment(config).class_names
-
-
 def test_mirrored_strategy_trains(workspace):
     config = tiny_config(
         "train.strategy=mirrored",

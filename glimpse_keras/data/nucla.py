@@ -57,9 +57,6 @@ NUCLA_JOINT_NAMES = (
     "HipLeft", "KneeLeft", "AnkleLeft", "FootLeft",
     "HipRight", "KneeRight", "AnkleRight", "FootRight",
 )
-NUCLA_BONES = ((0, 1), (1, 2), (2, 3), (2, 4), (4, 5), (5, 6), (6, 7), (2, 8),
-               (8, 9), (9, 10), (10, 11), (0, 12), (12, 13), (13, 14), (14, 15),
-               (0, 16), (16, 17), (17, 18), (18, 19))
 
 # NTU-25 slot of each Kinect v1 joint (NTU order: see ntu.NTU_JOINT_NAMES).
 NUCLA_TO_NTU_JOINTS = (0, 1, 20, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,

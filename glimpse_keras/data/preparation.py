@@ -21,11 +21,6 @@ import sys
 from glimpse_keras import filesystem
 from glimpse_keras.data import datasets, pipeline
 
-# Kept for one release; the texts live in the families' adapters.
-NTU_HELP = datasets.get("ntu").help
-NUCLA_HELP = datasets.get("nucla").help
-
-
 class DataDirError(ValueError):
     """`--data-dir` holds neither converted shards nor a raw dataset."""
 
@@ -73,13 +68,6 @@ def _convert(raw_dir, dataset, output, data_config):
             str(data_config.stored_size),
         ]
     )
-
-
-def synthetic_raw_dir(cache_root, data_config):
-    """Cache folder of generated raw data; its name holds a digest of the
-    generator's version and resolved preset, so data from another generator or
-    preset is generated anew instead of reused."""
-    return datasets.get("synthetic").generated_raw_dir(data_config, cache_root)
 
 
 def prepare_data(data_config, cache_root):

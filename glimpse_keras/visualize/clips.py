@@ -44,21 +44,6 @@ def eval_frame_indices(num_frames, num_samples):
     return video_ops.eval_frame_indices(int(num_frames), int(num_samples)).numpy()
 
 
-def centre_crop(frames, crop_size):
-    """Deprecated (one release): `video_ops.preprocess_frames` is the one
-    evaluation view. Centre S x S window of (..., H, W, C) frames, corner
-    ((H-S)//2, (W-S)//2)."""
-    import warnings
-
-    warnings.warn("visualize.clips.centre_crop is deprecated; use "
-                  "glimpse_keras.data.video_ops.preprocess_frames", DeprecationWarning, stacklevel=2)
-    height, width = frames.shape[-3], frames.shape[-2]
-    if crop_size > min(height, width):
-        raise ValueError(f"crop size {crop_size} is larger than the frames ({height}x{width})")
-    top, left = (height - crop_size) // 2, (width - crop_size) // 2
-    return frames[..., top : top + crop_size, left : left + crop_size, :]
-
-
 def clip_from_video_file(path, num_frames, stored_size, image_size):
     """Decodes a video file into an evaluation clip.
 

@@ -528,6 +528,3 @@ NUCLA_PROGRAMS: dict[int, Callable] = {
     6: _reversed(sitting_down), 8: wear_jacket, 9: _reversed(wear_jacket), 11: throw, 12: carry,
 }
 
-# Time-reversed twin pairs (for the hard-pair self-check).
-NTU_REVERSED_TWINS = ((8, 9), (14, 15), (16, 17), (18, 19), (20, 21))
-NUCLA_REVERSED_TWINS = ((5, 6), (8, 9))
