@@ -8,7 +8,8 @@ names the offending key and value, e.g.::
     ConfigError: model.num_glimpses: expected an integer >= 1, got 0
 
 The config is turned into constructor arguments in exactly one place
-(`glimpse_keras.training`); layers and models never receive a config object.
+(`glimpse_keras.experiment.Experiment`); layers and models never receive a config
+object.
 """
 
 import copy
@@ -130,11 +131,6 @@ class ModelConfig:
 
     preset: str = _choice(
         "resnet50", ("resnet50", "tiny"), "named sizes of backbone and heads"
-    )
-    variant: str = _choice(
-        "glimpse_clouds",
-        ("global", "global_pose", "glimpse_gru", "glimpse_clouds"),
-        "model variant (paper Tables 3 and 4)",
     )
     glimpse_type: str = _choice(
         "attention",
@@ -259,6 +255,14 @@ class ModelConfig:
         "an attention run (folder) or its evaluation report (JSON) whose glimpse scales random "
         "glimpses are drawn at: the like-for-like random control",
     )
+
+
+# Keys that earlier versions wrote into every saved run config
+# (`save_config`) and that nothing read: reading a config skips them, so those
+# files still load. Section class -> key names.
+_RETIRED_KEYS = {
+    ModelConfig: ("variant",),  # the variant is each stage's (train.stages.N.variant)
+}
 
 
 @dataclasses.dataclass
@@ -490,6 +494,7 @@ def _from_dict(cls, values, prefix):
         values = {}
     if not isinstance(values, dict):
         raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {values!r}")
+    values = {key: value for key, value in values.items() if key not in _RETIRED_KEYS.get(cls, ())}
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:

@@ -1,5 +1,6 @@
 """Config loading, overrides and error messages; every shipped YAML loads."""
 
+import dataclasses
 import glob
 import os
 import re
@@ -101,7 +102,7 @@ def test_overrides_parse_yaml_values_and_index_stages():
     [
         ("model.num_glimpses=0", "model.num_glimpses: expected a value >= 1, got 0"),
         ("model.num_glimpses=three", "model.num_glimpses: expected an integer, got 'three'"),
-        ("model.variant=huge", "model.variant: expected one of global, global_pose"),
+        ("train.stages.0.variant=huge", "train.stages[0].variant: expected one of global, global_pose"),
         ("model.glimpses=3", "unknown key model.glimpses"),
         ("model.locator=grid", "model.locator: expected one of linear, spatial; got 'grid'"),
         ("model.locator_keypoints=-2", "model.locator_keypoints: expected a value >= 0, got -2"),
@@ -272,3 +273,78 @@ def test_authors_code_keys_reach_the_model_and_the_test_clips(monkeypatch):
     monkeypatch.setattr(pipeline, "build_dataset", lambda files, mode, **kwargs: received.update(kwargs))
     experiment.test_dataset()
     assert (received["test_sampling"], received["seed"]) == ("random", config.train.seed)
+
+
+def test_a_run_config_saved_with_the_retired_model_variant_loads():
+    # Written by `save_config` (main at 8837d2d, configs/demo.yaml): it holds
+    # model.variant, which nothing read (each stage has its variant).
+    path = os.path.join(REPO, "tests", "old_configs", "demo_run_config.yaml")
+    with open(path) as handle:
+        assert yaml.safe_load(handle)["model"]["variant"] == "glimpse_clouds"
+    config = config_lib.load_config(path)
+    assert config == config_lib.load_config(os.path.join(REPO, "configs", "demo.yaml"))
+    assert "variant" not in config.to_dict()["model"]
+    assert [stage.variant for stage in config.train.stages] == ["global_pose", "glimpse_clouds"]
+
+
+def _choice_owners():
+    """Each choice field of the config ("section.key") -> the constant of the
+    module that owns the values. The config keeps its own copies: it is read
+    before Keras may be imported (a command picks its backend first), and
+    every owner below imports Keras."""
+    from glimpse_keras import losses, parallel
+    from glimpse_keras.data import datasets, ntu, pipeline
+    from glimpse_keras.data.synthetic import presets as synthetic_presets
+    from glimpse_keras.layers import glimpse_clouds_core, memory_soft_assignment
+    from glimpse_keras.models import backbone, glimpse_clouds, inflation, presets
+
+    return {
+        "data.dataset": tuple(datasets.names()),
+        "data.protocol": ntu.NTU_PROTOCOLS,
+        "data.synthetic_preset": tuple(synthetic_presets.PRESETS),
+        "data.test_sampling": pipeline.TEST_SAMPLINGS,
+        "model.preset": tuple(presets.MODEL_PRESETS),
+        "model.glimpse_type": glimpse_clouds_core.GLIMPSE_TYPES,
+        "model.backbone": ("",) + tuple(backbone.BACKBONE_PRESETS),
+        "model.inflation": inflation.INFLATION_MODES,
+        "model.input_normalization": glimpse_clouds.INPUT_NORMALIZATIONS,
+        "model.output_stride": backbone.OUTPUT_STRIDES,
+        "model.assign_axis": memory_soft_assignment.ASSIGN_AXES,
+        "model.time_decay": memory_soft_assignment.TIME_DECAYS,
+        "model.distance": memory_soft_assignment.DISTANCE_MODES,
+        "model.locator": glimpse_clouds_core.LOCATORS,
+        "model.glimpse_map": glimpse_clouds.GLIMPSE_MAPS,
+        "loss.attraction_joints": losses.ATTRACTION_JOINTS,
+        "loss.diversity_form": losses.DIVERSITY_FORMS,
+        "loss.pose_matching": losses.POSE_MATCHINGS,
+        "stage.variant": glimpse_clouds.VARIANTS,
+        "stage.train_backbone_from": backbone.ENDPOINT_NAMES,
+        "stage.frozen_batchnorm": glimpse_clouds.FROZEN_BATCHNORM_MODES,
+        # Owned by the config; these are what their readers take.
+        "train.precision": tuple(
+            name for name in ("float32", "mixed_bfloat16", "mixed_float16")
+            if keras_policy_name(name) == name
+        ),
+        "train.strategy": ("default",) + parallel.TF_STRATEGIES + (parallel.DATA_PARALLEL,),
+    }
+
+
+def keras_policy_name(name):
+    import keras
+
+    return keras.dtype_policies.get(name).name
+
+
+def test_every_config_choice_is_its_owners_constant():
+    sections = {"data": config_lib.DataConfig, "model": config_lib.ModelConfig, "loss": config_lib.LossConfig,
+                "train": config_lib.TrainConfig, "stage": config_lib.StageConfig}
+    choices = {
+        f"{section}.{field.name}": config_lib.field_choices(field.metadata)
+        for section, cls in sections.items()
+        for field in dataclasses.fields(cls)
+        if field.metadata.get("choices") is not None
+    }
+    owners = _choice_owners()
+    assert sorted(choices) == sorted(owners), "a choice field without an owner here, or an owner without its field"
+    for key, values in choices.items():
+        assert values == owners[key], key
