@@ -1,4 +1,4 @@
-"""Tests of the keras-tuner search (glimpse_keras/tuning.py, tune.py).
+"""Tests of the keras-tuner search (glimpse_keras/tuning/, tune.py).
 
 Default tests check the search space, the hyperparameter -> config -> model
 mapping, the results table and the resume checks without training. The
@@ -16,7 +16,7 @@ import pytest
 
 import tune
 from glimpse_keras import config as config_lib
-from glimpse_keras import tuning
+from glimpse_keras import training, tuning
 
 
 def tiny_config(**data):
@@ -146,7 +146,7 @@ def random_clip_data(monkeypatch):
     monkeypatch.setattr(Experiment, "count_videos", lambda self, split: 4)
     monkeypatch.setattr(Experiment, "validation_holdout", lambda self: frozenset({"held_out_video"}))
     # No stage-1 run is trained on these clips (see the tests of `initial_run`).
-    monkeypatch.setattr(tuning, "initial_run", lambda *args, **kwargs: None)
+    monkeypatch.setattr(tuning.search, "initial_run", lambda *args, **kwargs: None)
 
 
 def test_hypermodel_initialises_a_fresh_memory_distance_from_the_data(random_clip_data):
@@ -421,7 +421,7 @@ def test_the_earlier_stages_are_trained_once_and_reused(tmp_path, monkeypatch):
         os.makedirs(os.path.join(run_dir, "stage1"), exist_ok=True)
         config_lib.save_config(config, os.path.join(run_dir, "config.yaml"))
 
-    monkeypatch.setattr(tuning.training, "train", train)
+    monkeypatch.setattr(training, "train", train)
     config = tuning.search_config_of(tiny_config())
     messages = []
     first = tuning.initial_run(config, str(tmp_path), log=messages.append)
