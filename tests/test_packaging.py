@@ -74,7 +74,8 @@ README_MAX_LINES = 200
 
 def readme_commands():
     """The lines of the README's first code block, comments stripped."""
-    text = open(os.path.join(REPO, "README.md")).read()
+    with open(os.path.join(REPO, "README.md")) as handle:
+        text = handle.read()
     block = re.search(r"^```bash\n(.*?)^```", text, re.S | re.M)
     assert block, "README.md has no ```bash block"
     before = text[: block.start()]
