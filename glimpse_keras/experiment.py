@@ -465,14 +465,14 @@ def glimpse_scales_from(path):
 
     key = "model.glimpse_scales_from"
     report_path = path
-    if os.path.isdir(path):
+    if filesystem.isdir(path):
         run_config = os.path.join(path, "config.yaml")
-        if not os.path.isfile(run_config):
+        if not filesystem.isfile(run_config):
             raise ConfigError(f"{key}: {path!r} is neither a run folder (no config.yaml) nor a report")
         stage = load_config(run_config).train.stages[-1].name
         report_path = os.path.join(path, "evaluation", stage, "test_report.json")
     try:
-        with open(report_path) as handle:
+        with filesystem.open(report_path) as handle:
             report = json.load(handle)
     except (OSError, ValueError) as error:
         raise ConfigError(f"{key}: cannot read the evaluation report {report_path!r}: {error}") from None
