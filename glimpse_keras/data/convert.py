@@ -43,7 +43,7 @@ import sys
 from glimpse_keras import console
 from glimpse_keras.data import schema, sharding, sources, user_videos
 from glimpse_keras.data.errors import DataReadError
-from glimpse_keras.io_utils import atomic_write_json, check_output_location, makedirs
+from glimpse_keras.io_utils import atomic_write_json, check_output_location, makedirs, storage_errors
 
 SETTINGS_FILE = "conversion_settings.json"
 MANIFEST_FILE = "manifest.json"
@@ -159,15 +159,21 @@ def _ordered_map(function, items, workers):
 
 
 class _ShardWriter:
-    """Collects one shard's records into '<path>.partial', then publishes it."""
+    """Collects one shard's records into '<path>.partial', then publishes it.
+
+    A write the file system refuses (TensorFlow reports a full disk as
+    `ResourceExhaustedError`) raises `StorageError` naming the shard; the
+    partial file is removed (`abort`).
+    """
 
     def __init__(self, output, plan):
         import tensorflow as tf
 
         self.plan = plan
         self.final_path = os.path.join(output, plan.path)
-        os.makedirs(os.path.dirname(self.final_path), exist_ok=True)
-        self.writer = tf.io.TFRecordWriter(self.final_path + PARTIAL_SUFFIX)
+        makedirs(os.path.dirname(self.final_path))
+        with storage_errors(self.final_path):
+            self.writer = tf.io.TFRecordWriter(self.final_path + PARTIAL_SUFFIX)
         self.videos, self.errors, self.warnings = [], [], []
 
     def add(self, video_id, record, warnings, error):
@@ -176,7 +182,8 @@ class _ShardWriter:
         if error is not None:
             self.errors.append(dict(error, video_id=video_id))
             return
-        self.writer.write(schema.serialize_video_record(record))
+        with storage_errors(self.final_path):
+            self.writer.write(schema.serialize_video_record(record))
         self.videos.append({
             "id": video_id, "label": record.label, "num_frames": record.num_frames,
             "num_video_frames": record.num_video_frames,
@@ -185,12 +192,22 @@ class _ShardWriter:
         })
 
     def finish(self):
-        self.writer.close()
-        atomic_write_json(self.final_path + ".json", {
-            "videos": self.videos, "errors": self.errors, "warnings": self.warnings,
-            "splits": [list(pair) for pair in self.plan.splits],
-        })
-        os.replace(self.final_path + PARTIAL_SUFFIX, self.final_path)
+        with storage_errors(self.final_path):
+            self.writer.close()
+            atomic_write_json(self.final_path + ".json", {
+                "videos": self.videos, "errors": self.errors, "warnings": self.warnings,
+                "splits": [list(pair) for pair in self.plan.splits],
+            })
+            os.replace(self.final_path + PARTIAL_SUFFIX, self.final_path)
+
+    def abort(self):
+        """Closes and removes the partial shard (after a failure)."""
+        try:
+            self.writer.close()
+        except Exception:  # noqa: BLE001 - the failure being handled already says why
+            pass
+        if os.path.exists(self.final_path + PARTIAL_SUFFIX):
+            os.remove(self.final_path + PARTIAL_SUFFIX)
 
 
 def _is_finished(output, plan):
@@ -320,6 +337,9 @@ def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
         log(f"removed {len(leftovers)} unfinished file(s) of an interrupted run")
     for problem in problems:
         log(f"SKIPPED {problem.file}: {problem.reason}")
+    if dataset == user_videos.DATASET:  # a class folder without videos is named, not dropped silently
+        for message in user_videos.describe_classes(data_dir, user_videos.list_entries(data_dir)[0])[1:]:
+            log(message)
     pending = [plan for plan in plans if not _is_finished(output, plan)]
     done = sum(len(plan.samples) for plan in plans) - sum(len(p.samples) for p in pending)
     log(f"{dataset}: {len(samples) + len(problems)} samples found in {data_dir}, "
@@ -335,13 +355,17 @@ def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
     try:
         for plan in pending:
             writer = _ShardWriter(output, plan)
-            for _ in plan.samples:
-                video_id, record, warnings, error = next(results)
-                writer.add(video_id, record, warnings, error)
-                if error is not None:
-                    bar.write(f"SKIPPED {error['file']}: {error['reason']}")
-                bar.update(1)
-            writer.finish()
+            try:
+                for _ in plan.samples:
+                    video_id, record, warnings, error = next(results)
+                    writer.add(video_id, record, warnings, error)
+                    if error is not None:
+                        bar.write(f"SKIPPED {error['file']}: {error['reason']}")
+                    bar.update(1)
+                writer.finish()
+            except BaseException:
+                writer.abort()
+                raise
     finally:
         bar.close()
         results.close()

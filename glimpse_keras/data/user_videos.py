@@ -168,6 +168,41 @@ def _folder_entries(root, layout):
     return _held_out_split(videos_by_class)
 
 
+def empty_class_folders(root):
+    """Class folders of a folder layout that hold no video in any split
+    (sorted names); they are not classes unless classes.txt lists them.
+    [] for the list-file layout."""
+    layout = detect_layout(root)
+    if layout == "lists":
+        return []
+    parents = [os.path.join(root, split) for split in SPLITS] if layout == "split_folders" else [root]
+    folders, filled = set(), set()
+    for parent in parents:
+        if not os.path.isdir(parent):
+            continue
+        for name in _class_folders(parent):
+            folders.add(name)
+            if _videos_below(os.path.join(parent, name)):
+                filled.add(name)
+    return sorted(folders - filled)
+
+
+def describe_classes(root, names):
+    """Messages on the classes read from ROOT: their count and names, and
+    any class folder left out because it holds no video."""
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    messages = [f"{DATASET}: {len(names)} classes in {root} ({shown})"]
+    listed = read_class_names_file(os.path.join(root, CLASSES_FILE)) if os.path.isfile(
+        os.path.join(root, CLASSES_FILE)) else []
+    empty = [name for name in empty_class_folders(root) if name not in listed]
+    if empty:
+        messages.append(
+            f"{DATASET}: class folder(s) {empty} of {root} hold no video and are left out of the classes; "
+            f"add videos to them, or list every class in {CLASSES_FILE} to keep them as classes"
+        )
+    return messages
+
+
 def _parse_list_file(path, root, split):
     entries = []
     with open(path, encoding="utf-8") as handle:
@@ -385,10 +420,13 @@ def adapt_config(config):
             "every class of the data folder is used: leave it empty (e.g. --config configs/videos.yaml, or "
             "--set data.classes=[])")
     messages = []
+    raw = not os.path.isfile(os.path.join(data_dir, INFO_FILE))
+    described = describe_classes(data_dir, names) if raw else [
+        f"{DATASET}: {len(names)} classes in {data_dir} ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"]
     if config.model.num_classes != len(names):
-        messages.append(f"{DATASET}: {len(names)} classes in {data_dir} ({', '.join(names[:8])}"
-                        f"{', ...' if len(names) > 8 else ''}): model.num_classes set to {len(names)}")
+        described[0] += f": model.num_classes set to {len(names)}"
         config.model.num_classes = len(names)
+    messages.extend(described)
     if with_pose == 0:
         if config.loss.pose_weight or config.loss.attraction_weight:
             messages.append(
