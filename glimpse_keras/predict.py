@@ -376,6 +376,7 @@ def main(argv=None):
         return 2
     console.import_tensorflow_quietly()
     from glimpse_keras.data.errors import VideoDecodeError
+    from glimpse_keras.io_utils import StorageError, check_output_location
     from glimpse_keras.training import TrainingError
     from glimpse_keras.visualize import annotated_video
 
@@ -391,7 +392,12 @@ def main(argv=None):
             print(f"error: --output-video {args.output_video}: with several videos it must be a folder",
                   file=sys.stderr)
             return 2
-        os.makedirs(args.output_video, exist_ok=True)
+    if args.output_video:  # checked before the model loads, like every command's outputs
+        try:
+            check_output_location(args.output_video, directory=several)
+        except StorageError as error:
+            print(f"error: --output-video: {error}", file=sys.stderr)
+            return 1
     try:
         if args.run:
             predictor = RunPredictor(args.run, args.stage, args.weights, args.clips)
@@ -404,31 +410,43 @@ def main(argv=None):
         print(f"error: {path}: {reason}", file=sys.stderr)
     results = []
     bar = console.progress(videos, desc="predicting", unit="video", disable=not several)
+    unwritten = []  # (video, reason): classified, but its annotated video could not be written
     for path in bar:
         try:
             prediction = predict_video(predictor, path)
-            if args.output_video:
-                target = output_video_path(args.output_video, path, several)
-                annotated_video.write_annotated_video(
-                    prediction, target, predictor.image_size, predictor.stored_size)
-        except (VideoDecodeError, PredictError, annotated_video.AnnotatedVideoError) as error:
+        except (VideoDecodeError, PredictError) as error:
             problems.append((path, str(error)))
             console.write(f"error: {error}", file=sys.stderr)
             continue
         results.append(prediction)
+        written = None
+        if args.output_video:
+            target = output_video_path(args.output_video, path, several)
+            try:
+                annotated_video.write_annotated_video(
+                    prediction, target, predictor.image_size, predictor.stored_size)
+                written = target
+            except (VideoDecodeError, annotated_video.AnnotatedVideoError, StorageError) as error:
+                unwritten.append((path, f"annotated video not written: {error}"))
         if not args.json:
             text = format_prediction(prediction, args.top)
-            if args.output_video:
-                text += f"\n  annotated video: {target}"
+            if written:
+                text += f"\n  annotated video: {written}"
             console.write(text)
+        if args.output_video and not written:
+            console.write(f"error: {path}: {unwritten[-1][1]}", file=sys.stderr)
     if args.json:
         document = {
             "model": args.run or predictor.path,
             "predictions": [prediction.to_json(args.top) for prediction in results],
-            "errors": [{"video": path, "error": reason} for path, reason in problems],
+            "errors": [{"video": path, "error": reason} for path, reason in problems + unwritten],
         }
         print(json.dumps(document, indent=2))
-    elif problems:
-        print(f"{len(problems)} input(s) could not be classified: "
-              + ", ".join(path for path, _ in problems), file=sys.stderr)
-    return 1 if problems else 0
+    else:
+        if problems:
+            print(f"{len(problems)} input(s) could not be classified: "
+                  + ", ".join(path for path, _ in problems), file=sys.stderr)
+        if unwritten:
+            print(f"{len(unwritten)} annotated video(s) could not be written (the predictions are above): "
+                  + ", ".join(path for path, _ in unwritten), file=sys.stderr)
+    return 1 if problems or unwritten else 0

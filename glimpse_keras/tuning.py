@@ -62,7 +62,7 @@ from glimpse_keras import config as config_lib
 from glimpse_keras import training
 from glimpse_keras.callbacks import StopOnNonFinite
 from glimpse_keras.experiment import Experiment
-from glimpse_keras.io_utils import atomic_write_json, atomic_write_text
+from glimpse_keras.io_utils import atomic_write_json, atomic_write_text, check_output_location, makedirs
 
 
 PROJECT_NAME = "glimpse_search"
@@ -584,12 +584,7 @@ def make_tuner(kind, hypermodel, *, objective="val_accuracy", max_trials=10, dir
         SearchSpaceError: unknown kind/objective or a bad budget.
         TunerDependencyError: 'bayesian' without scipy/scikit-learn.
     """
-    if kind not in TUNERS:
-        raise SearchSpaceError(f"tuner: expected one of {TUNERS}, got {kind!r}")
-    if objective not in OBJECTIVES:
-        raise SearchSpaceError(f"objective: expected one of {sorted(OBJECTIVES)}, got {objective!r}")
-    if not isinstance(max_trials, int) or max_trials < 1:
-        raise SearchSpaceError(f"max_trials: expected an integer >= 1, got {max_trials!r}")
+    check_tuner_settings(kind, objective, max_trials, hyperband_max_epochs, hypermodel.base_config)
     common = {
         "objective": keras_tuner.Objective(objective, OBJECTIVES[objective]),
         "directory": directory,
@@ -601,22 +596,43 @@ def make_tuner(kind, hypermodel, *, objective="val_accuracy", max_trials=10, dir
         return keras_tuner.RandomSearch(hypermodel, max_trials=max_trials, **common)
     if kind == "hyperband":
         max_epochs = hyperband_max_epochs or hypermodel.base_config.train.stages[-1].epochs
+        return keras_tuner.Hyperband(
+            hypermodel, max_epochs=max_epochs, factor=hyperband_factor, **common
+        )
+    return keras_tuner.BayesianOptimization(hypermodel, max_trials=max_trials, **common)
+
+
+def check_tuner_settings(kind, objective, max_trials, hyperband_max_epochs, config):
+    """Checks the settings of `make_tuner` (before any work of a search).
+
+    Args:
+        config: the search's `ExperimentConfig` (its last stage is tuned).
+
+    Raises:
+        SearchSpaceError: unknown kind/objective or a bad budget, naming it.
+        TunerDependencyError: 'bayesian' without scipy/scikit-learn.
+    """
+    if kind not in TUNERS:
+        raise SearchSpaceError(f"tuner: expected one of {TUNERS}, got {kind!r}")
+    if objective not in OBJECTIVES:
+        raise SearchSpaceError(f"objective: expected one of {sorted(OBJECTIVES)}, got {objective!r}")
+    if not isinstance(max_trials, int) or isinstance(max_trials, bool) or max_trials < 1:
+        raise SearchSpaceError(f"max_trials: expected an integer >= 1, got {max_trials!r}")
+    if kind == "hyperband":
+        max_epochs = hyperband_max_epochs or config.train.stages[-1].epochs
         if max_epochs < 2:
             raise SearchSpaceError(
                 f"hyperband: max_epochs must be >= 2 (the tuned stage trains "
                 f"{max_epochs} epoch(s)); raise the stage's epochs or pass --hyperband-max-epochs"
             )
-        return keras_tuner.Hyperband(
-            hypermodel, max_epochs=max_epochs, factor=hyperband_factor, **common
-        )
-    missing = [name for name in ("scipy", "sklearn") if not _importable(name)]
-    if missing:
-        packages = " ".join("scikit-learn" if name == "sklearn" else name for name in missing)
-        raise TunerDependencyError(
-            f"the bayesian tuner needs {', '.join(missing)}: pip install {packages} "
-            f"(or use --tuner random / hyperband)"
-        )
-    return keras_tuner.BayesianOptimization(hypermodel, max_trials=max_trials, **common)
+    if kind == "bayesian":
+        missing = [name for name in ("scipy", "sklearn") if not _importable(name)]
+        if missing:
+            packages = " ".join("scikit-learn" if name == "sklearn" else name for name in missing)
+            raise TunerDependencyError(
+                f"the bayesian tuner needs {', '.join(missing)}: pip install {packages} "
+                f"(or use --tuner random / hyperband)"
+            )
 
 
 def _importable(module):
@@ -829,7 +845,10 @@ def run_search(config, output_dir, *, tuner="random", max_trials=10, space=None,
     space = tuple(space) if space is not None else load_search_space()
     search_config = search_config_of(config, validation_fraction)
     check_search_space(search_config, space)
-    os.makedirs(output_dir, exist_ok=True)
+    # Everything the search needs is checked before any work is done.
+    check_tuner_settings(tuner, objective, max_trials, hyperband_max_epochs, search_config)
+    check_output_location(output_dir, directory=True)
+    makedirs(output_dir)
     check_or_save_settings(output_dir, search_settings(tuner, objective, space, search_config))
     keras.mixed_precision.set_global_policy(search_config.train.precision)
     cache_root = cache_root or os.path.join(
