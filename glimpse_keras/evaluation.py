@@ -14,6 +14,7 @@ import numpy as np
 
 from glimpse_keras import console
 from glimpse_keras.backends import compile_forward
+from glimpse_keras.data import preparation
 from glimpse_keras.io_utils import atomic_path, atomic_write_json
 from glimpse_keras.models.folding import fold_model_batch_norm
 
@@ -59,7 +60,8 @@ def evaluate_split(model, experiment, split="test", clips=None, output=None, pro
     attention = None
     if not model.is_global:
         attention = diagnostics_lib.AttentionDiagnostics(assign_axis=model.core.assign_axis)
-    logits, labels, ids = collect_logits(model, dataset, progress=progress, diagnostics=attention)
+    with preparation.shard_errors(experiment.converted_dir):  # a damaged shard is named
+        logits, labels, ids = collect_logits(model, dataset, progress=progress, diagnostics=attention)
     names = experiment.class_names
     report = classification_report(logits, labels, names)
     present = sorted(set(labels.tolist()))
@@ -184,13 +186,19 @@ def skipped_samples(converted_dir):
     path = os.path.join(converted_dir, "conversion_errors.json")
     if not os.path.exists(path):
         return []
-    with open(path) as handle:
-        data = json.load(handle)
-    entries = data.get("errors", data) if isinstance(data, dict) else data
-    return [
-        {"sample": entry.get("sample") or entry.get("file") or entry.get("path"), "reason": entry.get("reason")}
-        for entry in entries
-    ]
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+        entries = data.get("errors", data) if isinstance(data, dict) else data
+        return [
+            {"sample": entry.get("sample") or entry.get("file") or entry.get("path"), "reason": entry.get("reason")}
+            for entry in entries
+        ]
+    except (OSError, ValueError, AttributeError, TypeError) as error:  # not JSON, or not the converter's
+        raise EvaluationError(
+            f"cannot read {path} ({error}): it lists the videos the converter skipped, which every report "
+            f"names; restore it or convert the data again"
+        ) from error
 
 
 def save_confusion_png(confusion, class_names, path, title="Confusion matrix"):

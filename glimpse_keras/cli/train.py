@@ -75,6 +75,7 @@ def main(argv=None):
     console.import_tensorflow_quietly()
 
     from glimpse_keras import workflow
+    from glimpse_keras.data.pipeline import SplitNotFoundError
     from glimpse_keras.data.preparation import DataDirError
     from glimpse_keras.io_utils import StorageError
     from glimpse_keras.training import TrainingError
@@ -90,7 +91,7 @@ def main(argv=None):
             evaluate=not args.no_evaluate,
             export=not args.no_export,
         )
-    except (DataDirError, TrainingError, StorageError, config_lib.ConfigError) as error:
+    except (DataDirError, SplitNotFoundError, TrainingError, StorageError, config_lib.ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"\nFinished in {(time.time() - started) / 60:.1f} min. Results:")

@@ -31,7 +31,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 
 class SplitNotFoundError(ValueError):
-    """A converted data directory has no index for the requested split."""
+    """A converted data directory has no (readable) index for the requested split."""
 
 
 def _default_flip_partners(num_joints):
@@ -73,8 +73,17 @@ def read_split_index(data_dir, protocol, split):
             f"converted directory {data_dir!r}; available: "
             f"{', '.join(available) or 'none (run glimpse_keras.data.convert)'}"
         )
-    with open(path) as handle:
-        return json.load(handle)
+    try:
+        with open(path) as handle:
+            index = json.load(handle)
+        if not isinstance(index, dict) or not isinstance(index.get("files"), list):
+            raise ValueError(f"expected an object with a list of 'files', got {type(index).__name__}")
+        return index
+    except (OSError, ValueError) as error:  # ValueError: not JSON, not UTF-8, not an index
+        raise SplitNotFoundError(
+            f"cannot read the split index {path} ({error}); convert the data again into a new folder "
+            f"(python -m glimpse_keras.data.convert)"
+        ) from error
 
 
 def list_split_files(data_dir, protocol, split):

@@ -100,6 +100,21 @@ def keypoint_path(video_path):
     return os.path.splitext(video_path)[0] + ".json"
 
 
+def _text_lines(path):
+    """The lines of a UTF-8 text file.
+
+    Raises:
+        UserVideosError: the file cannot be read or is not UTF-8 text.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readlines()
+    except UnicodeDecodeError as error:
+        raise UserVideosError(path, f"not a UTF-8 text file ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise UserVideosError(path, f"cannot be read ({error.strerror or error})") from None
+
+
 def read_class_names_file(path):
     """Class names, one per non-blank line (surrounding spaces dropped).
 
@@ -107,14 +122,13 @@ def read_class_names_file(path):
         UserVideosError: an empty file or a repeated name (naming the line).
     """
     names = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            name = line.strip()
-            if not name or name.startswith("#"):
-                continue
-            if name in names:
-                raise UserVideosError(path, f"line {number}: class name {name!r} is listed twice")
-            names.append(name)
+    for number, line in enumerate(_text_lines(path), start=1):
+        name = line.strip()
+        if not name or name.startswith("#"):
+            continue
+        if name in names:
+            raise UserVideosError(path, f"line {number}: class name {name!r} is listed twice")
+        names.append(name)
     if not names:
         raise UserVideosError(path, "lists no class name")
     return names
@@ -205,17 +219,16 @@ def describe_classes(root, names):
 
 def _parse_list_file(path, root, split):
     entries = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            parts = text.rsplit(None, 1)
-            if len(parts) != 2:
-                raise UserVideosError(path, f"line {number}: expected '<path> <label>', got {text!r}")
-            video, label = parts
-            video = video if os.path.isabs(video) else os.path.join(root, video)
-            entries.append((os.path.normpath(video), label, split, f"{path}:{number}"))
+    for number, line in enumerate(_text_lines(path), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        parts = text.rsplit(None, 1)
+        if len(parts) != 2:
+            raise UserVideosError(path, f"line {number}: expected '<path> <label>', got {text!r}")
+        video, label = parts
+        video = video if os.path.isabs(video) else os.path.join(root, video)
+        entries.append((os.path.normpath(video), label, split, f"{path}:{number}"))
     return entries
 
 
