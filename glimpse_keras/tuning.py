@@ -49,6 +49,7 @@ a trial that was interrupted is run again, and only the missing trials run.
 import copy
 import csv
 import dataclasses
+import functools
 import io
 import json
 import math
@@ -58,11 +59,19 @@ import keras
 import keras_tuner
 import yaml
 
+from glimpse_keras import checkpoints
 from glimpse_keras import config as config_lib
 from glimpse_keras import training
 from glimpse_keras.callbacks import StopOnNonFinite
 from glimpse_keras.experiment import Experiment
-from glimpse_keras.io_utils import atomic_write_json, atomic_write_text, check_output_location, makedirs
+from glimpse_keras.io_utils import (
+    StorageError,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_location,
+    makedirs,
+    storage_errors,
+)
 
 
 PROJECT_NAME = "glimpse_search"
@@ -521,6 +530,8 @@ class GlimpseHyperModel(keras_tuner.HyperModel):
             keras_tuner.errors.FailedTrialError: the loss became non-finite
                 (the trial is recorded as FAILED and the search goes on).
             TypeError: positional data was given (the data come from the config).
+            _StoppedByStorage: a write was refused (a full disk); the search
+                stops (`run_search` raises the `StorageError`).
         """
         if args:
             raise TypeError(
@@ -537,18 +548,30 @@ class GlimpseHyperModel(keras_tuner.HyperModel):
         # The training loop of `train.py` (`training.fit_stage`): the same
         # clips per epoch, so `train.py --config` on the trial's config
         # reproduces its score.
-        history = training.fit_stage(
-            experiment, model, stage,
-            initial_epoch=kwargs.get("initial_epoch", 0),
-            epochs=kwargs.get("epochs"),
-            callbacks=trial_callbacks(kwargs.get("callbacks")) + [guard],
-            validation_data=experiment.validation_dataset(stage.batch_size),
-            guard=guard,
-            verbose=kwargs.get("verbose", 2),
-        )
+        try:
+            history = training.fit_stage(
+                experiment, model, stage,
+                initial_epoch=kwargs.get("initial_epoch", 0),
+                epochs=kwargs.get("epochs"),
+                callbacks=trial_callbacks(kwargs.get("callbacks")) + [guard],
+                validation_data=experiment.validation_dataset(stage.batch_size),
+                guard=guard,
+                verbose=kwargs.get("verbose", 2),
+            )
+        except StorageError as error:  # every later trial would fail the same way: stop the search
+            raise _StoppedByStorage(error) from error
         if guard.failure:
             raise keras_tuner.errors.FailedTrialError(f"trial stopped: {guard.failure}")
         return history
+
+
+class _StoppedByStorage(keras_tuner.errors.FatalError):
+    """A trial's write was refused: keras-tuner stops the search on it
+    (any other trial error only fails the trial)."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
 
 
 def trial_callbacks(callbacks):
@@ -559,9 +582,24 @@ def trial_callbacks(callbacks):
     callback refuses a second `fit` ("cannot be reused across training
     sessions"); it is left out. The TensorBoard scalars of every trial stay,
     and the trials' hyperparameters are in `results.csv`.
+
+    keras-tuner's checkpoint callback (`SaveBestEpoch`) saves the trial's
+    weights through `checkpoints.save_weights` instead of straight from
+    HDF5, so a full disk fails the trial with a message and never leaves a
+    half-written HDF5 file open (which crashes the interpreter later).
     """
-    return [callback for callback in (callbacks or [])
-            if not type(callback).__module__.startswith("tensorboard.plugins.hparams")]
+    kept = []
+    for callback in callbacks or []:
+        if type(callback).__module__.startswith("tensorboard.plugins.hparams"):
+            continue
+        if type(callback).__name__ == "SaveBestEpoch" and hasattr(callback, "filepath"):
+            callback._save_model = functools.partial(_save_trial_weights, callback)
+        kept.append(callback)
+    return kept
+
+
+def _save_trial_weights(callback):
+    checkpoints.save_weights(callback.model, callback.filepath)
 
 
 # === Tuners ===
@@ -665,8 +703,16 @@ def check_or_save_settings(output_dir, settings):
     """
     path = os.path.join(output_dir, PROJECT_NAME, SETTINGS_FILE)
     if os.path.exists(path):
-        with open(path) as handle:
-            saved = json.load(handle)
+        try:
+            with open(path) as handle:
+                saved = json.load(handle)
+            if not isinstance(saved, dict):
+                raise ValueError(f"expected an object, got {type(saved).__name__}")
+        except (OSError, ValueError) as error:
+            raise SearchSpaceError(
+                f"cannot read {path} ({error}): it records the settings of the search in {output_dir}; "
+                f"restore it, or use a new --output-dir"
+            ) from error
         # Round-trip through JSON so tuples and lists compare equal.
         current = json.loads(json.dumps(settings))
         for key in ("tuner", "objective", "space", "base_config"):
@@ -862,15 +908,26 @@ def run_search(config, output_dir, *, tuner="random", max_trials=10, space=None,
     if init_from is None:
         init_from = initial_run(search_config, output_dir, cache_root, log=log)
     hypermodel = GlimpseHyperModel(search_config, converted_dir, space, init_from=init_from)
-    search_tuner = make_tuner(
-        tuner, hypermodel, objective=objective, max_trials=max_trials, directory=output_dir,
-        seed=config.train.seed, hyperband_max_epochs=hyperband_max_epochs,
-    )
+    try:
+        search_tuner = make_tuner(
+            tuner, hypermodel, objective=objective, max_trials=max_trials, directory=output_dir,
+            seed=config.train.seed, hyperband_max_epochs=hyperband_max_epochs,
+        )
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:  # keras-tuner reloads its files
+        raise SearchError(
+            f"cannot resume the search in {os.path.join(output_dir, PROJECT_NAME)}: a file keras-tuner "
+            f"wrote there cannot be read ({type(error).__name__}: {error}); restore it, or use a new "
+            f"--output-dir"
+        ) from error
     finished = {trial_id for trial_id, trial in search_tuner.oracle.trials.items()
                 if trial.status in FINISHED_STATUSES}
     callbacks = [keras.callbacks.TensorBoard(tensorboard_dir)] if tensorboard_dir else []
     try:
-        search_tuner.search(callbacks=callbacks)
+        with storage_errors(search_tuner.project_dir):  # keras-tuner's own files
+            try:
+                search_tuner.search(callbacks=callbacks)
+            except _StoppedByStorage as stopped:  # a trial's write, named by its own message
+                raise stopped.error from None
     except RuntimeError as error:  # keras-tuner: too many failed trials in a row
         paths = write_results(search_tuner, space, search_config, output_dir, objective,
                               final_config=config, init_from=init_from)

@@ -81,6 +81,7 @@ def main(argv=None):
     from glimpse_keras import tuning
     from glimpse_keras.data import datasets
     from glimpse_keras.data.preparation import DataDirError
+    from glimpse_keras.io_utils import StorageError
     from glimpse_keras.training import TrainingError
 
     try:
@@ -109,7 +110,7 @@ def main(argv=None):
             validation_fraction=args.validation_fraction,
         )
     except (config_lib.ConfigError, tuning.SearchSpaceError, tuning.TunerDependencyError,
-            tuning.SearchError, DataDirError, TrainingError) as error:
+            tuning.SearchError, DataDirError, TrainingError, StorageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"\n{summary['num_trials']} trial(s) in {args.output_dir} "
