@@ -293,6 +293,33 @@ def clean_stale_temporaries(root):
     return sorted(removed)
 
 
+def read_json(path, kind, error, fix, required=None):
+    """Reads a JSON file that must hold a `kind` (dict or list).
+
+    Args:
+        path: the file.
+        kind: `dict` or `list`.
+        error: the exception class raised.
+        fix: what the user can do, appended to the message.
+        required: for a dict, {key: type} its entries must have.
+
+    Raises:
+        `error`: "cannot read PATH (what is wrong); FIX" for a file that
+            cannot be read, is not UTF-8 JSON, or holds something else.
+    """
+    try:
+        with open(path) as handle:
+            value = json.load(handle)
+        if not isinstance(value, kind):
+            raise ValueError(f"expected a JSON {'object' if kind is dict else 'list'}, got {type(value).__name__}")
+        for key, wanted in (required or {}).items():
+            if not isinstance(value.get(key), wanted) or isinstance(value.get(key), bool):
+                raise ValueError(f"expected {key!r} to be a {wanted.__name__}, got {value.get(key)!r}")
+        return value
+    except (OSError, ValueError) as cause:  # ValueError: not JSON, not UTF-8, not the expected content
+        raise error(f"cannot read {path} ({cause}); {fix}") from cause
+
+
 def sha256_of(path, chunk=1 << 20):
     """Hex sha256 of a file's content."""
     digest = hashlib.sha256()

@@ -35,7 +35,6 @@ there, so a damaged file stops the job before it changes anything.
 """
 
 import dataclasses
-import json
 import os
 import shutil
 
@@ -44,6 +43,7 @@ from glimpse_keras.io_utils import (
     ChecksumError,
     atomic_write_json,
     checksum_path,
+    read_json,
     sha256_of,
     verify_checksum,
     write_checksum,
@@ -67,16 +67,8 @@ def read_state(stage_dir):
     path = os.path.join(stage_dir, STATE)
     if not os.path.exists(path):
         return {"epoch": 0, "done": False}
-    try:
-        with open(path) as handle:
-            state = json.load(handle)
-        if not isinstance(state, dict) or not isinstance(state.get("epoch"), int):
-            raise ValueError(f"expected an object with an integer 'epoch', got {state!r}")
-        return state
-    except (OSError, ValueError) as error:
-        raise checkpoints.CheckpointError(
-            f"cannot read {path} ({error}); delete the stage folder {stage_dir} to restart that stage"
-        ) from error
+    return read_json(path, dict, checkpoints.CheckpointError, required={"epoch": int},
+                     fix=f"delete the stage folder {stage_dir} to restart that stage")
 
 
 def read_history(stage_dir, epochs):
@@ -88,18 +80,10 @@ def read_history(stage_dir, epochs):
     """
     path = os.path.join(stage_dir, HISTORY)
     if not os.path.exists(path):
-        history = []
-    else:
-        try:
-            with open(path) as handle:
-                history = json.load(handle)
-            if not isinstance(history, list):
-                raise ValueError(f"expected a list of epochs, got {type(history).__name__}")
-        except (OSError, ValueError) as error:
-            raise checkpoints.CheckpointError(
-                f"cannot read {path} ({error}); it records the metrics of each epoch: restore it, or "
-                f"delete it to go on without the record of the earlier epochs"
-            ) from error
+        return []
+    history = read_json(path, list, checkpoints.CheckpointError,
+                        fix="it records the metrics of each epoch: restore it, or delete it to go on without "
+                            "the record of the earlier epochs")
     return history[:epochs]
 
 

@@ -30,7 +30,6 @@ fresh); the first stage may start from inflated ImageNet weights. The stage
 runner (`initialise_stage_model`, `fit_stage`) is shared with the tuner.
 """
 
-import json
 import os
 import platform
 import random
@@ -49,6 +48,7 @@ from glimpse_keras.data import preparation
 from glimpse_keras.io_utils import (
     atomic_write_json,
     check_output_location,
+    read_json,
     clean_stale_temporaries,
     makedirs,
 )
@@ -232,17 +232,8 @@ def _read_environment(run_dir):
     path = os.path.join(run_dir, ENVIRONMENT)
     if not os.path.exists(path):
         return []
-    try:
-        with open(path) as handle:
-            sessions = json.load(handle)
-        if not isinstance(sessions, list):
-            raise ValueError(f"expected a list of sessions, got {type(sessions).__name__}")
-        return sessions
-    except (OSError, ValueError) as error:
-        raise TrainingError(
-            f"cannot read {path} ({error}); it only records the sessions of the run: "
-            f"delete it (or repair it) and rerun"
-        ) from error
+    return read_json(path, list, TrainingError,
+                     fix="it only records the sessions of the run: delete it (or repair it) and rerun")
 
 
 def _record_environment(run_dir, sessions, resume, changes=()):

@@ -70,6 +70,7 @@ from glimpse_keras.io_utils import (
     atomic_write_text,
     check_output_location,
     makedirs,
+    read_json,
     storage_errors,
 )
 
@@ -703,16 +704,9 @@ def check_or_save_settings(output_dir, settings):
     """
     path = os.path.join(output_dir, PROJECT_NAME, SETTINGS_FILE)
     if os.path.exists(path):
-        try:
-            with open(path) as handle:
-                saved = json.load(handle)
-            if not isinstance(saved, dict):
-                raise ValueError(f"expected an object, got {type(saved).__name__}")
-        except (OSError, ValueError) as error:
-            raise SearchSpaceError(
-                f"cannot read {path} ({error}): it records the settings of the search in {output_dir}; "
-                f"restore it, or use a new --output-dir"
-            ) from error
+        saved = read_json(path, dict, SearchSpaceError,
+                          fix=f"it records the settings of the search in {output_dir}: restore it, or use a new "
+                              f"--output-dir")
         # Round-trip through JSON so tuples and lists compare equal.
         current = json.loads(json.dumps(settings))
         for key in ("tuner", "objective", "space", "base_config"):

@@ -17,13 +17,13 @@ Split files: the converter writes `OUT/splits/<protocol>/<split>.json` listing
 the shards of each split; `list_split_files` and `count_split_videos` read it.
 """
 
-import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
 from glimpse_keras.data import schema, video_ops
+from glimpse_keras.io_utils import read_json
 
 MODES = ("train", "eval", "test")
 
@@ -73,17 +73,8 @@ def read_split_index(data_dir, protocol, split):
             f"converted directory {data_dir!r}; available: "
             f"{', '.join(available) or 'none (run glimpse_keras.data.convert)'}"
         )
-    try:
-        with open(path) as handle:
-            index = json.load(handle)
-        if not isinstance(index, dict) or not isinstance(index.get("files"), list):
-            raise ValueError(f"expected an object with a list of 'files', got {type(index).__name__}")
-        return index
-    except (OSError, ValueError) as error:  # ValueError: not JSON, not UTF-8, not an index
-        raise SplitNotFoundError(
-            f"cannot read the split index {path} ({error}); convert the data again into a new folder "
-            f"(python -m glimpse_keras.data.convert)"
-        ) from error
+    return read_json(path, dict, SplitNotFoundError, required={"files": list, "num_videos": int},
+                     fix="convert the data again into a new folder (python -m glimpse_keras.data.convert)")
 
 
 def list_split_files(data_dir, protocol, split):
