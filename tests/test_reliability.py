@@ -308,6 +308,22 @@ def test_converter_maps_tensorflows_resource_exhausted_error(raw_ntu, tmp_path, 
     assert not [name for name in _shard_names(output) if name.endswith(".partial")]
 
 
+def test_converter_names_a_damaged_settings_file_and_an_empty_missing_list(raw_ntu, tmp_path):
+    from glimpse_keras.data import convert
+
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / convert.SETTINGS_FILE).write_bytes(b"\xff\x00")
+    with pytest.raises(convert.ConversionError, match=r"cannot read .*conversion_settings.json .*new --output"):
+        convert.convert_dataset("ntu", raw_ntu, str(output), stored_size=32, progress=False, log=lambda _: None)
+    garbage = tmp_path / "missing.txt"
+    garbage.write_bytes(bytes(range(256)))
+    lines = []
+    convert.convert_dataset("ntu", raw_ntu, str(tmp_path / "other"), stored_size=32, progress=False,
+                            missing_list=str(garbage), log=lines.append)
+    assert any(line.startswith(f"warning: --missing-skeletons {garbage} names no NTU sample id") for line in lines)
+
+
 # === Row 4: output locations are checked before any work ===
 
 

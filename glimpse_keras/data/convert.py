@@ -41,9 +41,9 @@ import sys
 
 
 from glimpse_keras import console
-from glimpse_keras.data import schema, sharding, sources, user_videos
+from glimpse_keras.data import ntu, schema, sharding, sources, user_videos
 from glimpse_keras.data.errors import DataReadError
-from glimpse_keras.io_utils import atomic_write_json, check_output_location, makedirs, storage_errors
+from glimpse_keras.io_utils import atomic_write_json, check_output_location, makedirs, read_json, storage_errors
 
 SETTINGS_FILE = "conversion_settings.json"
 MANIFEST_FILE = "manifest.json"
@@ -97,7 +97,8 @@ def _remove_partial_files(output):
 def _check_settings(output, settings):
     path = os.path.join(output, SETTINGS_FILE)
     if os.path.isfile(path):
-        previous = _read_json(path)
+        previous = read_json(path, dict, ConversionError,
+                             fix="delete the output folder, or use a new --output directory")
         if previous != settings:
             changed = sorted(k for k in set(previous) | set(settings)
                              if previous.get(k) != settings.get(k))
@@ -337,6 +338,9 @@ def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
         log(f"removed {len(leftovers)} unfinished file(s) of an interrupted run")
     for problem in problems:
         log(f"SKIPPED {problem.file}: {problem.reason}")
+    if missing_list and dataset == "ntu" and not ntu.load_missing_skeleton_ids(missing_list):
+        log(f"warning: --missing-skeletons {missing_list} names no NTU sample id (lines like "
+            f"S001C002P005R002A008): no sample is taken as one with a listed missing skeleton")
     if dataset == user_videos.DATASET:  # a class folder without videos is named, not dropped silently
         for message in user_videos.describe_classes(data_dir, user_videos.list_entries(data_dir)[0])[1:]:
             log(message)
