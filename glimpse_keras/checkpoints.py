@@ -93,10 +93,11 @@ def load_weights(model, path, what="weights", sha256=None):
     if not os.path.exists(path):
         raise CheckpointError(f"{what} {path} does not exist")
     try:
+        actual = sha256_of(path) if sha256 is not None else None
         if sha256 is None:
             verify_checksum(path)
-        elif sha256_of(path) != sha256:
-            raise ChecksumError(f"{path} is damaged: its sha256 is {sha256_of(path)} but {sha256} is recorded")
+        elif actual != sha256:
+            raise ChecksumError(f"{path} is damaged: its sha256 is {actual} but {sha256} is recorded")
     except ChecksumError as error:
         raise CheckpointError(f"{what} {error}") from error
     try:

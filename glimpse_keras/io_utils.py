@@ -5,9 +5,13 @@
   process umask allows (like `open()`), not `mkstemp`'s 0600.
 - `StorageError`: every write failure (full disk, read-only or impossible
   path) raised as one error type whose message names the path and the cause,
-  so command-line jobs can print it and exit non-zero.
+  so command-line jobs can print it and exit non-zero; `storage_errors(path)`
+  turns the refusals that libraries word in their own types (h5py,
+  TensorFlow's `ResourceExhaustedError`) into one.
 - `check_output_location`: checks before a job starts that a file or folder
   can be created at a path.
+- `read_json`: reads a JSON file a job depends on; its error names the file,
+  what is wrong with it and the way out.
 - `clean_stale_temporaries`: removes the `.tmp-*` files a killed write left.
 - `write_checksum` / `verify_checksum`: a `<file>.sha256` beside a file
   (`sha256sum` format), verified before the file is used.

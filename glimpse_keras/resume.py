@@ -127,10 +127,13 @@ def commit_stage(model, stage_dir, epochs, started_from):
     """
     state = read_state(stage_dir)
     digest = checkpoints.save_weights(model, os.path.join(stage_dir, FINAL))
+    checkpoint = os.path.join(stage_dir, CHECKPOINT)
+    # The checkpoint's own digest: it may be an epoch recovered by
+    # `plan_stages` that state.json did not record yet.
     atomic_write_json(os.path.join(stage_dir, STATE), {
         "epoch": max(int(epochs), int(state["epoch"])), "done": True,
-        "checkpoint_sha256": state.get("checkpoint_sha256"), "final_sha256": digest,
-        "started_from": started_from,
+        "checkpoint_sha256": sha256_of(checkpoint) if os.path.exists(checkpoint) else None,
+        "final_sha256": digest, "started_from": started_from,
     })
     return digest
 

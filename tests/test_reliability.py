@@ -547,6 +547,9 @@ def test_a_kill_during_an_epochs_commit_resumes_consistently(point, workspace, s
     state = resume.read_state(os.path.join(run, "only"))
     assert state["epoch"] == 1  # epoch 2 was not recorded
     training.train(_one_stage(), run, resume=True, cache_root=cache)
+    state = resume.read_state(os.path.join(run, "only"))
+    assert (state["epoch"], state["done"]) == (2, True)
+    assert state["checkpoint_sha256"] == io_utils.sha256_of(os.path.join(run, "only", training.CHECKPOINT))
     history, expected = _history(run), _history(straight)
     assert len(history) == 2
     for got, want in zip(history, expected):
