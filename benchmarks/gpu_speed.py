@@ -20,12 +20,24 @@ is done (to `--output` or `$OUT`, file `gpu_speed.jsonl`) and printed:
 5. inference at batch 1, and inference of the BatchNorm-folded model
    (what evaluation and export run).
 
+With `--data-parallel`, right after item 2: data-parallel scaling of the
+stage-2 and stage-1 training steps, mixed_bfloat16, under a
+`keras.distribution.DataParallel` (what `train.py --strategy data_parallel`
+uses): the step on 1 device, then on all N local devices with N times the
+global batch (the same batch per device, `--per-device-batch`, default the
+first batch size), the batch split over the devices; each record gives
+clips/s on 1 and N devices and the scaling efficiency (clips/s on N divided
+by N x clips/s on 1), with the 1-minute load average before and after (on a
+shared machine, figures measured under load are only ratios within the run).
+The FLOPs of a data-parallel step are those of one device's program.
+
 Every figure has its compile time apart (`lower` + `compile`, first call
 excluded from the timing), milliseconds per step (median and best of the
 timed calls), clips/s (batch / median), the XLA cost-analysis FLOPs of the
 compiled step and the achieved fraction of the bf16 peak. Each measurement
-is bounded by `--limit` seconds and the run by `--budget` seconds (what
-is left is reported as skipped).
+is bounded by `--limit` seconds (a data-parallel record, two measurements,
+by twice that) and the run by `--budget` seconds (what is left is reported
+as skipped).
 
 Levers: `--scan-core` runs the glimpse core's frame loop as one scanned loop
 (`benchmarks/core_scan.py`, same outputs) instead of the model's unrolled
@@ -35,11 +47,14 @@ run); XLA flags through the `XLA_FLAGS` environment variable (recorded in
 the setup line).
 
 Usage:
-    KERAS_BACKEND=jax python benchmarks/gpu_speed.py [--output DIR] [--scan-core]
+    KERAS_BACKEND=jax python benchmarks/gpu_speed.py [--output DIR] [--scan-core] [--data-parallel]
     KERAS_BACKEND=jax python benchmarks/gpu_speed.py --tiny    # CPU smoke run
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 KERAS_BACKEND=jax \
+        python benchmarks/gpu_speed.py --tiny --data-parallel --only data_parallel    # 2 CPU devices
 """
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -162,19 +177,22 @@ def scan_core(model):
     return model
 
 
-def build(settings, policy, variant, freeze_backbone):
-    """A built (and compiled, with Adam) model under `policy`, random weights.
+def build(settings, policy, variant, freeze_backbone, distribution=None):
+    """A built (and compiled, with Adam) model under `policy`, random weights,
+    its variables placed by `distribution` (a Keras `DataParallel`) when given.
 
     (Not `keras.utils.set_random_seed`: it imports TensorFlow when present.)
     """
     keras.mixed_precision.set_global_policy(policy)
+    scope = distribution.scope() if distribution is not None else contextlib.nullcontext()
     try:
-        model = build_model_from_preset(
-            settings["preset"], num_classes=settings["classes"], variant=variant, freeze_backbone=freeze_backbone
-        )
-        model(np.zeros((1, settings["frames"], settings["size"], settings["size"], 3), "uint8"))
-        model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=True)
-        model.optimizer.build(model.trainable_variables)
+        with scope:
+            model = build_model_from_preset(
+                settings["preset"], num_classes=settings["classes"], variant=variant, freeze_backbone=freeze_backbone
+            )
+            model(np.zeros((1, settings["frames"], settings["size"], settings["size"], 3), "uint8"))
+            model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=True)
+            model.optimizer.build(model.trainable_variables)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     return model
@@ -192,8 +210,13 @@ def measure_inference(model, settings, batch, peak):
     return summary(times, batch, compile_s, flops, peak)
 
 
-def measure_train_step(model, settings, batch, peak):
+def compile_train_step(model, settings, batch, data_sharding=None):
+    """The model's jitted `train_step` on a fixed batch, as `step()` (which
+    returns the logs), with its compile seconds and FLOPs; the batch is
+    placed with `data_sharding` when given."""
     data = make_batch(settings, batch)
+    if data_sharding is not None:
+        data = jax.device_put(data, data_sharding)
     state = (
         values(model.trainable_variables),
         values(model.non_trainable_variables),
@@ -209,6 +232,11 @@ def measure_train_step(model, settings, batch, peak):
         logs, holder["state"] = compiled(holder["state"], data)
         return logs
 
+    return step, compile_s, flops
+
+
+def measure_train_step(model, settings, batch, peak):
+    step, compile_s, flops = compile_train_step(model, settings, batch)
     times = time_calls(step, settings["repeats"])
     result = summary(times, batch, compile_s, flops, peak)
     result["loss_after"] = float(step()["loss"])
@@ -248,11 +276,60 @@ def measure_parts(model, settings, peak):
     }
 
 
-def plan(settings):
+def measure_data_parallel(settings, kind, per_device_batch, peak, policy="mixed_bfloat16"):
+    """The training step `kind` on 1 device and on every local device, with
+    `per_device_batch` clips per device, under a Keras `DataParallel`.
+
+    Both steps are compiled first, then timed in turn within every round, so
+    that drift and load on a shared machine touch both alike.
+
+    Returns:
+        dict with "one_device" and "all_devices" (`summary` records with
+        "devices"; "all_devices" only with several devices),
+        "per_device_batch", "scaling_efficiency" (None with a single device)
+        and the load average before and after.
+    """
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    variant, freeze = ("global_pose", False) if kind == "stage1_step" else ("glimpse_clouds", True)
+    devices = jax.local_devices()
+    result = {"per_device_batch": per_device_batch, "devices": len(devices), "device_kind": devices[0].device_kind,
+              "load_before": round(os.getloadavg()[0], 2)}
+    candidates = {"one_device": devices[:1], "all_devices": devices} if len(devices) > 1 else {"one_device": devices}
+    steps = {}
+    for label, chosen in candidates.items():
+        distribution = keras.distribution.DataParallel(devices=[f"{d.platform}:{d.id}" for d in chosen])
+        model = build(settings, policy, variant, freeze, distribution)
+        sharding = NamedSharding(distribution.device_mesh.backend_mesh, PartitionSpec(distribution.batch_dim_name))
+        steps[label] = compile_train_step(model, settings, per_device_batch * len(chosen), sharding)
+    for step, _, _ in steps.values():
+        block(step())
+    times = {label: [] for label in steps}
+    for _ in range(settings["repeats"]):
+        for label, (step, _, _) in steps.items():
+            start = time.perf_counter()
+            block(step())
+            times[label].append(1000.0 * (time.perf_counter() - start))
+    for label, (step, compile_s, flops) in steps.items():
+        batch = per_device_batch * len(candidates[label])
+        result[label] = dict(summary(times[label], batch, compile_s, flops, peak), devices=len(candidates[label]),
+                             loss_after=float(step()["loss"]))
+    result["load_after"] = round(os.getloadavg()[0], 2)
+    one, every = result["one_device"], result.get("all_devices")
+    result["scaling_efficiency"] = (
+        round(every["clips_per_s"] / (every["devices"] * one["clips_per_s"]), 3) if every else None
+    )
+    return result
+
+
+def plan(settings, data_parallel=False):
     """(name, policy, kind, batch) in order of importance."""
     big, small = settings["batches"]
     order = [("matmul_peak", None, "peak", None)]
     order += [(f"{kind}", "mixed_bfloat16", kind, big) for kind in ("inference", "stage2_step", "stage1_step")]
+    if data_parallel:
+        order += [("data_parallel", "mixed_bfloat16", f"data_parallel_{kind}", None)
+                  for kind in ("stage2_step", "stage1_step")]
     order += [("parts", "float32", "parts", None), ("parts", "mixed_bfloat16", "parts", None)]
     order += [(f"{kind}", "float32", kind, big) for kind in ("inference", "stage2_step", "stage1_step")]
     for policy in POLICIES:
@@ -271,6 +348,11 @@ def main(argv=None):
     parser.add_argument("--only", help="comma-separated measurement names to run (default: all)")
     parser.add_argument("--scan-core", action="store_true",
                         help="run the glimpse core's frames as one scanned loop (benchmarks/core_scan.py)")
+    parser.add_argument("--data-parallel", action="store_true",
+                        help="also time the stage-1 and stage-2 steps on 1 device and on every local device "
+                             "(keras.distribution.DataParallel, the same batch per device)")
+    parser.add_argument("--per-device-batch", type=int,
+                        help="clips per device of --data-parallel (default: the first batch size, 32; tiny 4)")
     args = parser.parse_args(argv)
     if keras.backend.backend() != "jax":
         print(f"error: this benchmark runs on JAX; Keras runs on {keras.backend.backend()!r} "
@@ -296,6 +378,7 @@ def main(argv=None):
     started = time.perf_counter()
     device = jax.devices()[0]
     emit({"name": "setup", "device": str(device), "platform": device.platform, "jax": jax.__version__,
+          "devices": jax.local_device_count(),
           "keras": keras.__version__, "tensorflow_imported": "tensorflow" in sys.modules,
           "xla_flags": os.environ.get("XLA_FLAGS", ""), "scan_core": args.scan_core,
           **{key: settings[key] for key in ("preset", "frames", "size", "classes")}})
@@ -314,7 +397,8 @@ def main(argv=None):
                 scan_core(models[key])
         return models[key]
 
-    for name, policy, kind, batch in plan(settings):
+    per_device_batch = args.per_device_batch or settings["batches"][0]
+    for name, policy, kind, batch in plan(settings, args.data_parallel):
         if only and name not in only and kind not in only:
             continue
         record = {"name": name, "policy": policy}
@@ -322,7 +406,8 @@ def main(argv=None):
         if left < 5:
             emit(dict(record, batch=batch, skipped=f"run budget of {budget:.0f} s spent"))
             continue
-        allowed = max(1, int(min(limit, left)))
+        # A data-parallel record is two measurements (1 device, all devices).
+        allowed = max(1, int(min(limit * (2 if kind.startswith("data_parallel_") else 1), left)))
         signal.alarm(allowed)
         try:
             if kind == "peak":
@@ -331,6 +416,11 @@ def main(argv=None):
                     if dtype == "bfloat16":
                         peak = flops_per_s
                     emit(dict(record, **result))
+                continue
+            if kind.startswith("data_parallel_"):
+                step = kind[len("data_parallel_"):]
+                record.update(step=step, **measure_data_parallel(settings, step, per_device_batch, peak, policy))
+                emit(record)
                 continue
             model = model_for(policy, kind)
             if kind == "inference":

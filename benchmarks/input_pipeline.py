@@ -101,7 +101,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", help="raw dataset (default: generate synthetic)")
     parser.add_argument("--dataset", default="ntu", choices=("ntu", "nucla"))
-    parser.add_argument("--preset", default="demo", help="synthetic preset (demo: 600 videos, enough to show --workers scaling)")
+    parser.add_argument("--preset", default="demo", help="synthetic preset (demo: 1020 videos, enough to show --workers scaling)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", help="synthetic video size WxH (default: preset's)")
     parser.add_argument("--workers", default="1,2", help="worker counts to time")

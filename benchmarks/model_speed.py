@@ -225,7 +225,16 @@ def cached_feature_step(model, features, targets):
         A zero-argument callable running one optimiser step of `model`
         (compiled, and its optimizer built by one `train_on_batch`) on the
         part after the backbone.
+
+    Raises:
+        ValueError: the model's backbone features change in training (not
+            frozen, or `frozen_batchnorm="drift"`), so cached ones are stale.
     """
+    if not model.backbone_features_are_fixed:
+        raise ValueError(
+            f"cached backbone features are stale for this model (freeze_backbone={model.freeze_backbone}, "
+            f"frozen_batchnorm={model.frozen_batchnorm!r}): training changes them"
+        )
     optimizer = model.optimizer
     variables = model.trainable_variables
 

@@ -18,6 +18,16 @@ Signatures (see ``glimpse_keras/export.py``):
 * ``whole_video``: the client sends every frame, ``[frames, H, W, 3]``; the
   server samples K clips and averages them (columnar format only, because
   the input has no batch axis).
+* ``windows`` (``--timeline``): the client slides windows over a long video
+  (``--window``, ``--stride`` seconds; defaults: the training videos' length
+  recorded in the export, half of it), samples K clips of T frames from each
+  window at the offsets evaluation uses (``window_clip_indices``) and sends
+  ``[windows, K, T, H, W, 3]``, a few windows per request
+  (``--windows-per-request``); the server averages each window's K clips. The
+  answers become a timeline of segments exactly as ``glimpse-predict
+  --timeline`` builds it (``glimpse_keras.timeline``), and only one window of
+  frames is held in memory. Needs ``--export`` (T, K, the frame size, the
+  window and the class names come from its serving contract).
 
 The server's graph preprocesses every frame (``video_ops.preprocess_frames``):
 it squashes it (area interpolation) to the stored size of the training data,
@@ -37,6 +47,9 @@ Examples::
     # query a running server
     python examples/serving_client.py video.avi --server http://localhost:8501 --export models/glimpse_clouds/1
     python examples/serving_client.py video.avi --grpc-server localhost:8500 --signature whole_video
+    # when each action happens in a long video, through the server
+    python examples/serving_client.py session.mp4 --timeline --export models/glimpse_clouds/1 \
+        --server http://localhost:8501 [--window 3 --stride 1] [--json]
 """
 
 import argparse
@@ -54,6 +67,8 @@ DEFAULT_FRAME_SIZE = 256
 DEFAULT_NUM_FRAMES = 8
 # Frames resized at a time while decoding (bounds the memory of long videos).
 RESIZE_CHUNK = 32
+WINDOWS_SIGNATURE = "windows"
+DEFAULT_WINDOWS_PER_REQUEST = 4
 SERVING_API_HINT = (
     "the gRPC request needs tensorflow-serving-api: "
     "pip install --no-deps tensorflow-serving-api==2.21.0"
@@ -83,6 +98,21 @@ def clip_frame_indices(num_video_frames, num_frames):
     return np.clip(np.floor(positions).astype(np.int64), 0, num_video_frames - 1)
 
 
+def window_clip_indices(num_video_frames, num_frames, clips):
+    """The K evaluation clips of a window of F frames: clip k takes frame
+    floor((t + (k + 0.5) / K) * F / T) of bin t (`video_ops.test_frame_indices`).
+
+    Returns:
+        int64 (K, T), clamped to [0, F - 1].
+    """
+    if num_video_frames < 1 or num_frames < 1 or clips < 1:
+        raise ServingClientError(
+            f"need at least one frame and one clip, received F={num_video_frames}, T={num_frames}, K={clips}")
+    offsets = (np.arange(clips, dtype=np.float64)[:, None] + 0.5) / clips
+    positions = (np.arange(num_frames, dtype=np.float64)[None, :] + offsets) * num_video_frames / num_frames
+    return np.clip(np.floor(positions).astype(np.int64), 0, num_video_frames - 1)
+
+
 def export_settings(path):
     """The clip settings an export records (its serving contract).
 
@@ -91,9 +121,11 @@ def export_settings(path):
             `assets.extra/serving_contract.json`.
 
     Returns:
-        dict with "num_frames" (T of serving_default) and "frame_size", the
+        dict with "num_frames" (T of serving_default), "frame_size", the
         side the serving graph resizes frames to before its centre crop
-        (`video_ops.stored_frame_side`: the stored size, or image_size).
+        (`video_ops.stored_frame_side`: the stored size, or image_size),
+        "clips_per_video" (K), "clip_seconds" (the training videos' length,
+        or None) and "class_names".
 
     Raises:
         ExportError (a ValueError): naming the file that cannot be read.
@@ -111,7 +143,9 @@ def export_settings(path):
         contract = export.read_serving_contract(path)
     try:
         side = video_ops.stored_frame_side(contract["image_size"], contract.get("stored_size"))
-        return {"num_frames": int(contract["num_frames"]), "frame_size": side}
+        return {"num_frames": int(contract["num_frames"]), "frame_size": side,
+                "clips_per_video": int(contract["clips_per_video"]), "clip_seconds": contract.get("clip_seconds"),
+                "class_names": [str(name) for name in contract["class_names"]]}
     except (KeyError, TypeError, ValueError) as error:
         raise export.ExportError(f"the serving contract of {path} lacks the clip sizes: {error!r}") from error
 
@@ -134,26 +168,38 @@ def load_frames(path, frame_size=DEFAULT_FRAME_SIZE):
     Raises:
         VideoDecodeError: naming the path and the reason.
     """
+    return np.stack(list(iter_frames(path, frame_size)))
+
+
+def iter_frames(path, frame_size=DEFAULT_FRAME_SIZE):
+    """`load_frames` one frame at a time (resized `RESIZE_CHUNK` frames at a time).
+
+    Yields:
+        uint8 (H, W, 3) frames.
+
+    Raises:
+        VideoDecodeError: naming the path and the reason.
+    """
     from glimpse_keras.data.video import iter_video_frames
 
     if not frame_size:
-        return np.stack(list(iter_video_frames(path)))
+        yield from iter_video_frames(path)
+        return
     from glimpse_keras.data import video_ops
 
-    resized, pending = [], []
+    pending = []
 
     def flush():
         frames = video_ops.resize_frames(np.stack(pending), int(frame_size)).numpy()
-        resized.append(np.clip(np.round(frames), 0, 255).astype(np.uint8))
         pending.clear()
+        return np.clip(np.round(frames), 0, 255).astype(np.uint8)
 
     for frame in iter_video_frames(path):
         pending.append(frame)
         if len(pending) == RESIZE_CHUNK:
-            flush()
+            yield from flush()
     if pending:
-        flush()
-    return np.concatenate(resized)
+        yield from flush()
 
 
 def resolve_clip_settings(export_dir=None, frame_size=None, num_frames=None):
@@ -315,6 +361,174 @@ def summarise_prediction(outputs):
     return lines
 
 
+def response_probabilities(outputs):
+    """The "probabilities" of a response, one row per example: float64 (batch, classes).
+
+    `outputs`: the decoded REST JSON (row format {"predictions": [...]} or
+    columnar {"outputs": {...}}) or the gRPC dict of arrays.
+    """
+    if "predictions" in outputs:
+        return np.asarray([row["probabilities"] for row in outputs["predictions"]], np.float64)
+    if "outputs" in outputs:
+        return np.asarray(outputs["outputs"]["probabilities"], np.float64)
+    return np.asarray(outputs["probabilities"], np.float64)
+
+
+# === Timeline through the server ===
+
+
+class WindowRequests:
+    """The `windows` requests of a long video: batches of windows, each sampled into K clips.
+
+    Args:
+        path: the video file.
+        settings: `export_settings` of the export.
+        window, stride: seconds (defaults: the export's clip_seconds, half a window).
+        fps: frames per second (default: the container's).
+        windows_per_request: B, windows sent together.
+
+    Iterating yields (starts, uint8 [B, K, T, H, W, 3]): the windows' first
+    frames and their clips, frames resized as `iter_frames` does, windows
+    placed as `glimpse_keras.timeline.SlidingWindows` places them (one
+    window of frames in memory).
+
+    Raises:
+        TimelineError: no frame rate, a bad window or stride.
+        VideoDecodeError: the video cannot be decoded.
+    """
+
+    def __init__(self, path, settings, *, window=None, stride=None, fps=None,
+                 windows_per_request=DEFAULT_WINDOWS_PER_REQUEST):
+        from glimpse_keras import timeline as timeline_lib
+        from glimpse_keras.data.video import probe_video
+
+        if windows_per_request < 1:
+            raise ServingClientError(f"--windows-per-request: expected an integer >= 1, got {windows_per_request}")
+        if fps is None:
+            fps = probe_video(path)["frame_rate"]
+            if fps is None:
+                raise timeline_lib.TimelineError(f"{path}: the container declares no frame rate; pass --fps")
+        self.path, self.settings, self.fps = os.fspath(path), settings, float(fps)
+        self.window, self.stride, self.window_frames, self.stride_frames = timeline_lib.window_lengths(
+            window, stride, fps, settings["clip_seconds"], self.path)
+        self.indices = window_clip_indices(self.window_frames, settings["num_frames"], settings["clips_per_video"])
+        self.windows_per_request = int(windows_per_request)
+        self._sliding = timeline_lib.SlidingWindows(
+            iter_frames(self.path, settings["frame_size"]), self.window_frames, self.stride_frames)
+
+    @property
+    def frames_seen(self):
+        return self._sliding.frames_seen
+
+    def __iter__(self):
+        starts, clips = [], []
+        for start, frames in self._sliding:
+            starts.append(start)
+            picked = np.stack([frames[i] for i in self.indices.reshape(-1)])
+            clips.append(picked.reshape(self.indices.shape + picked.shape[1:]))
+            if len(starts) == self.windows_per_request:
+                yield starts, np.stack(clips)
+                starts, clips = [], []
+        if starts:
+            yield starts, np.stack(clips)
+
+
+def timeline_through_server(path, send, settings, **kwargs):
+    """The timeline of a long video, each window classified by the server's `windows` signature.
+
+    Args:
+        path: the video file.
+        send: function uint8 [B, K, T, H, W, 3] -> float (B, classes), the
+            probabilities the server returns for B windows.
+        settings: `export_settings` of the export.
+        **kwargs: `WindowRequests` arguments (window, stride, fps, windows_per_request).
+
+    Returns:
+        a `glimpse_keras.timeline.Timeline`, built as `glimpse-predict
+        --timeline` builds it (windows, tail window, segments).
+
+    Raises:
+        TimelineError: no frame rate, a bad window, a window longer than the video.
+        VideoDecodeError: the video cannot be decoded.
+    """
+    from glimpse_keras import timeline as timeline_lib
+
+    requests = WindowRequests(path, settings, **kwargs)
+    class_names = settings["class_names"]
+    windows = []
+    for starts, batch in requests:
+        for start, row in zip(starts, send(batch)):
+            windows.append(timeline_lib.Window(
+                index=len(windows), start_frame=start, end_frame=start + requests.window_frames, fps=requests.fps,
+                probabilities=np.asarray(row, np.float64), class_names=class_names))
+    if requests.frames_seen < requests.window_frames:
+        raise timeline_lib.TimelineError(
+            f"{path}: the window of {requests.window:g} s ({requests.window_frames} frames) is longer than the "
+            f"video ({requests.frames_seen} frames); pass a shorter --window")
+    return timeline_lib.Timeline(
+        source=requests.path, fps=requests.fps, window_seconds=requests.window, stride_seconds=requests.stride,
+        window_frames=requests.window_frames, stride_frames=requests.stride_frames,
+        num_frames=requests.frames_seen, class_names=class_names, windows=windows,
+        segments=timeline_lib.merge_segments(windows, requests.frames_seen / requests.fps))
+
+
+def _timeline_main(args):
+    """`--timeline`: windows through the server; without one, the first request is described (and written)."""
+    from glimpse_keras import timeline as timeline_lib
+
+    if not args.export:
+        raise ServingClientError("--timeline needs --export DIR (or its serving_contract.json): T, K, the frame "
+                                 "size, the window length and the class names come from it")
+    settings = export_settings(args.export)
+    if args.frame_size not in (None, settings["frame_size"]):
+        raise ServingClientError(f"--frame-size {args.frame_size}: --timeline sends frames at the export's "
+                                 f"{settings['frame_size']}; leave --frame-size out")
+    options = dict(window=args.window, stride=args.stride, fps=args.fps, windows_per_request=args.windows_per_request)
+    url = rest_url(args.server or "http://localhost:8501", args.model, args.version)
+    row_format = not args.columnar
+    sent = []
+
+    def write_request(batch):
+        """Writes the request files asked for (the first request of the timeline); returns the REST body."""
+        body = build_rest_body(batch, WINDOWS_SIGNATURE, row_format)
+        if args.write_rest:
+            _write(args.write_rest, json.dumps(body).encode())
+        if args.write_grpc:
+            _write(args.write_grpc,
+                   build_grpc_request(batch, args.model, WINDOWS_SIGNATURE, args.version).SerializeToString())
+        return body
+
+    def send(batch):
+        if not sent:
+            print(f"video {args.video}: sending uint8 [windows, K, T, H, W, 3] = {list(batch.shape)} per request "
+                  f"to signature {WINDOWS_SIGNATURE}", file=sys.stderr)
+            write_request(batch)
+        sent.append(len(batch))
+        if args.server:
+            body = build_rest_body(batch, WINDOWS_SIGNATURE, row_format)
+            return response_probabilities(send_rest(url, body, args.timeout))
+        request = build_grpc_request(batch, args.model, WINDOWS_SIGNATURE, args.version)
+        return response_probabilities(send_grpc(args.grpc_server, request, args.timeout))
+
+    if not (args.server or args.grpc_server):
+        requests = WindowRequests(args.video, settings, **options)
+        for _, batch in requests:
+            body = write_request(batch)
+            print(f"video {args.video}: {requests.window:g} s windows ({requests.window_frames} frames) every "
+                  f"{requests.stride:g} s; the first request carries uint8 {list(batch.shape)} "
+                  f"({len(json.dumps(body)) / 1e6:.1f} MB of REST JSON) for signature {WINDOWS_SIGNATURE}; "
+                  "pass --server or --grpc-server to send them all")
+            break
+        return 0
+    timeline = timeline_through_server(args.video, send, settings, **options)
+    if args.json:
+        print(json.dumps(timeline.to_json(), indent=2))
+    else:
+        print(timeline_lib.format_timeline(timeline))
+        print(f"({sum(sent)} windows in {len(sent)} requests)")
+    return 0
+
+
 # === Command line ===
 
 
@@ -343,6 +557,15 @@ def parse_args(argv):
     parser.add_argument("--server", help="REST endpoint, e.g. http://localhost:8501: send the request")
     parser.add_argument("--grpc-server", help="gRPC endpoint, e.g. localhost:8500: send the request")
     parser.add_argument("--timeout", type=at_least(0.001, float), default=60.0, help="seconds")
+    timeline = parser.add_argument_group("a long video through the server (windows signature)")
+    timeline.add_argument("--timeline", action="store_true",
+                          help="classify sliding windows and merge them into segments (needs --export)")
+    timeline.add_argument("--window", type=at_least(0.001, float), help="window length in seconds (default: the export's)")
+    timeline.add_argument("--stride", type=at_least(0.001, float), help="seconds between windows (default: half a window)")
+    timeline.add_argument("--fps", type=at_least(0.001, float), help="frames per second (default: the container's)")
+    timeline.add_argument("--windows-per-request", type=at_least(1), default=DEFAULT_WINDOWS_PER_REQUEST,
+                          help=f"windows sent in one request (default {DEFAULT_WINDOWS_PER_REQUEST})")
+    timeline.add_argument("--json", action="store_true", help="print the timeline as JSON")
     return parser.parse_args(argv)
 
 
@@ -354,6 +577,8 @@ def main(argv=None):
         for path in (args.write_rest, args.write_grpc):
             if path:
                 check_output_location(path)
+        if args.timeline:
+            return _timeline_main(args)
         frame_size, num_frames = resolve_clip_settings(args.export, args.frame_size, args.num_frames)
         frames = load_frames(args.video, frame_size)
         video = request_video(frames, args.signature, num_frames)

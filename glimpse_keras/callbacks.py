@@ -102,7 +102,9 @@ class GlimpseSummary(keras.callbacks.Callback):
     validation batches.
 
     Args:
-        log_dir: TensorBoard directory.
+        log_dir: TensorBoard directory, or None to compute the figures
+            (`last_figures`) without writing them: the other processes of a
+            multi-process job, which take part in every computation.
         dataset: a dataset of (inputs, targets) batches, or None (no-op).
         max_images: number of clips drawn as images.
         batches: validation batches the diagnostics are computed on (the
@@ -124,7 +126,8 @@ class GlimpseSummary(keras.callbacks.Callback):
         if self.dataset is None or self._batches is not None:
             return
         self._batches = list(self.dataset.take(self.batches))
-        self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "glimpses"))
+        if self.log_dir is not None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "glimpses"))
 
     def on_epoch_end(self, epoch, logs=None):
         if not self._batches or getattr(self.model, "is_global", True):
@@ -139,6 +142,8 @@ class GlimpseSummary(keras.callbacks.Callback):
                 outputs["locations"], outputs["assignments"], targets["pose"], targets["pose_mask"]
             )
         self.last_figures = accumulator.result()
+        if self._writer is None:
+            return
         with self._writer.as_default(step=epoch):
             for name, value in attention_scalars(self.last_figures).items():
                 tf.summary.scalar(name, value)

@@ -9,9 +9,12 @@ before the rename; HDF5 writes into memory, never onto a disk that may fill.
 files written before checksums existed load unchecked.
 """
 
+import contextlib
 import hashlib
 import io
 import os
+
+import keras
 
 from glimpse_keras.io_utils import (
     ChecksumError,
@@ -57,6 +60,11 @@ def save_weights(model, path):
     into place, so a record never describes a file older than itself
     unless the rename did not happen; `resume` relies on that order.
 
+    Writes from one process only: a Keras distribution in force is set
+    aside meanwhile (Keras' saver builds a throwaway optimizer, whose
+    variables it would place on the devices of every process, which waits
+    for processes that do not save).
+
     Returns:
         the sha256 (hex) of the written file.
 
@@ -66,7 +74,8 @@ def save_weights(model, path):
     """
     buffer = _WeightsBuffer(os.path.basename(path))
     with storage_errors(path):
-        model.save_weights(buffer)
+        with _without_distribution():
+            model.save_weights(buffer)
         content = buffer.getbuffer()
         digest = hashlib.sha256(content).hexdigest()
         with atomic_path(path) as tmp:
@@ -74,6 +83,19 @@ def save_weights(model, path):
                 handle.write(content)
             write_checksum(path, digest)
     return digest
+
+
+@contextlib.contextmanager
+def _without_distribution():
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        yield
+        return
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(distribution)
 
 
 def load_weights(model, path, what="weights", sha256=None):

@@ -102,6 +102,15 @@ class DataConfig:
         },
     )
     clips_per_video: int = _value(5, "clips averaged per video at test time", 1)
+    test_sampling: str = _choice(
+        "fixed",
+        ("fixed", "random"),
+        "how the test clips are cut (evaluate.py): fixed (ours: clip k takes the same offset "
+        "(k + 0.5) / K in every temporal bin, centre crop) or random (the authors' code, "
+        "MODEL_SPEC.md 11.15: a random frame per bin and a random crop for each clip, drawn from "
+        "train.seed and the video id, so an evaluation is reproducible). predict.py and the "
+        "exported SavedModel always use the fixed clips",
+    )
     validation_fraction: float = _value(
         0.0,
         "share of the training split's subjects held out as a validation split (0 = none): "
@@ -211,6 +220,45 @@ class ModelConfig:
         "offset of the glimpse scale's sigmoid: the first glimpses have scale "
         "sigmoid(scale_bias) (authors: 3, i.e. 0.95 of the map; 0 gives 0.5)",
     )
+    locator: str = _choice(
+        "linear",
+        ("linear", "spatial"),
+        "where the glimpse locator looks from: linear (the paper: one linear map of c_t, the "
+        "spatial mean of res4, and the glimpse GRU state) or spatial (a soft-argmax over the "
+        "cells of the frame's res4 map, queried from the same inputs, so a glimpse can follow "
+        "what is where in each video)",
+    )
+    locator_keypoints: int = _value(
+        0,
+        "spatial-softmax keypoints of the res4 map whose coordinates are appended to the "
+        "locator's input (0 = none, the paper)",
+        0,
+    )
+    fixed_glimpse_scale: float = _value(
+        0.5,
+        "scale of random and saliency glimpses (glimpse_type random | saliency), unless "
+        "glimpse_scale_samples are given",
+        0.01,
+        1.0,
+    )
+    glimpse_map: str = _choice(
+        "res5",
+        ("res5", "res4"),
+        "the backbone map the glimpses crop: res5 (Z, the paper) or res4 (one stage earlier: "
+        "smaller receptive fields, more local detail)",
+    )
+    glimpse_scale_samples: typing.List[typing.List[float]] = dataclasses.field(
+        default_factory=list,
+        metadata={
+            "doc": "[s_x, s_y] pairs that random glimpses draw their scales from (empty = "
+            "fixed_glimpse_scale); filled from glimpse_scales_from when the run starts"
+        },
+    )
+    glimpse_scales_from: str = _value(
+        "",
+        "an attention run (folder) or its evaluation report (JSON) whose glimpse scales random "
+        "glimpses are drawn at: the like-for-like random control",
+    )
 
 
 @dataclasses.dataclass
@@ -234,6 +282,30 @@ class LossConfig:
         ("inverse", "exponential"),
         "glimpse diversity term: 1/(1 + mean squared spread) (authors' code) or "
         "mean exp(-distance) (paper Eq. 15; keeps a gradient when glimpses coincide)",
+    )
+    diversity_include_self_pairs: bool = _value(
+        False,
+        "average the diversity term over all G*G glimpse pairs, the G zero self-distances "
+        "included (authors' code, MODEL_SPEC.md 6 and 11.8), not over the G*(G-1) pairs g != g'",
+    )
+    attraction_per_axis_min: bool = _value(
+        False,
+        "attraction to the nearest joint taken per axis: the minimum over joints of the "
+        "squared x difference plus that of y, possibly from two joints (authors' code, "
+        "MODEL_SPEC.md 6 and 11.9), not the squared distance to the nearest joint",
+    )
+    pose_matching: str = _choice(
+        "total",
+        ("total", "first_person"),
+        "how two ground-truth persons are paired with the two pose slots: the pairing with "
+        "the smaller total error (ours) or the authors' code's rule (first_person), decided "
+        "on the first person's errors only (MODEL_SPEC.md 6 and 11.10)",
+    )
+    match_single_person: bool = _value(
+        True,
+        "a lone ground-truth person is matched to the closer of the two pose slots (ours); "
+        "false: to the slot of its own index, the first slot for the first person (authors' "
+        "code, MODEL_SPEC.md 6)",
     )
 
 
@@ -259,7 +331,20 @@ class StageConfig:
         "with freeze_backbone false: the first backbone stage trained; the stages before it "
         "stay frozen (BatchNorm in inference mode, no gradients), which makes a step cheaper",
     )
+    frozen_batchnorm: str = _choice(
+        "inference",
+        ("inference", "drift"),
+        "BatchNorm of the frozen backbone (freeze_backbone, or the stages before "
+        "train_backbone_from) in training: inference (ours: moving statistics used and kept) "
+        "or drift (the authors' frozen stage 2, MODEL_SPEC.md 8 and 11.13: batch statistics "
+        "used and the moving statistics updated by every step; weights still frozen)",
+    )
     steps_per_epoch: int = _value(0, "0 = one pass over the training split", 0)
+
+
+# train.strategy: tf.distribute's on TensorFlow, keras.distribution's on JAX
+# (glimpse_keras.parallel says which backend takes which).
+STRATEGIES = ("default", "mirrored", "multi_worker", "data_parallel")
 
 
 @dataclasses.dataclass
@@ -285,8 +370,9 @@ class TrainConfig:
     jit_compile: bool = _value(False, "XLA (slower on CPU, faster on GPU)")
     strategy: str = _choice(
         "default",
-        ("default", "mirrored", "multi_worker"),
-        "tf.distribute strategy",
+        STRATEGIES,
+        "default (one device), mirrored or multi_worker (tf.distribute, TensorFlow), data_parallel "
+        "(keras.distribution, JAX: every local device, several hosts)",
     )
     validate: bool = _value(
         True, "score the validation split after each epoch (the test split, or the hold-out of "
@@ -331,6 +417,12 @@ class ExperimentConfig:
                 f"{len(classes)} classes of data.classes {classes}; the model needs one "
                 f"output per class"
             )
+        for index, pair in enumerate(self.model.glimpse_scale_samples):
+            if len(pair) != 2 or not all(0.0 < value <= 1.0 for value in pair):
+                raise ConfigError(
+                    f"model.glimpse_scale_samples[{index}]: expected a pair [s_x, s_y] in (0, 1], "
+                    f"got {pair!r}"
+                )
         if not self.train.stages:
             raise ConfigError("train.stages: at least one stage is required")
         names = [stage.name for stage in self.train.stages]

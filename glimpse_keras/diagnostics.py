@@ -24,6 +24,9 @@ import numpy as np
 # crop's [-1, 1] units (0.15 is 7.5% of the frame side: about a hand's length in NTU's framing).
 ON_BODY_RADIUS = 0.15
 
+# Scale pairs kept in a report for `model.glimpse_scales_from`.
+SCALE_SAMPLES = 256
+
 # Figures `format_diagnostics` prints, in order, with their labels.
 _SUMMARY_LINES = (
     ("on_body_rate", "glimpse centres within {radius} of a visible joint", "{:.1%}"),
@@ -130,6 +133,22 @@ def diversity(locations):
     return float(pairwise.sum(axis=(-1, -2)).mean() / (glimpses * (glimpses - 1)))
 
 
+def scale_samples(locations, count=SCALE_SAMPLES):
+    """Up to `count` [s_x, s_y] pairs taken evenly over every glimpse of N clips, rounded to 1e-4.
+
+    Written into evaluation reports, so that random glimpses can be drawn at the scales an
+    attention model used (`model.glimpse_scales_from`).
+
+    Returns:
+        list of [s_x, s_y] lists (empty without glimpses).
+    """
+    scales = np.asarray(locations, np.float64)[..., 2:].reshape(-1, 2)
+    if not len(scales):
+        return []
+    index = np.unique(np.linspace(0, len(scales) - 1, min(count, len(scales))).round().astype(int))
+    return np.round(scales[index], 4).tolist()
+
+
 def assignment_statistics(assignments, axis="glimpses"):
     """Specialisation of the soft assignment p (N, T, C, G).
 
@@ -182,7 +201,8 @@ def attention_diagnostics(locations, assignments, pose=None, pose_mask=None, ass
         dict name -> float (or list / None): "clips", "on_body_rate", "on_hands_rate",
         "on_body_radius",
         "scale_median", "scale_q25", "scale_q75", "scale_x_median", "scale_y_median",
-        "input_dependence", "location_std_videos", "location_std_frames", "diversity", and those of `assignment_statistics`.
+        "scale_samples" (`scale_samples`), "input_dependence", "location_std_videos",
+        "location_std_frames", "diversity", and those of `assignment_statistics`.
     """
     locations = np.asarray(locations, np.float64)
     scales = locations[..., 2:]
@@ -197,6 +217,7 @@ def attention_diagnostics(locations, assignments, pose=None, pose_mask=None, ass
         "scale_q75": float(np.percentile(scales, 75)),
         "scale_x_median": float(np.median(scales[..., 0])),
         "scale_y_median": float(np.median(scales[..., 1])),
+        "scale_samples": scale_samples(locations),
         "input_dependence": _spread_ratio(spreads),
         "location_std_videos": None if spreads is None else spreads[0],
         "location_std_frames": None if spreads is None else spreads[1],
@@ -265,3 +286,154 @@ def format_diagnostics(figures, indent="  "):
             shown = fmt.format(value)
         lines.append(f"{indent}{text:<64} {shown}")
     return lines
+
+
+# --- Fixed glimpse schedules: how much of the hands a placement without per-video information covers ---
+#
+# A "schedule" is (T, G, 2) glimpse centres per frame index t, the same for every video. If a fixed
+# schedule covers the hands of most videos, a model can score well on them without choosing where to
+# look per video; the figures below say how much a fixed schedule can cover on given data, from the
+# pose targets alone (N, T, P, J, 2 and N, T, P, J, as in the module docstring).
+
+# The hand slots of `losses.attraction_joint_slots("hands", J)`, split into (right hand, left hand):
+# wrist, hand, hand tip and thumb in NTU's 25-joint order; wrist and hand in Kinect v1's 20.
+HAND_SIDE_SLOTS = {
+    25: ((10, 11, 23, 24), (6, 7, 21, 22)),
+    20: ((10, 11), (6, 7)),
+}
+
+
+def _hand_sides(num_joints):
+    if num_joints not in HAND_SIDE_SLOTS:
+        raise ValueError(f"the hand joints of a {num_joints}-joint skeleton are not known; "
+                         f"known: {sorted(HAND_SIDE_SLOTS)} joints")
+    return HAND_SIDE_SLOTS[num_joints]
+
+
+def _hand_points(pose, pose_mask):
+    """(N, T, P, H, 2) hand joints and (N, T, P, H) their visibility, both hands (right first)."""
+    pose = np.asarray(pose, np.float64)
+    right, left = _hand_sides(pose.shape[-2])
+    slots = list(right) + list(left)
+    return pose[..., slots, :], np.asarray(pose_mask)[..., slots] > 0
+
+
+def mean_hands_schedule(pose, pose_mask):
+    """The "mean hands" schedule: per frame index t, the dataset mean of the visible right-hand
+    joints, of the visible left-hand joints, and their midpoint.
+
+    Args:
+        pose, pose_mask: (N, T, P, J, 2) and (N, T, P, J), J = 25 or 20.
+
+    Returns:
+        (T, 3, 2) float64 [right, left, midpoint] per t; a hand never visible at t takes the other
+        hand's mean, and a frame index without any visible hand joint gets (0, 0), the frame centre.
+    """
+    pose = np.asarray(pose, np.float64)
+    visible = np.asarray(pose_mask) > 0
+    means = []
+    for side in _hand_sides(pose.shape[-2]):
+        weights = visible[..., list(side)].astype(np.float64)  # (N, T, P, S)
+        total = weights.sum(axis=(0, 2, 3))  # (T,)
+        summed = (pose[..., list(side), :] * weights[..., None]).sum(axis=(0, 2, 3))  # (T, 2)
+        means.append((summed, total))
+    (right_sum, right_count), (left_sum, left_count) = means
+    both = (right_sum + left_sum) / np.maximum(right_count + left_count, 1.0)[:, None]
+    right = np.where(right_count[:, None] > 0, right_sum / np.maximum(right_count, 1.0)[:, None], both)
+    left = np.where(left_count[:, None] > 0, left_sum / np.maximum(left_count, 1.0)[:, None], both)
+    return np.stack([right, left, (right + left) / 2.0], axis=1)
+
+
+def fixed_schedule(pose, pose_mask, num_glimpses, seed=0, restarts=4, iterations=50):
+    """The "best fixed" schedule: per frame index t, k-means with `num_glimpses` centres over every
+    visible hand joint of every video at t (the strongest placement that ignores the video).
+
+    k-means++ seeding from `numpy.random.default_rng(seed)`, `restarts` seedings per t, each refined
+    by at most `iterations` Lloyd steps; the one with the least squared distance is kept. The result
+    is a deterministic function of the inputs and `seed`.
+
+    Args:
+        pose, pose_mask: (N, T, P, J, 2) and (N, T, P, J), J = 25 or 20.
+        num_glimpses: G >= 1.
+
+    Returns:
+        (T, G, 2) float64. With fewer than G distinct visible points at t, the points repeat; without
+        any, the frame centre (0, 0).
+    """
+    if num_glimpses < 1:
+        raise ValueError(f"num_glimpses must be >= 1, got {num_glimpses}")
+    points, visible = _hand_points(pose, pose_mask)
+    rng = np.random.default_rng(seed)
+    schedule = np.zeros((points.shape[1], num_glimpses, 2))
+    for t in range(points.shape[1]):
+        at_t = points[:, t][visible[:, t]]  # (M, 2)
+        distinct = np.unique(at_t, axis=0)
+        if len(distinct) <= num_glimpses:
+            if len(distinct):
+                schedule[t] = distinct[np.arange(num_glimpses) % len(distinct)]
+            continue
+        best, best_cost = None, np.inf
+        for _ in range(restarts):
+            centres, cost = _kmeans(at_t, num_glimpses, rng, iterations)
+            if cost < best_cost:
+                best, best_cost = centres, cost
+        schedule[t] = best[np.lexsort((best[:, 1], best[:, 0]))]  # a fixed order: by x, then y
+    return schedule
+
+
+def _kmeans(points, count, rng, iterations):
+    """k-means++ seeding then Lloyd steps; returns ((count, 2) centres, summed squared distance)."""
+    centres = [points[rng.integers(len(points))]]
+    for _ in range(count - 1):
+        squared = np.min(((points[:, None] - np.asarray(centres)[None]) ** 2).sum(-1), axis=1)
+        centres.append(points[rng.choice(len(points), p=squared / squared.sum())])
+    centres = np.asarray(centres)
+    for _ in range(iterations):
+        nearest = ((points[:, None] - centres[None]) ** 2).sum(-1).argmin(axis=1)
+        moved = np.array([points[nearest == k].mean(axis=0) if np.any(nearest == k) else centres[k]
+                          for k in range(count)])
+        if np.array_equal(moved, centres):
+            break
+        centres = moved
+    cost = float(((points[:, None] - centres[None]) ** 2).sum(-1).min(axis=1).sum())
+    return centres, cost
+
+
+def schedule_coverage(pose, pose_mask, schedule, radius=ON_BODY_RADIUS):
+    """Share of the visible hand joints (`losses.attraction_joint_slots("hands", J)`) within `radius`
+    of the nearest point of `schedule` at the same frame index.
+
+    Args:
+        pose, pose_mask: (N, T, P, J, 2) and (N, T, P, J), J = 25 or 20.
+        schedule: (T, G, 2) centres in the same [-1, 1] crop units.
+        radius: crop units (the frame is 2 wide).
+
+    Returns:
+        float in [0, 1], or None when no hand joint is visible.
+    """
+    points, visible = _hand_points(pose, pose_mask)
+    schedule = np.asarray(schedule, np.float64)
+    if schedule.shape[0] != points.shape[1]:
+        raise ValueError(f"schedule has {schedule.shape[0]} frame indices, the pose {points.shape[1]}")
+    # distance[n, t, p, h, g] from hand joint h to schedule point g of frame index t.
+    distance = np.linalg.norm(points[..., None, :] - schedule[None, :, None, None], axis=-1)
+    if not visible.any():
+        return None
+    return float((distance.min(axis=-1) <= radius)[visible].mean())
+
+
+def hand_spread(pose, pose_mask):
+    """How far the hands move from video to video: per frame index t and axis, the standard deviation
+    over videos of each video's mean visible hand position, averaged over t.
+
+    Returns:
+        (std_x, std_y) in crop units, or None with fewer than 2 videos showing a hand at some t.
+    """
+    points, visible = _hand_points(pose, pose_mask)
+    weights = visible.astype(np.float64)
+    count = weights.sum(axis=(2, 3))  # (N, T)
+    mean = (points * weights[..., None]).sum(axis=(2, 3)) / np.maximum(count, 1.0)[..., None]  # (N, T, 2)
+    stds = [mean[count[:, t] > 0, t].std(axis=0) for t in range(points.shape[1]) if (count[:, t] > 0).sum() >= 2]
+    if not stds:
+        return None
+    return tuple(float(v) for v in np.mean(stds, axis=0))

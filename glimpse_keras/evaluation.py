@@ -1,18 +1,18 @@
 """Multi-clip evaluation: accuracy, per-class accuracy, confusion matrix.
 
 Every video of the split is evaluated once with K clips (fixed temporal
-offsets, centre crop); the raw logits of its clips are averaged, as the
-authors average their 5 test clips. Nothing is dropped silently: the report
+offsets and centre crop, or with `data.test_sampling: random` the authors'
+random frames and crops, seeded); the raw logits of its clips are averaged, as
+the authors average their 5 test clips. Nothing is dropped silently: the report
 counts the videos evaluated against the split index and lists every sample
 the converter skipped, with its reason.
 """
 
-import json
 import os
 
 import numpy as np
 
-from glimpse_keras import console
+from glimpse_keras import console, filesystem
 from glimpse_keras.backends import compile_forward
 from glimpse_keras.data import preparation
 from glimpse_keras.io_utils import atomic_path, atomic_write_json
@@ -24,7 +24,7 @@ class EvaluationError(RuntimeError):
 
 
 def evaluate_split(model, experiment, split="test", clips=None, output=None, progress=True,
-                   stage=None, weights=None):
+                   stage=None, weights=None, placement_controls=False, placement_seed=0):
     """Multi-clip evaluation of `model` on one split of the experiment's
     converted data; writes the JSON report and confusion PNG when `output`.
 
@@ -37,12 +37,19 @@ def evaluate_split(model, experiment, split="test", clips=None, output=None, pro
         progress: show a progress bar.
         stage, weights: the stage name and weights file the model holds,
             recorded in the report so it says what it scored.
+        placement_controls: for a glimpse model, also score it with its
+            glimpse places swapped (`placement.score_placements`: the
+            dataset-mean schedule, another video's places, random centres,
+            the hand joints), a second pass over the split.
+        placement_seed: seeds those swaps.
 
     Returns:
         the report dict (see `classification_report`) with the split's
         expected size, the skipped samples, the file paths, the stage and
-        weights and, for a glimpse model, "attention": the attention
-        diagnostics of every clip (`diagnostics.attention_diagnostics`).
+        weights, "predictions" and "labels" per video (in the order of
+        "video_ids") and, for a glimpse model, "attention": the attention
+        diagnostics of every clip (`diagnostics.attention_diagnostics`),
+        with "placement_controls" when asked for.
 
     Raises:
         EvaluationError: when the videos evaluated are not the split
@@ -60,8 +67,14 @@ def evaluate_split(model, experiment, split="test", clips=None, output=None, pro
     attention = None
     if not model.is_global:
         attention = diagnostics_lib.AttentionDiagnostics(assign_axis=model.core.assign_axis)
+    placements = placement_controls and not model.is_global
+    if placements and not model.backbone.fold_batch_norm:
+        # Both passes run the same (faster, folded) copy, as `collect_logits` would.
+        model = fold_model_batch_norm(model)
+    own = [] if placements else None
     with preparation.shard_errors(experiment.converted_dir):  # a damaged shard is named
-        logits, labels, ids = collect_logits(model, dataset, progress=progress, diagnostics=attention)
+        logits, labels, ids = collect_logits(model, dataset, progress=progress, diagnostics=attention,
+                                             locations=own)
     names = experiment.class_names
     report = classification_report(logits, labels, names)
     present = sorted(set(labels.tolist()))
@@ -69,6 +82,7 @@ def evaluate_split(model, experiment, split="test", clips=None, output=None, pro
         split=split,
         protocol=experiment.protocol,
         clips_per_video=clips or data.clips_per_video,
+        test_sampling=data.test_sampling,
         split_size=expected,
         classes_present=len(present),
         chance=1.0 / max(len(present), 1),
@@ -77,6 +91,8 @@ def evaluate_split(model, experiment, split="test", clips=None, output=None, pro
         stage=stage,
         variant=model.variant,
         weights=weights,
+        predictions=logits.argmax(axis=1).tolist() if len(logits) else [],
+        labels=labels.tolist(),
         attention=attention.result() if attention is not None else None,
     )
     if len(ids) != expected:
@@ -88,12 +104,21 @@ def evaluate_split(model, experiment, split="test", clips=None, output=None, pro
             f"the {split} split yielded {len(repeated)} video(s) more than once "
             f"(e.g. {repeated[:3]}), so others may be missing"
         )
+    if placements:
+        from glimpse_keras import placement
+
+        report["attention"]["placement_controls"] = placement.score_placements(
+            model, experiment.test_dataset(split, clips),
+            np.concatenate([batch[0] for batch in own]), np.concatenate([batch[1] for batch in own]),
+            ids, seed=placement_seed, progress=progress,
+        )
     if output:
         write_report(report, output, names)
     return report
 
 
-def collect_logits(model, dataset, progress=True, fold_batch_norm=True, diagnostics=None):
+def collect_logits(model, dataset, progress=True, fold_batch_norm=True, diagnostics=None,
+                   locations=None):
     """Runs `model` over a 'test'-mode dataset.
 
     The forward pass is compiled by the backend (`tf.function` on
@@ -111,13 +136,19 @@ def collect_logits(model, dataset, progress=True, fold_batch_norm=True, diagnost
         diagnostics: an `diagnostics.AttentionDiagnostics` that receives every
             clip's glimpse locations, assignments and ground-truth pose, or
             None.
+        locations: a list that receives, per batch, the pair (locations,
+            raw_locations), each (B, K, T, G, 4) float32, or None.
 
     Returns:
         (logits float32 (N, classes), labels int (N,), ids list[str]).
     """
     if fold_batch_norm and not model.backbone.fold_batch_norm:
         model = fold_model_batch_norm(model)
-    keys = ("logits", "locations", "assignments") if diagnostics is not None else ("logits",)
+    keys = ["logits"]
+    if diagnostics is not None:
+        keys += ["locations", "assignments"]
+    if locations is not None:
+        keys += ["locations", "raw_locations"]
 
     def outputs_of(video):
         outputs = model(video, training=False)
@@ -133,6 +164,9 @@ def collect_logits(model, dataset, progress=True, fold_batch_norm=True, diagnost
             diagnostics.update(
                 outputs["locations"], outputs["assignments"], targets.get("pose"), targets.get("pose_mask")
             )
+        if locations is not None:
+            locations.append((np.asarray(outputs["locations"], np.float32),
+                              np.asarray(outputs["raw_locations"], np.float32)))
         labels.append(np.asarray(targets["label"]))
         ids.extend(v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(targets["video_id"]))
     if not logits:
@@ -184,10 +218,10 @@ def classification_report(logits, labels, class_names):
 def skipped_samples(converted_dir):
     """Samples the converter skipped, as a list of {"sample", "reason"}."""
     path = os.path.join(converted_dir, "conversion_errors.json")
-    if not os.path.exists(path):
+    if not filesystem.exists(path):
         return []
     try:
-        with open(path) as handle:
+        with filesystem.open(path) as handle:
             data = json.load(handle)
         entries = data.get("errors", data) if isinstance(data, dict) else data
         return [

@@ -22,7 +22,7 @@ import os
 import keras
 import numpy as np
 
-from glimpse_keras import backends
+from glimpse_keras import backends, filesystem
 from glimpse_keras.data import datasets, pipeline, preparation
 from glimpse_keras.models.backbone import build_backbone
 from glimpse_keras.models.glimpse_clouds import CORE_ARGUMENTS, GlimpseClouds
@@ -161,7 +161,7 @@ class Experiment:
         once per converted directory and protocol in this process."""
         if self._identities is None:
             files = preparation.split_files(self._converted(), self.config.data, "train")
-            key = tuple((path, os.path.getmtime(path)) for path in files)
+            key = tuple((path, filesystem.getmtime(path)) for path in files)
             if key not in _IDENTITIES:
                 _IDENTITIES[key] = pipeline.read_identities(files)
             self._identities = _IDENTITIES[key]
@@ -261,9 +261,9 @@ class Experiment:
         training subjects) when `data.validation_fraction` is set, else "test"."""
         return VALIDATION_SPLIT if self.config.data.validation_fraction else "test"
 
-    def validation_dataset(self, batch_size):
+    def validation_dataset(self, batch_size, drop_remainder=False):
         """One clip per video of `validation_split()` (bin-centre frames,
-        centre crop)."""
+        centre crop); without the last partial batch when `drop_remainder`."""
         data = self.config.data
         files, include, exclude = self._split_source(self.validation_split())
         return pipeline.build_dataset(
@@ -272,14 +272,17 @@ class Experiment:
             num_frames=data.num_frames,
             image_size=data.image_size,
             batch_size=batch_size,
+            drop_remainder=drop_remainder,
             label_map=self.label_map,
             include_ids=include,
             exclude_ids=exclude,
         )
 
     def test_dataset(self, split="test", clips=None, batch_size=4):
-        """K clips per video of `split` (fixed offsets, centre crop), with
-        the video ids; K = `clips` or `data.clips_per_video`."""
+        """K clips per video of `split`, with the video ids; K = `clips` or
+        `data.clips_per_video`, cut as `data.test_sampling` says (fixed
+        offsets and centre crop, or random ones drawn from `train.seed` and
+        the video id)."""
         data = self.config.data
         files, include, exclude = self._split_source(split)
         return pipeline.build_dataset(
@@ -289,6 +292,8 @@ class Experiment:
             image_size=data.image_size,
             batch_size=batch_size,
             clips_per_video=clips or data.clips_per_video,
+            test_sampling=data.test_sampling,
+            seed=self.config.train.seed,
             label_map=self.label_map,
             include_ids=include,
             exclude_ids=exclude,
@@ -296,7 +301,25 @@ class Experiment:
 
     # === Model ===
 
-    def build_model(self, variant, freeze_backbone=False, train_backbone_from="stem"):
+    def resolve_glimpse_scales(self):
+        """Fills `model.glimpse_scale_samples` from `model.glimpse_scales_from`
+        (in place, once), so the run's saved config holds the scales itself.
+
+        Returns:
+            a message to print, or None when there was nothing to resolve.
+
+        Raises:
+            config.ConfigError: the named run or report holds no glimpse scales.
+        """
+        model_config = self.config.model
+        if model_config.glimpse_scale_samples or not model_config.glimpse_scales_from:
+            return None
+        model_config.glimpse_scale_samples = glimpse_scales_from(model_config.glimpse_scales_from)
+        return (f"model.glimpse_scales_from: random glimpses draw their scales from "
+                f"{len(model_config.glimpse_scale_samples)} glimpses of {model_config.glimpse_scales_from}")
+
+    def build_model(self, variant, freeze_backbone=False, train_backbone_from="stem",
+                    frozen_batchnorm="inference"):
         """The one place where the config becomes model constructor arguments.
 
         Returns:
@@ -325,9 +348,16 @@ class Experiment:
             scale_loss_weight=config.loss.scale_weight,
             diversity_form=config.loss.diversity_form,
             attraction_joints=config.loss.attraction_joints,
+            diversity_include_self_pairs=config.loss.diversity_include_self_pairs,
+            attraction_per_axis_min=config.loss.attraction_per_axis_min,
+            pose_matching=config.loss.pose_matching,
+            match_single_person=config.loss.match_single_person,
             freeze_backbone=freeze_backbone,
             train_backbone_from=train_backbone_from,
+            frozen_batchnorm=frozen_batchnorm,
             input_normalization=model_config.input_normalization,
+            glimpse_scale_samples=model_config.glimpse_scale_samples or None,
+            glimpse_map=model_config.glimpse_map,
             **core_arguments(model_config),
             name="glimpse_clouds",
         )
@@ -343,7 +373,9 @@ class Experiment:
 
         Args:
             stage: a `StageConfig` of this config.
-            strategy: a `tf.distribute` strategy, or None for the default.
+            strategy: a `tf.distribute` strategy or a Keras `Distribution`
+                (its `scope()` is entered to create the variables), or None
+                for TensorFlow's default strategy.
             compile_model: compile with the stage's optimizer.
         """
         import tensorflow as tf
@@ -351,7 +383,9 @@ class Experiment:
         strategy = strategy or tf.distribute.get_strategy()
         data = self.config.data
         with strategy.scope():
-            model = self.build_model(stage.variant, stage.freeze_backbone, stage.train_backbone_from)
+            model = self.build_model(
+                stage.variant, stage.freeze_backbone, stage.train_backbone_from, stage.frozen_batchnorm
+            )
             model(
                 np.zeros((1, data.num_frames, data.image_size, data.image_size, 3), "uint8"),
                 training=False,
@@ -384,7 +418,9 @@ class Experiment:
 
     def serving_settings(self, clips=None):
         """`export.export_model` keyword arguments for this config's clips:
-        num_frames, image_size, stored_size, clips_per_video, class_names."""
+        num_frames, image_size, stored_size, clips_per_video, class_names,
+        clip_seconds (the typical duration of the training videos, or None;
+        `DatasetAdapter.clip_seconds`)."""
         data = self.config.data
         return {
             "num_frames": data.num_frames,
@@ -392,4 +428,45 @@ class Experiment:
             "stored_size": data.stored_size,
             "clips_per_video": clips or data.clips_per_video,
             "class_names": self.class_names,
+            "clip_seconds": self.dataset.clip_seconds(data),
         }
+
+
+def glimpse_scales_from(path):
+    """The [s_x, s_y] scale samples of an attention run's evaluation.
+
+    Args:
+        path: an evaluation report (JSON, whose "attention" holds
+            "scale_samples") or a run folder (the report of its last stage on
+            the test split, RUN/evaluation/<stage>/test_report.json).
+
+    Returns:
+        list of [s_x, s_y] pairs.
+
+    Raises:
+        config.ConfigError: naming the path when it holds no scales.
+    """
+    import json
+
+    from glimpse_keras.config import ConfigError, load_config
+
+    key = "model.glimpse_scales_from"
+    report_path = path
+    if filesystem.isdir(path):
+        run_config = os.path.join(path, "config.yaml")
+        if not filesystem.isfile(run_config):
+            raise ConfigError(f"{key}: {path!r} is neither a run folder (no config.yaml) nor a report")
+        stage = load_config(run_config).train.stages[-1].name
+        report_path = os.path.join(path, "evaluation", stage, "test_report.json")
+    try:
+        with filesystem.open(report_path) as handle:
+            report = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{key}: cannot read the evaluation report {report_path!r}: {error}") from None
+    samples = ((report.get("attention") or {}) if isinstance(report, dict) else {}).get("scale_samples")
+    if not samples:
+        raise ConfigError(
+            f"{key}: {report_path!r} holds no glimpse scales (attention.scale_samples): evaluate an "
+            "attention run with this version first"
+        )
+    return [[float(s_x), float(s_y)] for s_x, s_y in samples]

@@ -1,7 +1,7 @@
 """SavedModel export for TensorFlow Serving.
 
 `export_model` writes one SavedModel through `keras.export.ExportArchive` with
-two signatures, both built from stock TensorFlow ops only (no `py_function`,
+three signatures, all built from stock TensorFlow ops only (no `py_function`,
 no custom kernels), so the stock `tensorflow_model_server` can load it:
 
 `serving_default` -- one clip per example:
@@ -23,9 +23,24 @@ no custom kernels), so the stock `tensorflow_model_server` can load it:
     (`video_ops.test_frame_indices`: clip k takes frame
     floor((t + (k + 0.5) / K) * F / T) of bin t, so frames repeat when the
     video is shorter than T) and averages the raw logits over the clips
-    before the softmax.
+    before the softmax. These are the fixed clips even for a run whose
+    `data.test_sampling` is "random" (the authors' random test frames and
+    crops): a served video must get the same answer every time, so the
+    random clips stay an evaluation protocol (`evaluate.py`).
 
-Preprocessing inside both graphs reproduces evaluation: the model was trained
+`windows` -- a batch of windows of a long video, each already sampled into K clips:
+    input  "video"          uint8 [windows, K, T, height, width, 3] RGB, any
+                            K >= 1; window w's clips are the frames a client
+                            picked from that window at the offsets of
+                            `video_ops.test_frame_indices` (as `whole_video`
+                            picks them from a whole video).
+    output the keys of `serving_default` for each window, the raw logits
+           averaged over its K clips before the softmax ("locations" gains a
+           clip axis: [windows, K, T, G, 4]). A window sent this way gets the
+           probabilities `whole_video` gives for all of its frames, from a
+           request K*T frames long (`examples/serving_client.py --timeline`).
+
+Preprocessing inside every graph reproduces evaluation: the model was trained
 on crops of frames that the converter squashed (area interpolation, aspect
 ratio NOT kept) to `stored_size` x `stored_size`, and is evaluated on the
 centred `image_size` crop of those. The serving graph therefore resizes each
@@ -83,6 +98,7 @@ from glimpse_keras.models.folding import fold_model_batch_norm
 
 SERVING_SIGNATURE = "serving_default"
 WHOLE_VIDEO_SIGNATURE = "whole_video"
+WINDOWS_SIGNATURE = "windows"
 PREDICT_METHOD = "tensorflow/serving/predict"
 DEFAULT_MODEL_NAME = "glimpse_clouds"
 MODELS_CONFIG_NAME = "models.config"
@@ -173,7 +189,7 @@ def _named_outputs(outputs, class_names):
 
 
 def build_serving_functions(model, *, num_frames, image_size, class_names, clips_per_video=5, stored_size=None):
-    """The two endpoint functions and their input signatures.
+    """The three endpoint functions and their input signatures.
 
     Args: see `export_model`.
 
@@ -182,20 +198,21 @@ def build_serving_functions(model, *, num_frames, image_size, class_names, clips
         `ExportArchive.add_endpoint`.
     """
 
-    def serve_clip(video):
-        video = _checked_video(
-            video,
-            layout=f"[batch, {num_frames}, height, width, 3]",
-            rank=5,
-            has_batch_axis=True,
-            num_frames=num_frames,
-            frame_axis=1,
-        )
+    def serve_clips(video, rank):
+        # rank 5: a batch of clips (serving_default); rank 6: a batch of
+        # windows of K clips each (windows), averaged by the model.
+        layout = (f"[batch, {num_frames}, height, width, 3]" if rank == 5
+                  else f"[windows, clips, {num_frames}, height, width, 3]")
+        video = _checked_video(video, layout=layout, rank=rank, has_batch_axis=True, num_frames=num_frames,
+                               frame_axis=rank - 4)
         shape = tf.shape(video)
-        frames = tf.reshape(video, tf.concat([[-1], shape[2:]], axis=0))
+        frames = tf.reshape(video, tf.concat([[-1], shape[rank - 3:]], axis=0))
         frames = video_ops.preprocess_frames(frames, image_size=image_size, stored_size=stored_size)
-        clip = tf.reshape(frames, [-1, num_frames, image_size, image_size, 3])
-        return _named_outputs(model(clip, training=False), class_names)
+        clips = tf.reshape(frames, [shape[axis] for axis in range(rank - 4)] + [num_frames, image_size, image_size, 3])
+        return _named_outputs(model(clips, training=False), class_names)
+
+    def serve_clip(video):
+        return serve_clips(video, rank=5)
 
     def serve_whole_video(video):
         video = _checked_video(video, layout="[frames, height, width, 3]", rank=4, has_batch_axis=False)
@@ -207,8 +224,15 @@ def build_serving_functions(model, *, num_frames, image_size, class_names, clips
         outputs["frame_indices"] = tf.reshape(indices, [1, clips_per_video, num_frames])
         return outputs
 
+    def serve_windows(video):
+        return serve_clips(video, rank=6)
+
     spec = [tf.TensorSpec(shape=None, dtype=tf.uint8, name="video")]
-    return {SERVING_SIGNATURE: (serve_clip, spec), WHOLE_VIDEO_SIGNATURE: (serve_whole_video, spec)}
+    return {
+        SERVING_SIGNATURE: (serve_clip, spec),
+        WHOLE_VIDEO_SIGNATURE: (serve_whole_video, spec),
+        WINDOWS_SIGNATURE: (serve_windows, spec),
+    }
 
 
 # === SavedModel ===
@@ -242,7 +266,7 @@ def _check_arguments(model, num_frames, image_size, class_names, clips_per_video
         )
 
 
-def serving_contract(*, num_frames, image_size, class_names, clips_per_video, stored_size):
+def serving_contract(*, num_frames, image_size, class_names, clips_per_video, stored_size, clip_seconds=None):
     """The JSON-serialisable description written to assets.extra/."""
     return {
         "signatures": {
@@ -254,11 +278,17 @@ def serving_contract(*, num_frames, image_size, class_names, clips_per_video, st
                 "inputs": {"video": {"dtype": "uint8", "shape": [-1, -1, -1, 3]}},
                 "outputs": ["probabilities", "logits", "class_id", "class_name", "locations", "frame_indices"],
             },
+            WINDOWS_SIGNATURE: {
+                "inputs": {"video": {"dtype": "uint8", "shape": [-1, -1, num_frames, -1, -1, 3]}},
+                "outputs": ["probabilities", "logits", "class_id", "class_name", "locations"],
+            },
         },
         "num_frames": num_frames,
         "image_size": image_size,
         "stored_size": stored_size,
         "clips_per_video": clips_per_video,
+        # The typical duration of the training videos: the default window of a timeline.
+        "clip_seconds": clip_seconds,
         "preprocessing": (
             f"each frame is squashed (area) to {stored_size or image_size} x {stored_size or image_size}"
             + (f", then the centred {image_size} x {image_size} crop is taken" if stored_size else "")
@@ -277,9 +307,10 @@ def export_model(
     clips_per_video=5,
     stored_size=None,
     fold_batch_norm=True,
+    clip_seconds=None,
 ):
-    """Writes `model` as a SavedModel with the `serving_default` and
-    `whole_video` signatures (see the module docstring).
+    """Writes `model` as a SavedModel with the `serving_default`,
+    `whole_video` and `windows` signatures (see the module docstring).
 
     Args:
         model: a built `GlimpseClouds` (its `num_classes` must match
@@ -298,6 +329,9 @@ def export_model(
             (`models.folding.fold_model_batch_norm`): the same outputs up
             to float rounding, measured ~10% faster
             (`benchmarks/export_speed.py`). `model` itself is unchanged.
+        clip_seconds: float or None, the typical duration of the training
+            videos in seconds, recorded in the contract as the default window
+            of a timeline (`Experiment.serving_settings`).
 
     Returns:
         `export_dir` (str).
@@ -343,6 +377,7 @@ def export_model(
             class_names=class_names,
             clips_per_video=clips_per_video,
             stored_size=stored_size,
+            clip_seconds=clip_seconds,
         )
         os.makedirs(os.path.join(tmp, os.path.dirname(CONTRACT_FILE)), exist_ok=True)
         with open(os.path.join(tmp, CONTRACT_FILE), "w") as handle:

@@ -10,8 +10,6 @@
   TensorFlow's `ResourceExhaustedError`) into one.
 - `check_output_location`: checks before a job starts that a file or folder
   can be created at a path.
-- `read_json`: reads a JSON file a job depends on; its error names the file,
-  what is wrong with it and the way out.
 - `clean_stale_temporaries`: removes the `.tmp-*` files a killed write left.
 - `write_checksum` / `verify_checksum`: a `<file>.sha256` beside a file
   (`sha256sum` format), verified before the file is used.
@@ -295,33 +293,6 @@ def clean_stale_temporaries(root):
                     os.remove(os.path.join(folder, name))
                 removed.append(os.path.join(folder, name))
     return sorted(removed)
-
-
-def read_json(path, kind, error, fix, required=None):
-    """Reads a JSON file that must hold a `kind` (dict or list).
-
-    Args:
-        path: the file.
-        kind: `dict` or `list`.
-        error: the exception class raised.
-        fix: what the user can do, appended to the message.
-        required: for a dict, {key: type} its entries must have.
-
-    Raises:
-        `error`: "cannot read PATH (what is wrong); FIX" for a file that
-            cannot be read, is not UTF-8 JSON, or holds something else.
-    """
-    try:
-        with open(path) as handle:
-            value = json.load(handle)
-        if not isinstance(value, kind):
-            raise ValueError(f"expected a JSON {'object' if kind is dict else 'list'}, got {type(value).__name__}")
-        for key, wanted in (required or {}).items():
-            if not isinstance(value.get(key), wanted) or isinstance(value.get(key), bool):
-                raise ValueError(f"expected {key!r} to be a {wanted.__name__}, got {value.get(key)!r}")
-        return value
-    except (OSError, ValueError) as cause:  # ValueError: not JSON, not UTF-8, not the expected content
-        raise error(f"cannot read {path} ({cause}); {fix}") from cause
 
 
 def sha256_of(path, chunk=1 << 20):

@@ -69,17 +69,26 @@ def _person_errors(pred, target, mask):
     return errors, present
 
 
-def pose_loss(pred, target, mask, match_single_person=True):
+POSE_MATCHINGS = ("total", "first_person")
+
+
+def pose_loss(pred, target, mask, match_single_person=True, pose_matching="total"):
     """Masked pose regression loss with two-person matching.
 
     For each frame, the error of a (prediction slot, GT person) pair is the mean
     of the squared coordinate differences over that person's valid joints
     (masked joints are ignored; a person with no valid joint is absent and
     contributes 0, so a frame without any skeleton contributes 0). With two GT
-    persons present, the pairing (straight: slot 0 <-> person 0, slot 1 <->
-    person 1; or swapped) with the smaller **total** error is used, so a
-    prediction whose two persons are swapped costs the same as the straight one
-    (MODEL_SPEC.md 11.10; the authors' code judged on person 0's errors only).
+    persons present, `pose_matching` picks the pairing (straight: slot 0 <->
+    person 0, slot 1 <-> person 1; or swapped):
+
+    - "total": the pairing with the smaller **total** error, so a prediction
+      whose two persons are swapped costs the same as the straight one
+      (MODEL_SPEC.md 11.10);
+    - "first_person": the authors' code (MODEL_SPEC.md section 6), which judges
+      on GT person 0's errors only: straight when slot 1 is farther from
+      person 0 than slot 0 is, otherwise (ties included) swapped, whatever
+      person 1's errors are.
 
     With exactly one GT person present, the same rule (minimum total error,
     absent person contributing 0) matches that person to whichever prediction
@@ -95,14 +104,19 @@ def pose_loss(pred, target, mask, match_single_person=True):
         mask: `(batch, time, persons, joints)`, 1 where the joint is valid.
         match_single_person: whether a lone GT person may be matched to either
             prediction slot.
+        pose_matching: "total" or "first_person", the rule that pairs two GT
+            persons with the two prediction slots.
 
     Returns:
         Scalar float32 tensor: per-frame errors summed over time, averaged over
         the batch.
 
     Raises:
-        ValueError: if the shapes disagree or `persons` is not 1 or 2.
+        ValueError: if the shapes disagree, `persons` is not 1 or 2, or
+            `pose_matching` is unknown.
     """
+    if pose_matching not in POSE_MATCHINGS:
+        raise ValueError(f"pose_matching must be one of {POSE_MATCHINGS}, received {pose_matching!r}")
     pred = ops.cast(pred, "float32")
     target = ops.cast(target, "float32")
     mask = ops.cast(mask, "float32")
@@ -119,6 +133,10 @@ def pose_loss(pred, target, mask, match_single_person=True):
         else:
             allow_swap = both_present
         per_frame = ops.where(allow_swap > 0, ops.minimum(straight, swapped), straight)
+        if pose_matching == "first_person":
+            first_prefers_straight = errors[..., 1, 0] > errors[..., 0, 0]
+            paired = ops.where(first_prefers_straight, straight, swapped)
+            per_frame = ops.where(both_present > 0, paired, per_frame)
     return ops.mean(ops.sum(per_frame, axis=1))
 
 

@@ -39,11 +39,11 @@ import os
 import shutil
 
 from glimpse_keras import checkpoints
+from glimpse_keras.filesystem import read_json
 from glimpse_keras.io_utils import (
     ChecksumError,
     atomic_write_json,
     checksum_path,
-    read_json,
     sha256_of,
     verify_checksum,
     write_checksum,

@@ -30,6 +30,7 @@ fresh); the first stage may start from inflated ImageNet weights. The stage
 runner (`initialise_stage_model`, `fit_stage`) is shared with the tuner.
 """
 
+import json
 import os
 import platform
 import random
@@ -39,16 +40,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from glimpse_keras import backends, checkpoints
+from glimpse_keras import backends, checkpoints, parallel
 from glimpse_keras import config as config_lib
 from glimpse_keras import experiment as experiment_lib
 from glimpse_keras import resume as resume_lib
 from glimpse_keras.callbacks import AtomicCheckpoint, GlimpseSummary, StopOnNonFinite
 from glimpse_keras.data import preparation
+from glimpse_keras.filesystem import read_json
 from glimpse_keras.io_utils import (
     atomic_write_json,
     check_output_location,
-    read_json,
     clean_stale_temporaries,
     makedirs,
 )
@@ -75,17 +76,23 @@ def set_seed(seed):
 
 
 def make_strategy(name):
-    """The `tf.distribute` strategy named in `train.strategy`.
+    """The distribution named in `train.strategy`.
 
-    "multi_worker" reads the cluster from the TF_CONFIG environment variable.
-    Both need the TensorFlow backend; on JAX only "default" (one device).
+    "mirrored" and "multi_worker" are `tf.distribute` strategies (TensorFlow
+    only; "multi_worker" reads the cluster from the TF_CONFIG environment
+    variable). "data_parallel" (JAX only) is `parallel.data_parallel()`, a
+    `keras.distribution.DataParallel` over every device of the job, which
+    becomes Keras' global distribution (joining a multi-process job first
+    when the KERAS_DISTRIBUTION_* variables describe one). "default" is
+    TensorFlow's default strategy (one device, on either backend).
+
+    Raises:
+        config.ConfigError: a strategy of the other backend, naming the one
+            to use; multi_worker without TF_CONFIG.
     """
-    backend = backends.current_backend()
-    if name in ("mirrored", "multi_worker") and backend != "tensorflow":
-        raise config_lib.ConfigError(
-            f"train.strategy: {name} is a tf.distribute strategy and needs the TensorFlow "
-            f"backend, but Keras runs on {backend!r}; use train.strategy=default"
-        )
+    parallel.check_strategy(name, backends.current_backend())
+    if name == parallel.DATA_PARALLEL:
+        return parallel.data_parallel()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
@@ -202,8 +209,7 @@ def adapt_memory_metric(model, dataset, batches=8):
     for inputs, _ in dataset.take(batches):
         video = inputs["video"] if isinstance(inputs, dict) else inputs
         features = model.backbone_features(video, training=False)
-        context = keras.ops.mean(features["res4"], axis=(2, 3))
-        outputs = model.core(features["res5"], context, training=False)
+        outputs = model.core_outputs(features["res4"], features["res5"], training=False)
         glimpses = np.asarray(keras.ops.convert_to_numpy(outputs["glimpse_features"]), "float64")
         samples.append(glimpses.reshape(-1, glimpses.shape[-1]))
     if not samples:
@@ -236,11 +242,14 @@ def _read_environment(run_dir):
                      fix="it only records the sessions of the run: delete it (or repair it) and rerun")
 
 
-def _record_environment(run_dir, sessions, resume, changes=()):
-    """Appends this session's backend and versions (and, for a resumed
-    session, the config changes it applied) to the earlier `sessions` in
+def _record_environment(run_dir, sessions, resume, changes=(), distribution=None):
+    """Appends this session's backend and versions, its distribution
+    (`parallel.describe`: strategy, devices, processes) and, for a resumed
+    session, the config changes it applied to the earlier `sessions` in
     RUN/environment.json."""
     entry = dict(backend_versions(), resumed=bool(resume))
+    if distribution is not None:
+        entry["distribution"] = distribution
     if changes:
         entry["config_changes"] = list(changes)
     atomic_write_json(os.path.join(run_dir, ENVIRONMENT), list(sessions) + [entry])
@@ -443,6 +452,9 @@ def run_stage(config, plan, run_dir, converted_dir, previous_model, strategy, ex
               started_from=None):
     """Trains one stage of a run as `plan` says (checkpoints, logs, history).
 
+    In a multi-process job every process trains, and reads the stage's
+    checkpoint when resuming; only process 0 writes.
+
     Args:
         plan: the stage's `resume.StagePlan` (`resume.plan_stages`): skip it
             (load its final weights), continue from its checkpoint, or start
@@ -461,13 +473,15 @@ def run_stage(config, plan, run_dir, converted_dir, previous_model, strategy, ex
     experiment = Experiment(config, converted_dir)
     stage_dir = os.path.join(run_dir, stage.name)
     checkpoint_path = os.path.join(stage_dir, CHECKPOINT)
+    chief = parallel.is_chief()
     if plan.note:
         print(plan.note)
-    if plan.action == "redo":
+    if plan.action == "redo" and chief:
         resume_lib.clear_stage(stage_dir)
-    makedirs(stage_dir)
+    if chief:
+        makedirs(stage_dir)
     if plan.action in ("skip", "continue"):
-        if plan.repair_checksum():
+        if chief and plan.repair_checksum():
             print(f"[{stage.name}] rewrote {plan.weights}.sha256: it did not record the sha256 of the weights "
                   f"that {STATE} records (and that the file has)")
         set_seed(stage_seed(config, stage))
@@ -486,15 +500,22 @@ def run_stage(config, plan, run_dir, converted_dir, previous_model, strategy, ex
         print(f"[{stage.name}] resumed after epoch {initial_epoch}")
     else:
         model = initialise_stage_model(experiment, stage, strategy, previous_model)
+    parallel.broadcast_from_chief(model.variables + model.optimizer.variables)
     # The attention diagnostics are logged from a few test batches whether or
     # not the whole split is scored every epoch (`train.validate`).
-    test_clips = experiment.validation_dataset(stage.batch_size)
+    test_clips = _validation_clips(experiment, stage, strategy)
     nonfinite = StopOnNonFinite()
+    logs = os.path.join(stage_dir, "logs")
+    if chief:
+        writers = [AtomicCheckpoint(stage_dir, CHECKPOINT, STATE, nonfinite), keras.callbacks.TensorBoard(logs)]
+    else:
+        writers = []
     callbacks = [
         nonfinite,
-        AtomicCheckpoint(stage_dir, nonfinite, started_from),
-        keras.callbacks.TensorBoard(os.path.join(stage_dir, "logs")),
-        GlimpseSummary(os.path.join(stage_dir, "logs"), test_clips),
+        *writers,
+        # The other processes compute the figures too (they take part in
+        # every computation) but do not write them.
+        GlimpseSummary(logs if chief else None, test_clips),
         *extra_callbacks,
     ]
     # One progress display over the whole stage (Keras' own is off).
@@ -522,8 +543,47 @@ def run_stage(config, plan, run_dir, converted_dir, previous_model, strategy, ex
                 f"with --resume (the earlier stages are kept)."
             )
         raise TrainingError(f"[{stage.name}] {nonfinite.failure}; training stopped. {where}")
-    final_sha256 = resume_lib.commit_stage(model, stage_dir, stage.epochs, started_from)
+    final_sha256 = resume_lib.commit_stage(model, stage_dir, stage.epochs, started_from) if chief else None
+    parallel.barrier(f"{stage.name} written")
     return model, final_sha256
+
+
+def _validation_clips(experiment, stage, strategy):
+    """The clips scored after each epoch of `stage`: one per video of the
+    validation split, in batches of the stage's batch size.
+
+    Under data_parallel every batch must split over the devices (Keras
+    places all the batches of a split with the layout of its first): one
+    process leaves out the last `videos mod devices` videos, several
+    processes (each taking its part of every batch) a partial last batch.
+    The evaluation report (`evaluation.evaluate_split`) scores every video.
+
+    Raises:
+        TrainingError: under data_parallel with `train.validate`, a
+            validation split too small to give one batch that splits.
+    """
+    if not isinstance(strategy, keras.distribution.DataParallel):
+        return experiment.validation_dataset(stage.batch_size)
+    devices, processes = parallel.device_count(strategy), parallel.process_count()
+    videos = experiment.count_videos(experiment.validation_split())
+    if processes > 1:
+        unit, reason = stage.batch_size, f"whole batches of {stage.batch_size}, split over {processes} processes"
+        clips = experiment.validation_dataset(stage.batch_size, drop_remainder=True)
+    else:
+        unit, reason = devices, f"a multiple of the {devices} devices"
+        clips = experiment.validation_dataset(stage.batch_size)
+    kept = videos - videos % unit
+    if processes == 1 and kept < videos:
+        clips = clips.unbatch().take(kept).batch(stage.batch_size)
+    if kept == 0 and experiment.config.train.validate:
+        raise TrainingError(
+            f"[{stage.name}] the validation split has {videos} videos; the score after each epoch needs "
+            f"{reason}: set train.validate=false or lower train.stages.*.batch_size"
+        )
+    if kept < videos and parallel.is_chief():
+        print(f"[{stage.name}] the score after each epoch covers {kept} of the {videos} validation videos "
+              f"({reason}); the evaluation report scores all of them")
+    return clips
 
 
 def _load_checked(model, plan, what):
@@ -673,15 +733,24 @@ def train(config, run_dir, resume=False, init_from=None, cache_root=None, callba
         io_utils.StorageError: a write was refused (full disk, ...); the
             last good checkpoint is kept.
     """
+    # First, before JAX computes anything: a multi-process job is joined.
+    strategy = make_strategy(config.train.strategy)
+    if config.train.strategy == parallel.DATA_PARALLEL:
+        parallel.check_batch_sizes(config.train.stages, parallel.device_count(strategy))
+        parallel.check_same_job(json.dumps(config.to_dict(), sort_keys=True), "their config")
     previous = check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    message = Experiment(config).resolve_glimpse_scales()
+    if message:
+        print(message)
     config_path = os.path.join(run_dir, CONFIG)
     changes = _check_resumable(previous, config, config_path) if resume else []
     set_seed(config.train.seed)
     keras.mixed_precision.set_global_policy(config.train.precision)
     cache_root = cache_root or os.path.join(os.path.dirname(os.path.abspath(run_dir)), "data_cache")
     experiment = Experiment(config)
-    converted_dir = experiment.prepare_data(cache_root)
-    strategy = make_strategy(config.train.strategy)
+    # Every process has checked the run folder before process 0 (done first
+    # here) goes on to write into it.
+    converted_dir = parallel.chief_first(lambda: experiment.prepare_data(cache_root), "data prepared")
     model = load_run_model(init_from)[0] if init_from else None
     try:
         plans = resume_lib.plan_stages(config, run_dir, resume)
@@ -692,14 +761,16 @@ def train(config, run_dir, resume=False, init_from=None, cache_root=None, callba
             if plan.action != "skip":
                 _check_stage_data(experiment, plan.stage)
     sessions = _read_environment(run_dir) if resume else []
-    # Everything is checked: from here on the run folder is written.
-    if overwrite and os.path.isdir(run_dir):
-        _remove_run(run_dir, previous)
-    makedirs(run_dir)
-    for path in clean_stale_temporaries(run_dir):
-        print(f"removed {path}, left by an interrupted write")
-    config_lib.save_config(config, config_path)
-    _record_environment(run_dir, sessions, resume, changes)
+    # Everything is checked: from here on the run folder is written (by
+    # process 0 of a multi-process job).
+    if parallel.is_chief():
+        if overwrite and os.path.isdir(run_dir):
+            _remove_run(run_dir, previous)
+        makedirs(run_dir)
+        for path in clean_stale_temporaries(run_dir):
+            print(f"removed {path}, left by an interrupted write")
+        config_lib.save_config(config, config_path)
+        _record_environment(run_dir, sessions, resume, changes, parallel.describe(config.train.strategy, strategy))
     for change in changes:
         print(f"--resume applies {change}")
     final_sha256 = None

@@ -64,13 +64,13 @@ from glimpse_keras import config as config_lib
 from glimpse_keras import training
 from glimpse_keras.callbacks import StopOnNonFinite
 from glimpse_keras.experiment import Experiment
+from glimpse_keras.filesystem import read_json
 from glimpse_keras.io_utils import (
     StorageError,
     atomic_write_json,
     atomic_write_text,
     check_output_location,
     makedirs,
-    read_json,
     storage_errors,
 )
 

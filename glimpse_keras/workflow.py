@@ -3,12 +3,14 @@ test evaluation of every stage and the SavedModel export, with the location
 of every result.
 
 Training and evaluation run on the active Keras backend; the export always
-runs on TensorFlow (in a child process when this one runs JAX).
+runs on TensorFlow (in a child process when this one runs JAX). In a
+multi-process job (`parallel`) every process trains and evaluates; process
+0 writes the reports and the export.
 """
 
 import os
 
-from glimpse_keras import evaluation, training
+from glimpse_keras import evaluation, parallel, training
 from glimpse_keras.experiment import Experiment
 
 
@@ -29,6 +31,7 @@ def run(config, run_dir, resume=False, init_from=None, evaluate=True, export=Tru
     """
     outcome = training.train(config, run_dir, resume=resume, init_from=init_from, overwrite=overwrite)
     model = outcome["model"]
+    chief = parallel.is_chief()
     experiment = Experiment(config, outcome["converted_dir"])
     results = {
         "run directory": run_dir,
@@ -47,8 +50,8 @@ def run(config, run_dir, resume=False, init_from=None, evaluate=True, export=Tru
             else:
                 stage_model = training.load_run_model(run_dir, stage.name)[0]
             report_path = stage_report_path(run_dir, stage.name)
-            report = evaluation.evaluate_split(stage_model, experiment, output=report_path,
-                                               stage=stage.name, weights=weights)
+            report = evaluation.evaluate_split(stage_model, experiment, output=report_path if chief else None,
+                                               stage=stage.name, weights=weights, progress=chief)
             label = f"{stage.name} ({stage.variant})"
             results[f"{label} top-1"] = (
                 f"{100 * report['top1']:.1f}% (top-5 {100 * report['top5']:.1f}%, chance "
@@ -56,7 +59,7 @@ def run(config, run_dir, resume=False, init_from=None, evaluate=True, export=Tru
             )
             results[f"{stage.name} report"] = report_path
         results["attention"] = report["attention"]
-    if export:
+    if export and chief:
         results["SavedModel"] = export_run(model, experiment, run_dir)
     return results
 

@@ -139,8 +139,22 @@ def test_accumulator_merges_clip_axes_and_matches_one_call():
         mask.reshape(12, 5, 2, 25))
     assert merged["clips"] == 12
     for key, value in direct.items():
-        assert merged[key] == pytest.approx(value, rel=1e-5), key
+        if key == "scale_samples":
+            np.testing.assert_allclose(merged[key], value, atol=2e-4)
+        else:
+            assert merged[key] == pytest.approx(value, rel=1e-5), key
     json.dumps(merged)
+
+
+def test_scale_samples_are_taken_evenly_over_every_glimpse():
+    locations = np.zeros((2, 3, 2, 4))  # 12 glimpses
+    locations[..., 2] = np.arange(12).reshape(2, 3, 2) / 100.0 + 0.01
+    locations[..., 3] = 0.5
+    assert diagnostics.scale_samples(locations, count=4) == [[0.01, 0.5], [0.05, 0.5], [0.08, 0.5], [0.12, 0.5]]
+    assert len(diagnostics.scale_samples(locations)) == 12
+    assert diagnostics.scale_samples(np.zeros((0, 3, 2, 4))) == []
+    figures = diagnostics.attention_diagnostics(locations, np.ones((2, 3, 1, 2)))
+    assert figures["scale_samples"] == diagnostics.scale_samples(locations)
 
 
 def test_scale_quartiles_and_format():
@@ -160,3 +174,92 @@ def test_scale_quartiles_and_format():
     # A report written before the spreads existed still prints.
     old = {key: value for key, value in figures.items() if not key.startswith("location_std")}
     assert len(diagnostics.format_diagnostics(old)) == len(lines) - 1
+
+
+# -- fixed schedules: how much of the hands a placement that ignores the video covers ----------------------
+RIGHT, LEFT = diagnostics.HAND_SIDE_SLOTS[25]
+
+
+def _hands_pose(right, left):
+    """(N, T, 2) right and left hand positions -> pose (N, T, 1, 25, 2) with every joint of a hand at
+    its position (the other joints far off and hidden), and the mask."""
+    right, left = np.asarray(right, np.float64), np.asarray(left, np.float64)
+    pose = np.full(right.shape[:2] + (1, 25, 2), 9.0)
+    mask = np.zeros(right.shape[:2] + (1, 25))
+    pose[:, :, 0, list(RIGHT)] = right[:, :, None]
+    pose[:, :, 0, list(LEFT)] = left[:, :, None]
+    mask[:, :, 0, list(RIGHT) + list(LEFT)] = 1.0
+    return pose, mask
+
+
+def test_hand_side_slots_are_the_hands_of_the_attraction_loss():
+    from glimpse_keras import losses
+
+    for joints, (right, left) in diagnostics.HAND_SIDE_SLOTS.items():
+        assert sorted(right + left) == sorted(losses.attraction_joint_slots("hands", joints))
+
+
+def test_mean_hands_schedule_is_the_mean_of_each_hand_and_their_midpoint():
+    # Two videos, two frame indices. t = 0: right hands at (0.2, 0.1) and (0.4, 0.3), left hands at
+    # (-0.4, 0.0) and (-0.2, 0.2). t = 1: the left hand of video 1 is hidden and its coordinates junk.
+    right = [[[0.2, 0.1], [0.0, 0.5]], [[0.4, 0.3], [0.2, 0.5]]]
+    left = [[[-0.4, 0.0], [-0.6, -0.5]], [[-0.2, 0.2], [5.0, 5.0]]]
+    pose, mask = _hands_pose(right, left)
+    mask[1, 1, 0, list(LEFT)] = 0.0
+    schedule = diagnostics.mean_hands_schedule(pose, mask)
+    assert schedule.shape == (2, 3, 2)
+    np.testing.assert_allclose(schedule[0], [[0.3, 0.2], [-0.3, 0.1], [0.0, 0.15]])
+    np.testing.assert_allclose(schedule[1], [[0.1, 0.5], [-0.6, -0.5], [-0.25, 0.0]])
+    # A hand never visible at t takes the other hand's mean; no hand at all: the frame centre.
+    mask[:, 1, 0, list(LEFT)] = 0.0
+    np.testing.assert_allclose(diagnostics.mean_hands_schedule(pose, mask)[1], [[0.1, 0.5]] * 3)
+    mask[:, 1] = 0.0
+    np.testing.assert_allclose(diagnostics.mean_hands_schedule(pose, mask)[1], np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="3-joint"):
+        diagnostics.mean_hands_schedule(pose[..., :3, :], mask[..., :3])
+
+
+def test_fixed_schedule_finds_the_clusters_of_the_hands():
+    # Frame index 0: the hands of 30 videos lie in three tight clusters; frame index 1: in one spot.
+    rng = np.random.default_rng(1)
+    centres = np.array([[-0.6, 0.2], [0.1, -0.5], [0.5, 0.4]])
+    which = np.arange(30) % 3
+    right = np.zeros((30, 2, 2))
+    right[:, 0] = centres[which] + rng.uniform(-0.01, 0.01, (30, 2))
+    right[:, 1] = [0.3, 0.3]
+    pose, mask = _hands_pose(right, right)
+    schedule = diagnostics.fixed_schedule(pose, mask, 3)
+    assert schedule.shape == (2, 3, 2)
+    for k in range(3):  # sorted by x: the clusters' order
+        np.testing.assert_allclose(schedule[0, k], right[which == k, 0].mean(axis=0), atol=1e-12)
+    np.testing.assert_allclose(schedule[1], [[0.3, 0.3]] * 3)  # fewer distinct points than G: repeated
+    np.testing.assert_array_equal(schedule, diagnostics.fixed_schedule(pose, mask, 3))
+    assert diagnostics.schedule_coverage(pose, mask, schedule, radius=0.05) == 1.0
+    with pytest.raises(ValueError, match="num_glimpses"):
+        diagnostics.fixed_schedule(pose, mask, 0)
+
+
+def test_schedule_coverage_counts_visible_hand_joints_near_the_same_frame_index():
+    # One video, two frame indices, one schedule point per t: (0, 0) at t = 0 and (0.5, 0.5) at t = 1.
+    # t = 0: right hand 0.1 from it (in), left hand 0.149 from it (in). t = 1: right hand on the
+    # point of t = 0 but 0.71 from its own (out), left hand 0.3 from it (out).
+    pose, mask = _hands_pose([[[0.1, 0.0], [0.0, 0.0]]], [[[0.0, -0.149], [0.5, 0.8]]])
+    schedule = np.array([[[0.0, 0.0]], [[0.5, 0.5]]])
+    assert diagnostics.schedule_coverage(pose, mask, schedule) == pytest.approx(0.5)
+    assert diagnostics.schedule_coverage(pose, mask, schedule, radius=0.35) == pytest.approx(0.75)
+    # Hidden hand joints do not count; the other joints never count.
+    mask[0, 1, 0, list(RIGHT)] = 0.0
+    mask[0, :, 0, 3] = 1.0
+    pose[0, :, 0, 3] = [0.5, 0.5]
+    assert diagnostics.schedule_coverage(pose, mask, schedule) == pytest.approx(2 / 3)
+    mask[...] = 0.0
+    assert diagnostics.schedule_coverage(pose, mask, schedule) is None
+    with pytest.raises(ValueError, match="frame indices"):
+        diagnostics.schedule_coverage(pose, mask, schedule[:1])
+
+
+def test_hand_spread_is_the_std_across_videos_of_the_hands_centre():
+    # Two videos: hands centred at x = +-0.3 at both frame indices, y the same in both.
+    pose, mask = _hands_pose([[[0.4, 0.2]] * 2, [[-0.2, 0.2]] * 2], [[[0.2, 0.2]] * 2, [[-0.4, 0.2]] * 2])
+    assert diagnostics.hand_spread(pose, mask) == pytest.approx((0.3, 0.0))
+    assert diagnostics.hand_spread(pose[:1], mask[:1]) is None

@@ -133,7 +133,7 @@ def test_signatures_use_the_predict_method_and_uint8_video(served):
     (meta_graph,) = export.read_saved_model_proto(served.version_dir).meta_graphs
     signatures = meta_graph.signature_def
     outputs = {"probabilities", "logits", "class_id", "class_name", "locations"}
-    for name, extra in (("serving_default", set()), ("whole_video", {"frame_indices"})):
+    for name, extra in (("serving_default", set()), ("whole_video", {"frame_indices"}), ("windows", set())):
         assert signatures[name].method_name == "tensorflow/serving/predict"
         assert list(signatures[name].inputs) == ["video"]
         assert signatures[name].inputs["video"].dtype == types_pb2.DT_UINT8
@@ -213,6 +213,56 @@ def test_whole_video_averages_the_clip_logits(served, num_video_frames):
     assert result["class_name"].numpy()[0].decode() == CLASS_NAMES[expected.argmax()]
 
 
+@pytest.mark.parametrize("num_video_frames", [9, 2])
+def test_windows_signature_equals_whole_video_on_each_window(served, num_video_frames):
+    # Two windows of a long video, each sampled by the client into K clips as
+    # `whole_video` samples a whole video: the same probabilities.
+    windows = [random_video((num_video_frames, STORED, STORED, 3), seed=10 + i) for i in range(2)]
+    indices = serving_client.window_clip_indices(num_video_frames, FRAMES, CLIPS)
+    np.testing.assert_array_equal(indices, video_ops.test_frame_indices(num_video_frames, FRAMES, CLIPS).numpy())
+    batch = np.stack([window[indices] for window in windows])  # [2, K, T, H, W, 3]
+    result = served.loaded.signatures["windows"](video=tf.constant(batch))
+    for row, window in enumerate(windows):
+        whole = served.loaded.signatures["whole_video"](video=tf.constant(window))
+        np.testing.assert_allclose(result["probabilities"].numpy()[row], whole["probabilities"].numpy()[0], atol=1e-5)
+        np.testing.assert_allclose(result["locations"].numpy()[row], whole["locations"].numpy()[0], atol=1e-5)
+    logits, _ = model_reference(served.model, batch.reshape((-1,) + batch.shape[2:]))
+    expected = softmax(logits.reshape(2, CLIPS, -1).mean(axis=1))
+    np.testing.assert_allclose(result["probabilities"].numpy(), expected, atol=1e-5)
+    assert result["class_name"].numpy()[0].decode() == CLASS_NAMES[expected[0].argmax()]
+    # Any K: one clip per window is the serving_default answer.
+    single = served.loaded.signatures["windows"](video=tf.constant(batch[:, :1]))
+    clip = served.loaded.signatures["serving_default"](video=tf.constant(batch[:, 0]))
+    np.testing.assert_allclose(single["probabilities"].numpy(), clip["probabilities"].numpy(), atol=1e-5)
+
+
+def test_client_windows_bodies_are_accepted(served):
+    from tensorflow_serving.apis import predict_pb2
+
+    batch = random_video((3, CLIPS, FRAMES, STORED, STORED, 3), seed=21)
+    direct = served.loaded.signatures["windows"](video=tf.constant(batch))["probabilities"].numpy()
+    for row_format in (True, False):
+        body = json.loads(json.dumps(serving_client.build_rest_body(batch, "windows", row_format)))
+        assert body["signature_name"] == "windows"
+        if row_format:
+            tensor = np.asarray([instance["video"] for instance in body["instances"]], np.uint8)
+        else:
+            tensor = np.asarray(body["inputs"]["video"], np.uint8)
+        np.testing.assert_array_equal(tensor, batch)
+        outputs = served.loaded.signatures["windows"](video=tf.constant(tensor))
+        response = ({"predictions": [{"probabilities": row.tolist()} for row in outputs["probabilities"].numpy()]}
+                    if row_format else {"outputs": {"probabilities": outputs["probabilities"].numpy().tolist()}})
+        np.testing.assert_allclose(serving_client.response_probabilities(response), direct, atol=1e-6)
+    request = serving_client.build_grpc_request(batch, "glimpse_clouds", "windows")
+    parsed = predict_pb2.PredictRequest.FromString(request.SerializeToString())
+    assert parsed.model_spec.signature_name == "windows"
+    tensor = tf.make_ndarray(parsed.inputs["video"])
+    np.testing.assert_array_equal(tensor, batch)
+    outputs = {name: value.numpy() for name, value in
+               served.loaded.signatures["windows"](video=tf.constant(tensor)).items()}
+    np.testing.assert_array_equal(serving_client.response_probabilities(outputs), direct)
+
+
 # === Bad input ===
 
 
@@ -226,6 +276,9 @@ def test_whole_video_averages_the_clip_logits(served, num_video_frames):
         ("serving_default", (1, FRAMES, 0, STORED, 3), r"\[batch, 2, height, width, 3\].*\[1 2 0 48 3\]"),
         ("whole_video", (1, FRAMES, STORED, STORED, 3), r"uint8 \[frames, height, width, 3\].*\[1 2 48 48 3\]"),
         ("whole_video", (0, STORED, STORED, 3), r"\[frames, height, width, 3\].*\[0 48 48 3\]"),
+        ("windows", (1, FRAMES, STORED, STORED, 3), r"uint8 \[windows, clips, 2, height, width, 3\].*\[1 2 48 48 3\]"),
+        ("windows", (1, 0, FRAMES, STORED, STORED, 3), r"\[windows, clips, 2, height, width, 3\].*\[1 0 2 48 48 3\]"),
+        ("windows", (1, 1, 3, STORED, STORED, 3), r"\[windows, clips, 2, height, width, 3\].*\[1 1 3 48 48 3\]"),
     ],
 )
 def test_wrong_shapes_get_a_message_naming_the_layout(served, signature, shape, expected):
@@ -364,7 +417,8 @@ def test_client_resizes_to_the_exported_size_so_the_server_only_crops(served, vi
     # The export records the stored size; the client reads it and resizes
     # with the serving graph's own resize step, so the graph only crops.
     settings = serving_client.export_settings(served.version_dir)
-    assert settings == {"num_frames": FRAMES, "frame_size": STORED}
+    assert settings == {"num_frames": FRAMES, "frame_size": STORED, "clips_per_video": CLIPS,
+                        "clip_seconds": 1.87, "class_names": CLASS_NAMES}  # synthetic demo: 32-80 frames, 30 fps
     contract_file = os.path.join(served.version_dir, export.CONTRACT_FILE)
     assert serving_client.export_settings(contract_file) == settings
     frames = serving_client.load_frames(video_file, settings["frame_size"])

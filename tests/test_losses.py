@@ -67,6 +67,36 @@ def test_pose_loss_matches_on_total_error_not_first_person():
     np.testing.assert_allclose(value, (0.49 + 0.16) / 2.0, rtol=1e-6)
 
 
+def test_pose_loss_first_person_matching_follows_the_first_persons_errors():
+    # The authors' rule: straight when slot 1 is farther from GT person 0 than
+    # slot 0 is, otherwise (ties included) swapped, whatever the total says.
+    target, mask = _pose_arrays([[0.0, 0.0]], [[1.0, 0.0]])
+
+    def first_person(slot0, slot1):
+        pred, _ = _pose_arrays([slot0], [slot1])
+        return float(losses.pose_loss(pred, target, mask, pose_matching="first_person"))
+
+    # Person 0 prefers the straight pairing (0.36 < 0.49), the total prefers
+    # the swapped one (0.49 + 0.16 < 0.36 + 2.89, see the test above).
+    np.testing.assert_allclose(first_person([0.6, 0.0], [-0.7, 0.0]), (0.36 + 2.89) / 2.0, rtol=1e-6)
+    # Person 0 prefers the swapped pairing: the total agrees.
+    np.testing.assert_allclose(first_person([0.7, 0.0], [0.6, 0.0]), (0.36 + 0.09) / 2.0, rtol=1e-6)
+    # A tie on person 0 (0.25 = 0.25) takes the swapped pairing, though the
+    # straight one costs 0.25 + 0.25 against 0.25 + 2.25.
+    np.testing.assert_allclose(first_person([-0.5, 0.0], [0.5, 0.0]), (0.25 + 2.25) / 2.0, rtol=1e-6)
+
+
+def test_pose_loss_first_person_matching_leaves_a_lone_person_to_match_single_person():
+    target, mask = _pose_arrays([[0.0, 0.0]], [[-1.0, -1.0]], mask1=[0])
+    pred, _ = _pose_arrays([[0.8, 0.0]], [[0.2, 0.0]])
+    closer = float(losses.pose_loss(pred, target, mask, pose_matching="first_person"))
+    authors = float(losses.pose_loss(pred, target, mask, match_single_person=False, pose_matching="first_person"))
+    np.testing.assert_allclose(closer, 0.04 / 2, rtol=1e-6)
+    np.testing.assert_allclose(authors, 0.64 / 2, rtol=1e-6)
+    with pytest.raises(ValueError, match="pose_matching.*'first'"):
+        losses.pose_loss(pred, target, mask, pose_matching="first")
+
+
 def test_pose_loss_ignores_masked_joints():
     target, mask = _pose_arrays(
         [[0.0, 0.0], [0.3, 0.3], [5.0, 5.0]], [[0.5, 0.5], [0.2, 0.2], [0.1, 0.1]], mask0=[1, 1, 0]

@@ -1,9 +1,11 @@
 """pyproject.toml: console scripts inside the package, no top-level modules,
-the pinned dependencies, the licence and citation files; thin root scripts."""
+the pinned dependencies, the licence and citation files; thin root scripts;
+a short README whose test command is the one `.ci/run` runs."""
 
 import ast
 import importlib
 import os
+import re
 import tomllib
 
 import yaml
@@ -65,3 +67,27 @@ def test_default_config_is_found_from_another_directory(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     assert default_config_path("demo.yaml") == os.path.join(REPO, "configs", "demo.yaml")
+
+
+README_MAX_LINES = 200
+
+
+def readme_commands():
+    """The lines of the README's first code block, comments stripped."""
+    with open(os.path.join(REPO, "README.md")) as handle:
+        text = handle.read()
+    block = re.search(r"^```bash\n(.*?)^```", text, re.S | re.M)
+    assert block, "README.md has no ```bash block"
+    before = text[: block.start()]
+    assert [line for line in before.splitlines() if line.strip()] == ["# glimpse-keras"], "the commands come first"
+    return [re.sub(r"\s+#\s.*$", "", line) for line in block.group(1).splitlines()]
+
+
+def test_readme_is_short_and_starts_with_the_two_commands():
+    with open(os.path.join(REPO, "README.md")) as handle:
+        assert len(handle.read().splitlines()) <= README_MAX_LINES
+    demo, tests = readme_commands()
+    assert demo == "pip install -e . && python train.py"
+    with open(os.path.join(REPO, ".ci", "run")) as handle:
+        ci_command = [line for line in handle.read().splitlines() if line.strip()][-1]
+    assert tests == ci_command  # .ci/run runs exactly the README's test command

@@ -67,6 +67,14 @@ def test_smoke_two_stages_then_evaluate(workspace, capsys):
     assert again["videos"] == report["videos"]
     assert again["top1"] == pytest.approx(report["top1"])
     assert os.path.exists(again["confusion_png"])
+    # --test-sampling random: the authors' random clips, recorded in the report.
+    capsys.readouterr()
+    randomised = str(workspace / "smoke_eval_random.json")
+    assert evaluate_cli.main(["--run", run, "--output", randomised, "--test-sampling", "random"]) == 0
+    assert "2 clips each, random frames and crops)" in capsys.readouterr().out
+    randomised = json.load(open(randomised))
+    assert (again["test_sampling"], randomised["test_sampling"]) == ("fixed", "random")
+    assert randomised["video_ids"] == again["video_ids"]
 
     # evaluate.py --stage keeps one report per stage and says which weights it scored.
     stage2_report = open(os.path.join(run, "evaluation", "stage2", "test_report.json")).read()

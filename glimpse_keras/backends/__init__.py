@@ -80,21 +80,24 @@ def bias_add(x, bias):
 
 
 def compile_forward(function, model):
-    """`function(video)`, which calls `model`, compiled for repeated calls.
+    """`function(*inputs)`, which calls `model`, compiled for repeated calls.
 
     Args:
-        function: a function of one batch-first tensor that calls `model`
-            (inference only: variables are read, never assigned) and returns
-            a structure of tensors whose first axis is the batch.
+        function: a function of one or more batch-first tensors (the video,
+            and e.g. glimpse locations) that calls `model` (inference only)
+            and returns a structure of tensors whose first axis is the batch.
         model: the built Keras model (or layer) whose variables it reads.
 
     Returns:
         a function with the same contract: a `tf.function` on TensorFlow
         (one trace serves every batch size); on JAX a `jax.jit` that takes
         the model's current variable values as arguments (never baked in as
-        constants) and pads a batch smaller than the largest seen so far up
-        to that size, so a dataset whose last batch is partial compiles once;
-        `function` itself elsewhere.
+        constants), writes back the state the call advanced (the seed of
+        random glimpses), and pads a batch smaller than the largest seen so
+        far up to that size, so a dataset whose last batch is partial
+        compiles once (under a Keras data-parallel distribution the batch is
+        padded to a multiple of the device count and split over the devices,
+        and the outputs are gathered); `function` itself elsewhere.
     """
     if _module is not None:
         return _module.compile_forward(function, model)

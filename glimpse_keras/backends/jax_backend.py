@@ -11,6 +11,8 @@ the state back into the Keras variables at the end of every epoch.
 
 import jax
 import keras
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 
 class TrainingSteps:
@@ -79,21 +81,52 @@ def bias_add(x, bias):
 
 
 def compile_forward(function, model):
-    def stateless(variable_values, video):
-        with keras.StatelessScope(state_mapping=list(zip(model.variables, variable_values))):
-            return function(video)
+    variables = list(model.variables)
+    # Inference assigns no weight, but random glimpses advance their seed
+    # generators: those states are returned and written back, so successive
+    # batches draw anew (as the TensorFlow path does).
+    seeds = [index for index, variable in enumerate(variables)
+             if variable.path.endswith("seed_generator_state")]
 
-    jitted = jax.jit(stateless)
+    def stateless(variable_values, inputs):
+        with keras.StatelessScope(state_mapping=list(zip(variables, variable_values))) as scope:
+            outputs = function(*inputs)
+        advanced = []
+        for index in seeds:
+            value = scope.get_current_value(variables[index])
+            advanced.append(variable_values[index] if value is None else value)
+        return outputs, advanced
+
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        jitted, devices = jax.jit(stateless), 1
+    else:
+        # Data parallel: the batch is split over the devices and the outputs
+        # gathered on every device, so each process can read all of them.
+        mesh = distribution.device_mesh.backend_mesh
+        batch_sharding = NamedSharding(mesh, PartitionSpec(distribution.batch_dim_name))
+        jitted = jax.jit(stateless, out_shardings=NamedSharding(mesh, PartitionSpec()))
+        devices = mesh.devices.size
     largest = [0]
 
-    def call(video):
-        video = jax.numpy.asarray(video)
-        size = video.shape[0]
-        largest[0] = max(largest[0], size)
+    # The batch is padded on the host when it is then placed row by row.
+    numpy = np if distribution is not None else jax.numpy
+
+    def call(*inputs):
+        inputs = [numpy.asarray(value) for value in inputs]
+        size = inputs[0].shape[0]
+        largest[0] = max(largest[0], -(-size // devices) * devices)
         if size < largest[0]:
-            padding = [(0, largest[0] - size)] + [(0, 0)] * (video.ndim - 1)
-            video = jax.numpy.pad(video, padding)
-        outputs = jitted([variable.value for variable in model.variables], video)
+            inputs = [numpy.pad(value, [(0, largest[0] - size)] + [(0, 0)] * (value.ndim - 1))
+                      for value in inputs]
+        if distribution is not None:
+            # Every process holds the whole batch; each places its devices' rows.
+            inputs = [jax.make_array_from_callback(value.shape, batch_sharding,
+                                                   lambda index, value=value: value[index])
+                      for value in inputs]
+        outputs, advanced = jitted([variable.value for variable in variables], inputs)
+        for index, value in zip(seeds, advanced):
+            variables[index].assign(value)
         return jax.tree_util.tree_map(lambda value: value[:size], outputs)
 
     return call

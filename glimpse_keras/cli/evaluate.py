@@ -4,9 +4,17 @@
     python evaluate.py --run runs/ntu_xsub --data-dir /data/ntu_tfrecords --clips 5 --output report.json
 
 Logits are averaged over K clips per video (fixed temporal offsets, centre
-crop). Writes a JSON report (top-1, top-5, per-class accuracy, confusion
-matrix, every video evaluated, samples skipped by conversion) and a PNG of the
-confusion matrix beside it.
+crop; or `--test-sampling random`, the authors' test: a random frame per bin and
+a random crop per clip, seeded by the run's train.seed and the video id).
+Writes a JSON report (top-1, top-5, per-class accuracy, confusion matrix, every
+video evaluated with its prediction, samples skipped by conversion) and a PNG of
+the confusion matrix beside it.
+
+`--placement-controls` also scores a glimpse model with its glimpse places
+swapped (the dataset-mean schedule, another video's places, random centres,
+the hand joints; `glimpse_keras.placement`), written into the report under
+attention.placement_controls: does the model need the places its glimpses
+chose for each video?
 """
 
 import argparse
@@ -32,7 +40,16 @@ def parse_args(argv):
                         help="override the run's protocol")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument("--clips", type=at_least(1), help="clips per video (default: the config's, 5)")
+    from glimpse_keras.config import DataConfig, field_choices
+
+    samplings = field_choices(DataConfig.__dataclass_fields__["test_sampling"].metadata)
+    parser.add_argument("--test-sampling", choices=samplings,
+                        help="how the clips are cut (overrides the run's data.test_sampling)")
     parser.add_argument("--output", help="report path (default: RUN/evaluation/<stage>/<split>_report.json)")
+    parser.add_argument("--placement-controls", action="store_true",
+                        help="also score the glimpse model with its glimpse places swapped (a second pass)")
+    parser.add_argument("--placement-seed", type=int, default=0,
+                        help="seed of the swapped places (default 0)")
     return parser.parse_args(argv)
 
 
@@ -63,6 +80,8 @@ def main(argv=None):
             data.data_dir = args.data_dir
         if args.protocol:
             data.protocol = args.protocol
+        if args.test_sampling:
+            data.test_sampling = args.test_sampling
         stage = args.stage or config.train.stages[-1].name
         output = args.output or workflow.stage_report_path(args.run, stage, args.split)
         # Checked before minutes of evaluation, not after.
@@ -73,13 +92,15 @@ def main(argv=None):
         report = evaluation.evaluate_split(
             model, experiment, split=args.split, clips=args.clips, output=output,
             stage=stage, weights=os.path.join(args.run, stage, training.FINAL),
+            placement_controls=args.placement_controls, placement_seed=args.placement_seed,
         )
     except (training.TrainingError, preparation.DataDirError, pipeline.SplitNotFoundError,
             evaluation.EvaluationError, config_lib.ConfigError, StorageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"videos evaluated: {report['videos']} of {report['split_size']} "
-          f"({report['protocol']} {report['split']}, {report['clips_per_video']} clips each)")
+          f"({report['protocol']} {report['split']}, {report['clips_per_video']} clips each"
+          + (", random frames and crops)" if report["test_sampling"] == "random" else ")"))
     print(f"top-1: {100 * report['top1']:.2f}%   top-5: {100 * report['top5']:.2f}%   "
           f"chance: {100 * report['chance']:.2f}%")
     skipped = report["skipped_by_conversion"]
@@ -92,6 +113,14 @@ def main(argv=None):
 
         print(f"glimpse attention ({report['attention']['clips']} clips):")
         print("\n".join(format_diagnostics(report["attention"])))
+        controls = report["attention"].get("placement_controls")
+        if controls:
+            from glimpse_keras.placement import format_placement_controls
+
+            print("top-1 with the glimpses placed at:")
+            print("\n".join(format_placement_controls(controls)))
+    elif args.placement_controls:
+        print("no placement controls: the model has no glimpses")
     print(f"report: {output}\nconfusion matrix: {report['confusion_png']}")
     return 0
 

@@ -6,6 +6,9 @@
         --config configs/nucla.yaml --init-from runs/ntu_xsub
     python train.py --config configs/tiny.yaml --set train.stages.0.epochs=1 --resume
     python train.py --backend jax                     # train on JAX (tf.data still feeds it)
+    python train.py --backend jax --strategy data_parallel    # every local GPU (docs/scaling.md)
+    python train.py --backend jax --strategy data_parallel \
+        --coordinator-address host0:1234 --num-processes 2 --process-id 0    # and 1 on the other host
 
 With no arguments it runs the demo: generates the synthetic NTU-format dataset
 (cached), converts it, trains stage 1 and stage 2 of `configs/demo.yaml`,
@@ -40,8 +43,21 @@ def parse_args(argv):
                              "a folder holding a run is refused)")
     parser.add_argument("--init-from", metavar="RUN_DIR",
                         help="start from a trained run's model (fine-tuning; new heads where sizes differ)")
-    parser.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"),
-                        help="tf.distribute strategy (overrides train.strategy)")
+    parser.add_argument("--strategy", choices=config_lib.STRATEGIES,
+                        help="overrides train.strategy: mirrored or multi_worker (tf.distribute, TensorFlow), "
+                             "data_parallel (keras.distribution, JAX: every local device, several hosts with "
+                             "the three options below)")
+    cluster = parser.add_argument_group(
+        "several processes (--strategy data_parallel on JAX; docs/scaling.md)",
+        "Run the same command in every process, changing only --process-id.",
+    )
+    cluster.add_argument("--coordinator-address", metavar="HOST:PORT",
+                         help="process 0's address (default $KERAS_DISTRIBUTION_JOB_ADDRESSES)")
+    cluster.add_argument("--num-processes", type=int, metavar="N",
+                         help="processes in the job (default $KERAS_DISTRIBUTION_NUM_PROCESSES)")
+    cluster.add_argument("--process-id", type=int, metavar="I",
+                         help="this process, 0 to N-1; 0 writes the run folder "
+                              "(default $KERAS_DISTRIBUTION_PROCESS_ID)")
     parser.add_argument("--no-evaluate", action="store_true", help="skip the test-split evaluation")
     parser.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
     add_backend_argument(parser)
@@ -68,11 +84,30 @@ def main(argv=None):
     name = os.path.splitext(os.path.basename(config_path))[0]
     run_dir = args.output_dir or os.path.join("runs", name)
     try:
-        select_backend(args.backend)
+        backend = select_backend(args.backend)
     except BackendSelectionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     console.import_tensorflow_quietly()
+
+    from glimpse_keras import parallel
+
+    cluster = (args.coordinator_address, args.num_processes, args.process_id)
+    if config.train.strategy == parallel.DATA_PARALLEL:
+        try:
+            parallel.check_strategy(config.train.strategy, backend)
+            # Before anything runs on JAX.
+            parallel.join_cluster(*cluster)
+        except config_lib.ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except parallel.ClusterError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    elif any(value is not None for value in cluster):
+        print("error: --coordinator-address, --num-processes and --process-id need --strategy data_parallel "
+              "(on JAX)", file=sys.stderr)
+        return 2
 
     from glimpse_keras import workflow
     from glimpse_keras.data.pipeline import SplitNotFoundError
@@ -91,9 +126,13 @@ def main(argv=None):
             evaluate=not args.no_evaluate,
             export=not args.no_export,
         )
-    except (DataDirError, SplitNotFoundError, TrainingError, StorageError, config_lib.ConfigError) as error:
+    except (DataDirError, SplitNotFoundError, TrainingError, StorageError, config_lib.ConfigError,
+            parallel.ClusterError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    if not parallel.is_chief():
+        print(f"\nFinished in {(time.time() - started) / 60:.1f} min; process 0 wrote the results in {run_dir}.")
+        return 0
     print(f"\nFinished in {(time.time() - started) / 60:.1f} min. Results:")
     attention = results.pop("attention", None)
     for key, value in results.items():

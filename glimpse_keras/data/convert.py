@@ -3,7 +3,13 @@
     python -m glimpse_keras.data.convert --dataset {ntu,nucla} --data-dir RAW \
         --output OUT [--workers N] [--stored-size 256] [--shard-size 64] \
         [--protocol xsub --protocol xview ...] [--jpeg-quality 90] \
-        [--missing-skeletons LIST]
+        [--missing-skeletons LIST] [--engine {local,beam}] [Beam options]
+
+Two engines write the same output: 'local' (a process pool in this
+process, the default) and 'beam' (an Apache Beam pipeline, `convert_beam`;
+`--runner DirectRunner` and any other Beam pipeline option follow it). Both
+decode each sample with `convert_sample` and write each shard with
+`ShardWriter`, so their shards are identical record for record.
 
 Each video becomes one SequenceExample (`schema`): its frames resized
 (squashed, as the authors) to stored-size x stored-size and JPEG-encoded, and
@@ -26,6 +32,12 @@ with the per-video counts is written just before). Shards are written to a
 starts. Bad samples are reported (console + conversion_errors.json) and
 skipped; converted + skipped = found always holds. The exit status is 0
 unless nothing could be converted (1) or the input/settings are wrong (1).
+
+RAW and OUT may be local paths or URLs of any file system `tf.io.gfile` knows
+(e.g. gs://bucket/ntu): every file is read and written through
+`glimpse_keras.filesystem`. A storage failure that may pass when retried
+(`filesystem.TransientStorageError`) stops the run rather than marking a
+sample bad; rerunning resumes it.
 """
 
 import argparse
@@ -34,21 +46,25 @@ import concurrent.futures
 import dataclasses
 import functools
 import itertools
-import json
+import logging
 import multiprocessing
 import os
 import sys
 
 
-from glimpse_keras import console
+from glimpse_keras import console, filesystem
 from glimpse_keras.data import ntu, schema, sharding, sources, user_videos
 from glimpse_keras.data.errors import DataReadError
-from glimpse_keras.io_utils import atomic_write_json, check_output_location, makedirs, read_json, storage_errors
+from glimpse_keras.filesystem import atomic_write_json
+from glimpse_keras.io_utils import storage_errors
 
 SETTINGS_FILE = "conversion_settings.json"
 MANIFEST_FILE = "manifest.json"
 ERRORS_FILE = "conversion_errors.json"
 PARTIAL_SUFFIX = ".partial"
+ENGINES = ("local", "beam")
+BEAM_INSTALL_COMMAND = (
+    'pip install -e ".[beam]" && pip install --no-deps apache-beam==2.78.0')
 
 
 class ConversionError(ValueError):
@@ -79,26 +95,21 @@ class ConversionSummary:
 # === Small file helpers ===
 
 
-def _read_json(path):
-    with open(path) as handle:
-        return json.load(handle)
-
-
 def _remove_partial_files(output):
     removed = []
-    for directory, _, names in os.walk(output):
+    for directory, _, names in filesystem.walk(output):
         for name in names:
             if name.endswith(PARTIAL_SUFFIX):
-                os.remove(os.path.join(directory, name))
+                filesystem.remove(os.path.join(directory, name))
                 removed.append(name)
     return removed
 
 
 def _check_settings(output, settings):
     path = os.path.join(output, SETTINGS_FILE)
-    if os.path.isfile(path):
-        previous = read_json(path, dict, ConversionError,
-                             fix="delete the output folder, or use a new --output directory")
+    if filesystem.isfile(path):
+        fix = "delete the output folder, or use a new --output directory"
+        previous = filesystem.read_json(path, dict, ConversionError, fix=fix)
         if previous != settings:
             changed = sorted(k for k in set(previous) | set(settings)
                              if previous.get(k) != settings.get(k))
@@ -110,22 +121,37 @@ def _check_settings(output, settings):
         atomic_write_json(path, settings)
 
 
-# === Work done in the worker processes (no TensorFlow) ===
+# === Work done per sample, by either engine (no TensorFlow) ===
 
 
-def _init_worker():
+def init_decoding_process():
+    """Prepares a process (or Beam worker) that decodes videos: OpenCV on one
+    thread, since the engines already run one sample per process."""
     import cv2
 
     cv2.setNumThreads(1)
 
 
-def _convert_sample(raw, stored_size, jpeg_quality):
-    """Loads one sample; returns (video_id, record | None, warnings, error | None)."""
+def convert_sample(raw, stored_size, jpeg_quality):
+    """Decodes one raw sample; the per-sample step of both engines.
+
+    Args:
+        raw: a `sources.RawSample`.
+        stored_size: side of the stored square frames, pixels.
+        jpeg_quality: 1..100.
+
+    Returns:
+        (video_id, record, warnings, error): `record` a `schema.VideoRecord`
+        (None for a bad sample), `warnings` a list of messages, `error` None
+        or {"file", "reason"} naming why the sample is skipped.
+    """
     try:
         record, warnings = sources.load_raw_sample(raw, stored_size, jpeg_quality)
         return raw.video_id, record, warnings, None
     except DataReadError as error:
         return raw.video_id, None, [], {"file": error.path, "reason": error.reason}
+    except filesystem.TransientStorageError:
+        raise  # not the sample's fault: the run fails (a Beam runner retries the shard)
     except Exception as error:  # noqa: BLE001 - one bad file must not stop a long run
         return raw.video_id, None, [], {
             "file": raw.video_path, "reason": f"{type(error).__name__}: {error}"}
@@ -134,13 +160,13 @@ def _convert_sample(raw, stored_size, jpeg_quality):
 def _ordered_map(function, items, workers):
     """Yields function(item) in input order, `workers` processes at a time."""
     if workers <= 1:
-        _init_worker()
+        init_decoding_process()
         for item in items:
             yield function(item)
         return
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker) as pool:
+            workers, mp_context=context, initializer=init_decoding_process) as pool:
         iterator = iter(items)
         window = collections.deque(
             pool.submit(function, item) for item in itertools.islice(iterator, 4 * workers))
@@ -156,25 +182,38 @@ def _ordered_map(function, items, workers):
             raise
 
 
-# === Shard writing (main process) ===
+# === Shard writing (the main process, or a Beam worker) ===
 
 
-class _ShardWriter:
-    """Collects one shard's records into '<path>.partial', then publishes it.
+class ShardWriter:
+    """Collects one shard's records into a '.partial' file, then publishes it.
 
     A write the file system refuses (TensorFlow reports a full disk as
     `ResourceExhaustedError`) raises `StorageError` naming the shard; the
     partial file is removed (`abort`).
+
+    The sidecar '<shard>.json' (videos, errors, warnings, splits) is written
+    atomically just before the finished shard is renamed into place, so a
+    shard that exists is complete and described.
+
+    Args:
+        output: the conversion's output directory.
+        path: the shard's path relative to `output` (`ShardPlan.path`).
+        splits: the shard's (protocol, split) pairs (`ShardPlan.splits`).
+        partial_path: where the records are collected; default
+            '<shard>.partial'. It must end with '.partial' (removed by the
+            next run if left behind).
     """
 
-    def __init__(self, output, plan):
+    def __init__(self, output, path, splits, partial_path=None):
         import tensorflow as tf
 
-        self.plan = plan
-        self.final_path = os.path.join(output, plan.path)
-        makedirs(os.path.dirname(self.final_path))
+        self.splits = splits
+        self.final_path = os.path.join(output, path)
+        self.partial_path = partial_path or self.final_path + PARTIAL_SUFFIX
+        filesystem.makedirs(os.path.dirname(self.final_path))
         with storage_errors(self.final_path):
-            self.writer = tf.io.TFRecordWriter(self.final_path + PARTIAL_SUFFIX)
+            self.writer = tf.io.TFRecordWriter(self.partial_path)
         self.videos, self.errors, self.warnings = [], [], []
 
     def add(self, video_id, record, warnings, error):
@@ -197,18 +236,18 @@ class _ShardWriter:
             self.writer.close()
             atomic_write_json(self.final_path + ".json", {
                 "videos": self.videos, "errors": self.errors, "warnings": self.warnings,
-                "splits": [list(pair) for pair in self.plan.splits],
+                "splits": [list(pair) for pair in self.splits],
             })
-            os.replace(self.final_path + PARTIAL_SUFFIX, self.final_path)
+            filesystem.replace(self.partial_path, self.final_path)
 
     def abort(self):
-        """Closes and removes the partial shard (after a failure)."""
+        """Closes and removes the partial file (the shard stays unwritten)."""
         try:
             self.writer.close()
         except Exception:  # noqa: BLE001 - the failure being handled already says why
             pass
-        if os.path.exists(self.final_path + PARTIAL_SUFFIX):
-            os.remove(self.final_path + PARTIAL_SUFFIX)
+        if filesystem.exists(self.partial_path):
+            filesystem.remove(self.partial_path)
 
 
 def _is_finished(output, plan):
@@ -219,10 +258,10 @@ def _is_finished(output, plan):
     its name stays; such a shard is rewritten rather than trusted.
     """
     final = os.path.join(output, plan.path)
-    if not (os.path.isfile(final) and os.path.isfile(final + ".json")):
+    if not (filesystem.isfile(final) and filesystem.isfile(final + ".json")):
         return False
     try:
-        sidecar = _read_json(final + ".json")
+        sidecar = filesystem.read_json(final + ".json")
         written = [v["id"] for v in sidecar["videos"]]
         written += [e["video_id"] for e in sidecar["errors"]]
     except (ValueError, KeyError, TypeError):
@@ -239,7 +278,7 @@ def _write_reports(output, dataset, settings, plans, problems):
     Split indexes are written only when at least one video was converted, so
     a directory with 'splits/' always holds usable data.
     """
-    sidecars = {plan.path: _read_json(os.path.join(output, plan.sidecar_path))
+    sidecars = {plan.path: filesystem.read_json(os.path.join(output, plan.sidecar_path))
                 for plan in plans}
     errors = [problem.to_json() for problem in problems]
     warnings = []
@@ -287,78 +326,21 @@ def _write_reports(output, dataset, settings, plans, problems):
     return found, converted, errors, split_counts
 
 
-# === Entry point ===
+# === Engines ===
 
 
-def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
-                    shard_size=64, protocols=None, jpeg_quality=90,
-                    missing_list=None, progress=True, log=print):
-    """Converts a raw dataset directory; see the module doc for the layout.
-
-    Args:
-        dataset: 'ntu' or 'nucla'.
-        data_dir: raw dataset root.
-        output: output directory (created; resumed when it exists).
-        workers: decoding processes (1 = in this process).
-        stored_size: side of the stored square frames, pixels.
-        shard_size: videos per shard.
-        protocols: protocols whose splits are indexed; default all of the
-            dataset's (NTU: xsub, xview, xsub120, xset120; N-UCLA: xview).
-        jpeg_quality: 1..100.
-        missing_list: NTU missing-skeleton list; default the list in data_dir
-            if present, else the shipped official NTU-120 list.
-        progress: show a tqdm bar.
-        log: callable for console lines.
-
-    Returns:
-        ConversionSummary.
-
-    Raises:
-        sources.EmptyDatasetError: nothing that looks like the dataset.
-        ConversionError: settings differ from an earlier run in `output`, or
-            not a single video could be converted.
-    """
-    protocols = tuple(protocols or sources.DATASET_PROTOCOLS.get(dataset, ()))
-    if not 1 <= int(jpeg_quality) <= 100:
-        raise ValueError(f"jpeg_quality: expected 1..100, got {jpeg_quality!r}")
-    if int(stored_size) < 1 or int(workers) < 1:
-        raise ValueError(f"stored_size and workers must be >= 1, got "
-                         f"{stored_size!r}, {workers!r}")
-    samples, problems = sources.list_raw_samples(dataset, data_dir, protocols,
-                                                 missing_list)
-    plans = sharding.plan_shards(samples, shard_size)
-    settings = {"dataset": dataset, "stored_size": int(stored_size),
-                "shard_size": int(shard_size), "protocols": list(protocols),
-                "jpeg_quality": int(jpeg_quality)}
-    check_output_location(output, directory=True)
-    makedirs(output)
-    _check_settings(output, settings)
-    leftovers = _remove_partial_files(output)
-    if leftovers:
-        log(f"removed {len(leftovers)} unfinished file(s) of an interrupted run")
-    for problem in problems:
-        log(f"SKIPPED {problem.file}: {problem.reason}")
-    if missing_list and dataset == "ntu" and not ntu.load_missing_skeleton_ids(missing_list):
-        log(f"warning: --missing-skeletons {missing_list} names no NTU sample id (lines like "
-            f"S001C002P005R002A008): no sample is taken as one with a listed missing skeleton")
-    if dataset == user_videos.DATASET:  # a class folder without videos is named, not dropped silently
-        for message in user_videos.describe_classes(data_dir, user_videos.list_entries(data_dir)[0])[1:]:
-            log(message)
-    pending = [plan for plan in plans if not _is_finished(output, plan)]
-    done = sum(len(plan.samples) for plan in plans) - sum(len(p.samples) for p in pending)
-    log(f"{dataset}: {len(samples) + len(problems)} samples found in {data_dir}, "
-        f"{len(plans)} shards ({len(plans) - len(pending)} already finished), "
-        f"{workers} worker(s)")
-
-    work = [sample for plan in pending for sample in plan.samples]
-    function = functools.partial(_convert_sample, stored_size=int(stored_size),
-                                 jpeg_quality=int(jpeg_quality))
-    results = _ordered_map(function, work, int(workers))
-    bar = console.progress(total=len(samples), initial=done, unit="video", disable=not progress,
-                           desc="converting")
+def _write_shards_locally(output, plans, *, workers, stored_size, jpeg_quality,
+                          total, progress):
+    """Writes `plans` with a pool of `workers` decoding processes (in order)."""
+    work = [sample for plan in plans for sample in plan.samples]
+    function = functools.partial(convert_sample, stored_size=stored_size,
+                                 jpeg_quality=jpeg_quality)
+    results = _ordered_map(function, work, workers)
+    bar = console.progress(total=total, initial=total - len(work), unit="video",
+                           disable=not progress, desc="converting")
     try:
-        for plan in pending:
-            writer = _ShardWriter(output, plan)
+        for plan in plans:
+            writer = ShardWriter(output, plan.path, plan.splits)
             try:
                 for _ in plan.samples:
                     video_id, record, warnings, error = next(results)
@@ -374,6 +356,116 @@ def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
         bar.close()
         results.close()
 
+
+def _load_beam_engine():
+    """The `convert_beam` module; a ConversionError saying how to install Beam
+    when it cannot be imported."""
+    try:
+        # Beam's import warns (on the root logger) about BigQuery clients
+        # that conversion never uses; shown with --verbose only.
+        logging.disable(logging.NOTSET if console.is_verbose() else logging.WARNING)
+        try:
+            import apache_beam  # noqa: F401
+        finally:
+            logging.disable(logging.NOTSET)
+    except ImportError as error:
+        raise ConversionError(
+            f"--engine beam needs Apache Beam, which cannot be imported ({error}); "
+            f"install it with: {BEAM_INSTALL_COMMAND}") from error
+    if not console.is_verbose():  # e.g. the DirectRunner's forwarded worker warnings
+        logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    from glimpse_keras.data import convert_beam
+
+    return convert_beam
+
+
+# === Entry point ===
+
+
+def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
+                    shard_size=64, protocols=None, jpeg_quality=90,
+                    missing_list=None, progress=True, log=print, engine="local",
+                    pipeline_args=()):
+    """Converts a raw dataset directory; see the module doc for the layout.
+
+    Args:
+        dataset: 'ntu' or 'nucla'.
+        data_dir: raw dataset root.
+        output: output directory (created; resumed when it exists).
+        workers: decoding processes of the local engine (1 = in this
+            process); a Beam runner sets its own parallelism.
+        stored_size: side of the stored square frames, pixels.
+        shard_size: videos per shard.
+        protocols: protocols whose splits are indexed; default all of the
+            dataset's (NTU: xsub, xview, xsub120, xset120; N-UCLA: xview).
+        jpeg_quality: 1..100.
+        missing_list: NTU missing-skeleton list; default the list in data_dir
+            if present, else the shipped official NTU-120 list.
+        progress: show a tqdm bar (local engine).
+        log: callable for console lines.
+        engine: 'local' (process pool) or 'beam' (Apache Beam pipeline; the
+            paths are made absolute, as workers may run elsewhere).
+        pipeline_args: Beam pipeline options, e.g. ['--runner',
+            'DirectRunner']; only with engine='beam'.
+
+    Returns:
+        ConversionSummary.
+
+    Raises:
+        sources.EmptyDatasetError: nothing that looks like the dataset.
+        ConversionError: settings differ from an earlier run in `output`, not
+            a single video could be converted, Beam is missing, or a Beam
+            runner or pipeline option is wrong (checked before any write).
+    """
+    protocols = tuple(protocols or sources.DATASET_PROTOCOLS.get(dataset, ()))
+    if not 1 <= int(jpeg_quality) <= 100:
+        raise ValueError(f"jpeg_quality: expected 1..100, got {jpeg_quality!r}")
+    if int(stored_size) < 1 or int(workers) < 1:
+        raise ValueError(f"stored_size and workers must be >= 1, got "
+                         f"{stored_size!r}, {workers!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "beam":
+        beam_engine = _load_beam_engine()
+        options = beam_engine.pipeline_options(pipeline_args)
+        data_dir, output = filesystem.absolute(data_dir), filesystem.absolute(output)
+    elif pipeline_args:
+        raise ConversionError(
+            f"unrecognized arguments: {' '.join(pipeline_args)} (Beam pipeline "
+            "options are accepted with --engine beam only)")
+    samples, problems = sources.list_raw_samples(dataset, data_dir, protocols,
+                                                 missing_list)
+    plans = sharding.plan_shards(samples, shard_size)
+    settings = {"dataset": dataset, "stored_size": int(stored_size),
+                "shard_size": int(shard_size), "protocols": list(protocols),
+                "jpeg_quality": int(jpeg_quality)}
+    filesystem.prepare_output_folder(output)
+    _check_settings(output, settings)
+    leftovers = _remove_partial_files(output)
+    if leftovers:
+        log(f"removed {len(leftovers)} unfinished file(s) of an interrupted run")
+    for problem in problems:
+        log(f"SKIPPED {problem.file}: {problem.reason}")
+    if missing_list and dataset == "ntu" and not ntu.load_missing_skeleton_ids(missing_list):
+        log(f"warning: --missing-skeletons {missing_list} names no NTU sample id (lines like "
+            f"S001C002P005R002A008): no sample is taken as one with a listed missing skeleton")
+    if dataset == user_videos.DATASET:  # a class folder without videos is named, not dropped silently
+        for message in user_videos.describe_classes(data_dir, user_videos.list_entries(data_dir)[0])[1:]:
+            log(message)
+    pending = [plan for plan in plans if not _is_finished(output, plan)]
+    how = (f"Beam runner {beam_engine.runner_name(options)}" if engine == "beam"
+           else f"{workers} worker(s)")
+    log(f"{dataset}: {len(samples) + len(problems)} samples found in {data_dir}, "
+        f"{len(plans)} shards ({len(plans) - len(pending)} already finished), {how}")
+
+    if engine == "beam":
+        beam_engine.write_shards(output, data_dir, pending, stored_size=int(stored_size),
+                                 jpeg_quality=int(jpeg_quality), options=options, log=log)
+    else:
+        _write_shards_locally(output, pending, workers=int(workers),
+                              stored_size=int(stored_size), jpeg_quality=int(jpeg_quality),
+                              total=len(samples), progress=progress)
+
     found, converted, errors, split_counts = _write_reports(
         output, dataset, settings, plans, problems)
     if dataset == user_videos.DATASET:
@@ -386,8 +478,8 @@ def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
         raise ConversionError(
             f"not a single video of {data_dir!r} could be converted ({found} found, "
             f"all skipped); see {os.path.join(output, ERRORS_FILE)} for the reasons")
-    return ConversionSummary(found, converted, len(errors), len(work), split_counts,
-                             output)
+    loaded = sum(len(plan.samples) for plan in pending)
+    return ConversionSummary(found, converted, len(errors), loaded, split_counts, output)
 
 
 def _parse_protocols(values):
@@ -396,15 +488,22 @@ def _parse_protocols(values):
     return tuple(p for value in values for p in value.split(",") if p)
 
 
+def _default_workers():
+    return min(2, os.cpu_count() or 1)
+
+
 def build_argument_parser():
     parser = argparse.ArgumentParser(
         prog="python -m glimpse_keras.data.convert",
-        description="Convert raw NTU RGB+D / N-UCLA data into sharded TFRecords.")
+        description="Convert raw NTU RGB+D / N-UCLA data into sharded TFRecords.",
+        epilog="With --engine beam, every argument not listed here is a Beam pipeline "
+               "option (e.g. --runner DirectRunner --direct_num_workers 2).")
     parser.add_argument("--dataset", required=True, choices=sources.DATASETS)
     parser.add_argument("--data-dir", required=True, help="raw dataset root")
     parser.add_argument("--output", required=True, help="output directory")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                        help="decoding processes (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="decoding processes of the local engine (default: "
+                             f"{_default_workers()})")
     parser.add_argument("--stored-size", type=int, default=256,
                         help="side of the stored square frames (default 256)")
     parser.add_argument("--shard-size", type=int, default=64,
@@ -417,21 +516,34 @@ def build_argument_parser():
                         help="NTU missing-skeleton list (default: the one in "
                              "--data-dir, else the shipped official list)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="local: a process pool here (default); beam: an Apache "
+                             "Beam pipeline, on the runner its options name")
     console.add_verbose_argument(parser)
     return parser
 
 
 def main(argv=None):
-    args = build_argument_parser().parse_args(argv)
+    parser = build_argument_parser()
+    args, pipeline_args = parser.parse_known_args(argv)
+    if args.engine == "local" and pipeline_args:
+        parser.error(f"unrecognized arguments: {' '.join(pipeline_args)} (Beam "
+                     "pipeline options are accepted with --engine beam only)")
+    if args.engine == "beam" and args.workers is not None:
+        parser.error("--workers belongs to the local engine; on Beam the runner sets the "
+                     "parallelism (e.g. --direct_num_workers N --direct_running_mode "
+                     "multi_processing here, --parallelism N on Flink)")
     console.configure_logging(args.verbose)  # GLIMPSE_VERBOSE=1 from a verbose parent counts too
     console.import_tensorflow_quietly()  # before the bar: its load-time lines would break it
     try:
         convert_dataset(
-            args.dataset, args.data_dir, args.output, workers=args.workers,
+            args.dataset, args.data_dir, args.output,
+            workers=_default_workers() if args.workers is None else args.workers,
             stored_size=args.stored_size, shard_size=args.shard_size,
             protocols=_parse_protocols(args.protocol),
             jpeg_quality=args.jpeg_quality, missing_list=args.missing_skeletons,
-            progress=not args.no_progress)
+            progress=not args.no_progress, engine=args.engine,
+            pipeline_args=pipeline_args)
     except (ValueError, OSError) as error:  # OSError: StorageError and other refused writes
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -23,6 +23,12 @@ reader in `data.sources`.
 
 import os
 
+from glimpse_keras import filesystem
+
+# NTU RGB+D: about 70 frames per sample (the paper's totals) at about 30 fps.
+NTU_MEAN_FRAMES = 70
+NTU_FRAME_RATE = 30
+
 
 class DatasetAdapter:
     """What one dataset family means to the jobs above the readers.
@@ -71,6 +77,13 @@ class DatasetAdapter:
     def stored_label(self, number):
         """The label the converter stores for class `number`."""
         raise NotImplementedError
+
+    def clip_seconds(self, data_config):
+        """The typical duration of this family's videos in seconds: what one
+        training clip (T frames spread over a whole video) spans, hence the
+        default window of `glimpse-predict --timeline` and `--stream`. None
+        when the family does not know it (then a window must be given)."""
+        return None
 
     def describe_classes(self):
         """How valid class numbers are described in an error message."""
@@ -125,6 +138,11 @@ class NTUAdapter(DatasetAdapter):
 
     def stored_label(self, number):
         return number - 1
+
+    def clip_seconds(self, data_config):
+        # The paper's totals (more than 4 M frames over 56,880 samples,
+        # DATASETS.md) give about 70 frames per sample, at about 30 fps.
+        return round(NTU_MEAN_FRAMES / NTU_FRAME_RATE, 2)
 
     def is_raw_tree(self, path):
         return os.path.isdir(os.path.join(path, "nturgb+d_rgb"))
@@ -193,6 +211,14 @@ class SyntheticAdapter(NTUAdapter):
         name = f"synthetic_ntu_{data_config.synthetic_preset}_seed{data_config.synthetic_seed}_{digest}"
         return os.path.join(cache_root, name, "raw")
 
+    def clip_seconds(self, data_config):
+        """The middle of the generator preset's frame-count range at the generator's frame rate."""
+        from glimpse_keras.data.synthetic import resolve_config
+        from glimpse_keras.data.synthetic.video_encoder import FPS
+
+        low, high = resolve_config("ntu", data_config.synthetic_preset)["frames"]
+        return round((low + high) / 2 / FPS, 2)
+
     def generate(self, raw_dir, data_config):
         import sys
 
@@ -240,7 +266,7 @@ class UserVideosAdapter(DatasetAdapter):
         from glimpse_keras.data.preparation import DataDirError
 
         for folder in (converted_dir, data_config.data_dir):
-            if folder and os.path.isfile(os.path.join(folder, user_videos.INFO_FILE)):
+            if folder and filesystem.isfile(os.path.join(folder, user_videos.INFO_FILE)):
                 return tuple(user_videos.class_names(folder))
         try:
             if not data_config.data_dir:

@@ -17,6 +17,7 @@ import dataclasses
 import os
 import re
 
+from glimpse_keras import filesystem
 from glimpse_keras.data.errors import InvalidSampleIdError
 
 ORIGINAL_WIDTH, ORIGINAL_HEIGHT = 1920, 1080
@@ -226,6 +227,6 @@ def load_missing_skeleton_ids(path=None, ntu120=False):
     """
     if path is None:
         path = MISSING_SKELETONS_NTU120 if ntu120 else MISSING_SKELETONS_NTU60
-    with open(path, encoding="utf-8", errors="replace") as handle:
+    with filesystem.open(path, encoding="utf-8", errors="replace") as handle:
         lines = [line.strip() for line in handle]
     return frozenset(line for line in lines if _ID_PATTERN.fullmatch(line))

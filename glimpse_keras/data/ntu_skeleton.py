@@ -21,6 +21,7 @@ import dataclasses
 
 import numpy as np
 
+from glimpse_keras import filesystem
 from glimpse_keras.data.errors import SkeletonFormatError
 from glimpse_keras.data.ntu import ORIGINAL_HEIGHT, ORIGINAL_WIDTH
 
@@ -228,7 +229,7 @@ def read_ntu_skeleton(path):
         FileNotFoundError: the file does not exist.
         SkeletonFormatError: the content is malformed, or not ASCII text.
     """
-    with open(path, "rb") as handle:
+    with filesystem.open(path, "rb") as handle:
         data = handle.read()
     try:
         text = data.decode("ascii")

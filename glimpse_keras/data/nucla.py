@@ -34,6 +34,7 @@ import re
 
 import numpy as np
 
+from glimpse_keras import filesystem
 from glimpse_keras.data.errors import (DataReadError, InvalidSampleIdError,
                                        SkeletonFormatError)
 from glimpse_keras.data.ntu_skeleton import PoseTrack
@@ -201,12 +202,12 @@ def find_view_dirs(root):
     holds a view_<v> folder.
     """
     for candidate in (root, os.path.join(root, "multiview_action")):
-        if not os.path.isdir(candidate):
+        if not filesystem.isdir(candidate):
             continue
         views = []
-        for entry in os.listdir(candidate):
+        for entry in filesystem.listdir(candidate):
             match = _VIEW_PATTERN.fullmatch(entry)
-            if match and os.path.isdir(os.path.join(candidate, entry)):
+            if match and filesystem.isdir(os.path.join(candidate, entry)):
                 views.append((int(match.group(1)), os.path.join(candidate, entry)))
         if views:
             return sorted(views)
@@ -222,7 +223,7 @@ def read_nucla_sample(directory):
     """
     sample_id = parse_nucla_sample_dir(directory)
     rgb, skeletons = {}, {}
-    for entry in os.listdir(directory):
+    for entry in filesystem.listdir(directory):
         match = _FRAME_PATTERN.fullmatch(entry)
         if match is None:
             continue
@@ -267,9 +268,9 @@ def list_nucla_samples(root):
             f"{root}: no 'view_<v>' folders here or in '{root}/multiview_action'")
     samples = []
     for _, view_dir in views:
-        for entry in sorted(os.listdir(view_dir)):
+        for entry in sorted(filesystem.listdir(view_dir)):
             path = os.path.join(view_dir, entry)
-            if os.path.isdir(path) and _SAMPLE_PATTERN.fullmatch(entry):
+            if filesystem.isdir(path) and _SAMPLE_PATTERN.fullmatch(entry):
                 samples.append(read_nucla_sample(path))
     return samples
 
@@ -342,7 +343,7 @@ def read_nucla_skeleton(path):
         SkeletonFormatError: as parse_nucla_skeleton, or the file is not ASCII.
     """
     try:
-        with open(path, "rb") as handle:
+        with filesystem.open(path, "rb") as handle:
             text = handle.read().decode("ascii", errors="strict")
     except UnicodeDecodeError as error:
         raise SkeletonFormatError(path, f"not an ASCII text file ({error})") from None
@@ -351,7 +352,7 @@ def read_nucla_skeleton(path):
 
 def _read_body_ids(path):
     """Returns the integer header lines of a skeleton file, as strings."""
-    with open(path, encoding="ascii", errors="replace") as handle:
+    with filesystem.open(path, encoding="ascii", errors="replace") as handle:
         return [line.strip() for line in handle if re.fullmatch(r"[+-]?\d+", line.strip())]
 
 

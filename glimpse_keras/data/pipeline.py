@@ -9,12 +9,16 @@ differ visibly:
     train  one clip, one random frame per temporal bin, random crop,
            optional flip, shuffled; deterministic given `seed`
     eval   one clip, bin-centre frames, centre crop
-    test   K clips per video at fixed bin offsets, centre crop, plus the id
+    test   K clips per video at fixed bin offsets, centre crop, plus the id;
+           with test_sampling='random' (the authors' test) each clip takes a
+           random frame per bin and its own random crop, drawn from `seed`
+           and the video id
 
 Videos stay uint8: ImageNet normalisation happens inside the model.
 
 Split files: the converter writes `OUT/splits/<protocol>/<split>.json` listing
 the shards of each split; `list_split_files` and `count_split_videos` read it.
+OUT may be a URL (e.g. gs://bucket/ntu_tfrecords; `glimpse_keras.filesystem`).
 """
 
 import os
@@ -22,10 +26,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from glimpse_keras import filesystem
 from glimpse_keras.data import schema, video_ops
-from glimpse_keras.io_utils import read_json
+
 
 MODES = ("train", "eval", "test")
+TEST_SAMPLINGS = ("fixed", "random")
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -60,12 +66,12 @@ def read_split_index(data_dir, protocol, split):
         SplitNotFoundError: naming the path and the splits that do exist.
     """
     path = split_index_path(data_dir, protocol, split)
-    if not os.path.isfile(path):
+    if not filesystem.isfile(path):
         available = []
         splits_dir = os.path.join(data_dir, "splits")
-        if os.path.isdir(splits_dir):
-            for name in sorted(os.listdir(splits_dir)):
-                for entry in sorted(os.listdir(os.path.join(splits_dir, name))):
+        if filesystem.isdir(splits_dir):
+            for name in sorted(filesystem.listdir(splits_dir)):
+                for entry in sorted(filesystem.listdir(os.path.join(splits_dir, name))):
                     if entry.endswith(".json"):
                         available.append(f"{name}/{entry[:-5]}")
         raise SplitNotFoundError(
@@ -73,7 +79,7 @@ def read_split_index(data_dir, protocol, split):
             f"converted directory {data_dir!r}; available: "
             f"{', '.join(available) or 'none (run glimpse_keras.data.convert)'}"
         )
-    return read_json(path, dict, SplitNotFoundError, required={"files": list, "num_videos": int},
+    return filesystem.read_json(path, dict, SplitNotFoundError, required={"files": list, "num_videos": int},
                      fix="convert the data again into a new folder (python -m glimpse_keras.data.convert)")
 
 
@@ -130,7 +136,8 @@ def _resolve_files(file_pattern_or_list):
 
 
 def _make_processor(mode, num_frames, image_size, clips_per_video, flip,
-                    flip_partners, num_persons, num_joints, label_table=None):
+                    flip_partners, num_persons, num_joints, label_table=None,
+                    test_sampling="fixed"):
     """Returns fn(index, serialized, base_seed) -> (inputs, targets)."""
 
     def process(index, serialized, base_seed):
@@ -158,7 +165,7 @@ def _make_processor(mode, num_frames, image_size, clips_per_video, flip,
                 video["height"], video["width"], image_size
             )
             do_flip = tf.constant(False)
-        else:
+        elif test_sampling == "fixed":
             indices = video_ops.test_frame_indices(
                 length, num_frames, clips_per_video
             )
@@ -166,19 +173,43 @@ def _make_processor(mode, num_frames, image_size, clips_per_video, flip,
                 video["height"], video["width"], image_size
             )
             do_flip = tf.constant(False)
-        frames = video_ops.decode_and_crop_frames(
-            video["jpeg"], indices, offset, image_size
-        )
-        pose, pose_mask = video_ops.transform_pose(
-            tf.gather(video["uv"], indices),
-            tf.gather(video["mask"], indices),
-            video["height"],
-            video["width"],
-            offset,
-            image_size,
-            do_flip,
-            flip_partners,
-        )
+        else:
+            # Seeded by the video id, not the position in the stream: a video
+            # gets the same clips whatever else is read with it.
+            video_seed = tf.strings.to_hash_bucket_fast(video["video_id"], 2**62)
+            clip_seeds = tf.random.experimental.stateless_split(
+                tf.stack([base_seed, video_seed]), num=2
+            )
+            indices = video_ops.random_test_frame_indices(
+                length, num_frames, clips_per_video, clip_seeds[0]
+            )
+            offset = video_ops.random_crop_offset(
+                video["height"], video["width"], image_size, clip_seeds[1],
+                num_crops=clips_per_video,
+            )
+            do_flip = tf.constant(False)
+
+        def cut(indices, offset):
+            frames = video_ops.decode_and_crop_frames(
+                video["jpeg"], indices, offset, image_size
+            )
+            pose, pose_mask = video_ops.transform_pose(
+                tf.gather(video["uv"], indices),
+                tf.gather(video["mask"], indices),
+                video["height"],
+                video["width"],
+                offset,
+                image_size,
+                do_flip,
+                flip_partners,
+            )
+            return frames, pose, pose_mask
+
+        if offset.shape.rank == 2:  # one crop per clip
+            clips = [cut(indices[k], offset[k]) for k in range(clips_per_video)]
+            frames, pose, pose_mask = (tf.stack(parts) for parts in zip(*clips))
+        else:
+            frames, pose, pose_mask = cut(indices, offset)
         if flip:
             frames = video_ops.maybe_flip_frames(frames, do_flip)
         inputs = {"video": frames}
@@ -216,6 +247,7 @@ def build_dataset(
     label_map=None,
     include_ids=None,
     exclude_ids=None,
+    test_sampling="fixed",
 ):
     """Batched (inputs, targets) clips from converted TFRecord shards.
 
@@ -243,6 +275,11 @@ def build_dataset(
         exclude_ids: None, or video ids that are not read (a validation
             split carved from the training split: the training clips
             exclude it, the validation clips include only it).
+        test_sampling: how 'test' mode cuts its K clips: "fixed" (clip k
+            at offset (k + 0.5) / K in every bin, centre crop) or "random"
+            (a random frame per bin and a random crop for each clip, from
+            `seed` and the video id: the same seed gives the same clips of a
+            video whatever the batch size or the other videos read).
 
     Returns:
         tf.data.Dataset of (inputs, targets):
@@ -264,6 +301,8 @@ def build_dataset(
             raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
     if flip and mode != "train":
         raise ValueError(f"flip=True is a training augmentation; mode is {mode!r}")
+    if test_sampling not in TEST_SAMPLINGS:
+        raise ValueError(f"test_sampling: expected one of {TEST_SAMPLINGS}, got {test_sampling!r}")
     if drop_remainder is None:
         drop_remainder = mode == "train"
     if flip:
@@ -329,7 +368,8 @@ def build_dataset(
     if repeat:
         dataset = dataset.repeat()
     process = _make_processor(mode, num_frames, image_size, clips_per_video, flip,
-                              flip_partners, num_persons, num_joints, label_table)
+                              flip_partners, num_persons, num_joints, label_table,
+                              test_sampling)
     base_seed = tf.constant(seed % (2**62), tf.int64)
     dataset = dataset.enumerate().map(
         lambda index, serialized: process(index, serialized, base_seed),

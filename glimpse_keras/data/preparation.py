@@ -7,6 +7,10 @@ by the tree's file list, sizes and times so that changed raw files are
 converted again, or be empty for the synthetic dataset (generated once, then
 converted). The generator and converter run as their own command-line tools,
 so their progress bars and error reports reach the user unchanged.
+
+Converted shards may also be at a URL (gs://...; `glimpse_keras.filesystem`).
+A raw tree is converted here only from a local path; convert a remote one with
+`python -m glimpse_keras.data.convert` and point `--data-dir` at its output.
 """
 
 import contextlib
@@ -15,6 +19,7 @@ import os
 import subprocess
 import sys
 
+from glimpse_keras import filesystem
 from glimpse_keras.data import datasets, pipeline
 
 # Kept for one release; the texts live in the families' adapters.
@@ -28,7 +33,7 @@ class DataDirError(ValueError):
 
 def is_converted(path):
     """True when `path` holds converted shards with split indexes."""
-    return os.path.isdir(os.path.join(path, "splits"))
+    return filesystem.isdir(os.path.join(path, "splits"))
 
 
 def raw_layout(path):
@@ -100,7 +105,7 @@ def prepare_data(data_config, cache_root):
             _run(adapter.generate(raw_dir, data_config))
             _convert(raw_dir, adapter.raw_format, converted, data_config)
         return converted
-    if not data_dir or not os.path.isdir(data_dir):
+    if not data_dir or not filesystem.isdir(data_dir):
         raise DataDirError(_missing_message(adapter, data_dir))
     if is_converted(data_dir):
         check_conversion_settings(data_dir, data_config)
@@ -128,14 +133,11 @@ def conversion_settings(converted_dir):
     Raises:
         DataDirError: the file exists but cannot be read.
     """
-    import json
-
     path = os.path.join(converted_dir, SETTINGS_FILE)
-    if not os.path.exists(path):
+    if not filesystem.exists(path):
         return None
     try:
-        with open(path) as handle:
-            return json.load(handle)
+        return filesystem.read_json(path)
     except (OSError, ValueError) as error:
         raise DataDirError(f"cannot read {path}: {error}") from error
 
@@ -243,6 +245,9 @@ def raw_tree_digest(data_dir):
 def _missing_message(adapter, data_dir):
     shown = data_dir or "(not given)"
     problem = adapter.raw_tree_problem(data_dir) if data_dir and os.path.isdir(data_dir) else None
+    if data_dir and not filesystem.is_local(data_dir):
+        problem = ("a raw tree at a URL is not converted on the fly: convert it with "
+                   "`python -m glimpse_keras.data.convert`, then pass its output")
     return (
         f"--data-dir {shown}: expected converted shards (a folder with "
         f"splits/, written by `python -m glimpse_keras.data.convert`) or a raw "

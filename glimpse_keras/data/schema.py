@@ -180,7 +180,9 @@ def serialize_video_record(record):
         context=tf.train.Features(feature=context),
         feature_lists=tf.train.FeatureLists(feature_list=feature_lists),
     )
-    return example.SerializeToString()
+    # deterministic: map entries (the feature names) in sorted order, so the
+    # same video gives the same bytes in every process (either engine, any worker).
+    return example.SerializeToString(deterministic=True)
 
 
 # === Decoder (parse only) ===

@@ -7,7 +7,8 @@ sample (unparseable name, video without skeleton, ...), so that nothing found
 is lost silently. `load_raw_sample` decodes one sample into a
 `schema.VideoRecord` (JPEG frames at the stored size + pose track).
 
-No TensorFlow here: this module runs inside the conversion worker processes.
+Paths may be URLs (`glimpse_keras.filesystem`). No TensorFlow here for local
+paths: this module runs inside the conversion worker processes.
 """
 
 import dataclasses
@@ -16,6 +17,7 @@ import os
 import cv2
 import numpy as np
 
+from glimpse_keras import filesystem
 from glimpse_keras.data import ntu, nucla, schema, user_videos
 from glimpse_keras.data.errors import DataReadError
 from glimpse_keras.data.ntu_skeleton import read_ntu_skeleton, select_ntu_bodies
@@ -101,7 +103,7 @@ class RawSample:
 
 
 def _walk_files(root):
-    for directory, _, names in os.walk(root, followlinks=True):
+    for directory, _, names in filesystem.walk(root, followlinks=True):
         for name in names:
             yield os.path.join(directory, name)
 
@@ -110,7 +112,7 @@ def _ntu_missing_ids(data_dir, missing_list):
     if missing_list:
         return ntu.load_missing_skeleton_ids(missing_list)
     found = [os.path.join(data_dir, name) for name in NTU_MISSING_LIST_NAMES
-             if os.path.isfile(os.path.join(data_dir, name))]
+             if filesystem.isfile(os.path.join(data_dir, name))]
     if not found:
         return ntu.load_missing_skeleton_ids(None, ntu120=True)
     ids = set()
@@ -193,9 +195,9 @@ def list_nucla_raw_samples(data_dir, protocols):
     """
     samples, problems = [], []
     for _, view_dir in nucla.find_view_dirs(data_dir):
-        for entry in sorted(os.listdir(view_dir)):
+        for entry in sorted(filesystem.listdir(view_dir)):
             path = os.path.join(view_dir, entry)
-            if not os.path.isdir(path):
+            if not filesystem.isdir(path):
                 continue
             try:
                 sample = nucla.read_nucla_sample(path)
@@ -240,7 +242,7 @@ def list_user_video_samples(data_dir, protocols):
         samples.append(RawSample(
             dataset=user_videos.DATASET, video_id=video_id, label=label, subject=0, camera=0, setup=0,
             replication=0, splits=tuple((protocol, split) for protocol in protocols), video_path=path,
-            skeleton_path=keypoints if os.path.isfile(keypoints) else None,
+            skeleton_path=keypoints if filesystem.isfile(keypoints) else None,
         ))
     samples.sort(key=lambda s: s.video_id)
     return samples, problems
@@ -261,7 +263,7 @@ def list_raw_samples(dataset, data_dir, protocols, missing_list=None):
         raise ValueError(
             f"protocol {unknown or protocols!r} is not a {dataset} protocol; "
             f"expected some of {DATASET_PROTOCOLS[dataset]}")
-    if not os.path.isdir(data_dir):
+    if not filesystem.isdir(data_dir):
         raise EmptyDatasetError(
             f"data directory {data_dir!r} does not exist; expected the raw "
             f"{dataset} layout {EXPECTED_LAYOUT[dataset]}")
@@ -333,7 +335,8 @@ def _load_nucla(raw, stored_size, jpeg_quality, num_persons, warnings):
     track = nucla.nucla_pose_track(sample, num_persons)
     jpegs = []
     for path in sample.rgb_paths:
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+        with filesystem.local_copy(path) as local:
+            bgr = cv2.imread(local, cv2.IMREAD_COLOR)
         if bgr is None:
             raise DataReadError(path, "unreadable or corrupt JPEG frame")
         bgr = cv2.resize(bgr, (stored_size, stored_size), interpolation=cv2.INTER_AREA)

@@ -45,7 +45,8 @@ The converter writes ROOT's class names to OUT/videos_dataset.json
 (`write_dataset_info`), so a run whose data_dir points at converted shards
 still knows them.
 
-No TensorFlow here: this module runs inside the conversion worker processes.
+ROOT may be a URL (`glimpse_keras.filesystem`). No TensorFlow here for local
+paths: this module runs inside the conversion worker processes.
 """
 
 import json
@@ -54,6 +55,7 @@ import os
 
 import numpy as np
 
+from glimpse_keras import filesystem
 from glimpse_keras.data.errors import DataReadError
 
 DATASET = "videos"
@@ -89,7 +91,7 @@ def _is_video(name):
 
 def _videos_below(folder):
     found = []
-    for directory, subdirectories, names in os.walk(folder, followlinks=True):
+    for directory, subdirectories, names in filesystem.walk(folder, followlinks=True):
         subdirectories.sort()
         found.extend(os.path.join(directory, name) for name in sorted(names) if _is_video(name))
     return found
@@ -107,7 +109,7 @@ def _text_lines(path):
         UserVideosError: the file cannot be read or is not UTF-8 text.
     """
     try:
-        with open(path, encoding="utf-8") as handle:
+        with filesystem.open(path, encoding="utf-8") as handle:
             return handle.readlines()
     except UnicodeDecodeError as error:
         raise UserVideosError(path, f"not a UTF-8 text file ({error.reason} at byte {error.start})") from None
@@ -140,11 +142,11 @@ def detect_layout(root):
     Raises:
         UserVideosError: ROOT does not exist.
     """
-    if not os.path.isdir(root):
+    if not filesystem.isdir(root):
         raise UserVideosError(root, f"no such folder; expected {EXPECTED_LAYOUT}")
-    if os.path.isfile(os.path.join(root, "train.txt")):
+    if filesystem.isfile(os.path.join(root, "train.txt")):
         return "lists"
-    if os.path.isdir(os.path.join(root, "train")) and os.path.isdir(os.path.join(root, "test")):
+    if filesystem.isdir(os.path.join(root, "train")) and filesystem.isdir(os.path.join(root, "test")):
         return "split_folders"
     return "folders"
 
@@ -154,8 +156,8 @@ def detect_layout(root):
 
 def _class_folders(folder):
     return sorted(
-        name for name in os.listdir(folder)
-        if os.path.isdir(os.path.join(folder, name)) and not name.startswith(".")
+        name for name in filesystem.listdir(folder)
+        if filesystem.isdir(os.path.join(folder, name)) and not name.startswith(".")
     )
 
 
@@ -174,7 +176,7 @@ def _folder_entries(root, layout):
         entries = []
         for split in SPLITS:
             folder = os.path.join(root, split)
-            if os.path.isdir(folder):
+            if filesystem.isdir(folder):
                 for name in _class_folders(folder):
                     entries.extend((path, name, split) for path in _videos_below(os.path.join(folder, name)))
         return entries
@@ -192,7 +194,7 @@ def empty_class_folders(root):
     parents = [os.path.join(root, split) for split in SPLITS] if layout == "split_folders" else [root]
     folders, filled = set(), set()
     for parent in parents:
-        if not os.path.isdir(parent):
+        if not filesystem.isdir(parent):
             continue
         for name in _class_folders(parent):
             folders.add(name)
@@ -206,7 +208,7 @@ def describe_classes(root, names):
     any class folder left out because it holds no video."""
     shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
     messages = [f"{DATASET}: {len(names)} classes in {root} ({shown})"]
-    listed = read_class_names_file(os.path.join(root, CLASSES_FILE)) if os.path.isfile(
+    listed = read_class_names_file(os.path.join(root, CLASSES_FILE)) if filesystem.isfile(
         os.path.join(root, CLASSES_FILE)) else []
     empty = [name for name in empty_class_folders(root) if name not in listed]
     if empty:
@@ -227,8 +229,8 @@ def _parse_list_file(path, root, split):
         if len(parts) != 2:
             raise UserVideosError(path, f"line {number}: expected '<path> <label>', got {text!r}")
         video, label = parts
-        video = video if os.path.isabs(video) else os.path.join(root, video)
-        entries.append((os.path.normpath(video), label, split, f"{path}:{number}"))
+        video = video if filesystem.isabs(video) else os.path.join(root, video)
+        entries.append((filesystem.normpath(video), label, split, f"{path}:{number}"))
     return entries
 
 
@@ -246,15 +248,15 @@ def list_entries(root):
     """
     layout = detect_layout(root)
     names_path = os.path.join(root, CLASSES_FILE)
-    names = read_class_names_file(names_path) if os.path.isfile(names_path) else None
+    names = read_class_names_file(names_path) if filesystem.isfile(names_path) else None
     problems = []
     if layout == "lists":
         raw = []
         for split in SPLITS:
             path = os.path.join(root, f"{split}.txt")
-            if os.path.isfile(path):
+            if filesystem.isfile(path):
                 raw.extend(_parse_list_file(path, root, split))
-        if not os.path.isfile(os.path.join(root, "test.txt")):
+        if not filesystem.isfile(os.path.join(root, "test.txt")):
             raise UserVideosError(os.path.join(root, "test.txt"), "missing: list files need train.txt and test.txt")
         labels = [label for _, label, _, _ in raw]
         numeric = all(label.lstrip("-").isdigit() for label in labels)
@@ -274,10 +276,10 @@ def list_entries(root):
             elif label in names:
                 index = names.index(label)
             else:
-                source = names_path if os.path.isfile(names_path) else "the lists"
+                source = names_path if filesystem.isfile(names_path) else "the lists"
                 problems.append((where, f"label {label!r} is not a class name of {source}"))
                 continue
-            if not os.path.isfile(video):
+            if not filesystem.isfile(video):
                 problems.append((video, f"listed in {where} but the file does not exist"))
                 continue
             entries.append((video, index, split))
@@ -303,16 +305,16 @@ def class_names(data_dir):
         UserVideosError: neither a readable videos_dataset.json nor a user-video layout.
     """
     info = os.path.join(data_dir, INFO_FILE)
-    if os.path.isfile(info):
+    if filesystem.isfile(info):
         return read_dataset_info(data_dir)["class_names"]
     return list_entries(data_dir)[0]
 
 
 def sample_id(root, video_path):
     """The id of a video: its path relative to ROOT without the extension, '/'-separated."""
-    relative = os.path.relpath(os.path.abspath(video_path), os.path.abspath(root))
+    relative = filesystem.relpath(video_path, root)
     if relative.startswith(os.pardir):  # a list file may name videos outside ROOT
-        relative = os.path.abspath(video_path).lstrip(os.sep)
+        relative = filesystem.absolute(video_path).lstrip(os.sep)
     return os.path.splitext(relative)[0].replace(os.sep, "/")
 
 
@@ -335,7 +337,7 @@ def read_keypoints(path, width, height, num_persons=2):
             person / joint when it is one of them).
     """
     try:
-        with open(path, encoding="utf-8") as handle:
+        with filesystem.open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except (OSError, ValueError) as error:
         raise UserVideosError(path, f"not a readable JSON file: {error}") from error
@@ -381,32 +383,29 @@ def read_keypoints(path, width, height, num_persons=2):
 
 def write_dataset_info(output, data_dir, samples):
     """Writes OUT/videos_dataset.json: class names, videos and how many have keypoints."""
-    from glimpse_keras.io_utils import atomic_write_json
-
     names = list_entries(data_dir)[0]
     with_pose = sum(1 for sample in samples if sample.skeleton_path is not None)
-    atomic_write_json(os.path.join(output, INFO_FILE), {
+    filesystem.atomic_write_json(os.path.join(output, INFO_FILE), {
         "class_names": names, "videos": len(samples), "videos_with_keypoints": with_pose,
-        "source": os.path.abspath(data_dir),
+        "source": filesystem.absolute(data_dir),
     })
 
 
 def read_dataset_info(converted_dir):
     path = os.path.join(converted_dir, INFO_FILE)
     try:
-        with open(path) as handle:
-            return json.load(handle)
+        return filesystem.read_json(path)
     except (OSError, ValueError) as error:
         raise UserVideosError(path, f"cannot read the converted dataset's description: {error}") from error
 
 
 def dataset_summary(data_dir):
     """(class names, videos, videos with a keypoint file) of a raw folder or converted shards."""
-    if os.path.isfile(os.path.join(data_dir, INFO_FILE)):
+    if filesystem.isfile(os.path.join(data_dir, INFO_FILE)):
         info = read_dataset_info(data_dir)
         return info["class_names"], info["videos"], info["videos_with_keypoints"]
     names, entries, _ = list_entries(data_dir)
-    with_pose = sum(1 for path, _, _ in entries if os.path.isfile(keypoint_path(path)))
+    with_pose = sum(1 for path, _, _ in entries if filesystem.isfile(keypoint_path(path)))
     return names, len(entries), with_pose
 
 

@@ -85,6 +85,24 @@ def test_frame_indices(num_frames, num_samples, num_clips):
 test_frame_indices.__test__ = False
 
 
+def random_test_frame_indices(num_frames, num_samples, num_clips, seed):
+    """K clips, each with one uniformly random frame in each of T equal bins
+    (the sampling of `train_frame_indices`, drawn independently per clip):
+    the authors' test clips.
+
+    Args:
+        num_frames: scalar int, F >= 1.
+        num_samples: Python int T.
+        num_clips: Python int K.
+        seed: int (2,) stateless seed.
+
+    Returns:
+        int32 (K, T), non-decreasing along T.
+    """
+    offsets = tf.random.stateless_uniform([num_clips, num_samples], seed=seed, dtype=tf.float64)
+    return _bin_indices(num_frames, offsets)
+
+
 # === Spatial crops ===
 
 
@@ -155,19 +173,22 @@ def preprocess_frames(frames, *, image_size, stored_size=None):
     return tf.ensure_shape(cropped, [None, image_size, image_size, 3])
 
 
-def random_crop_offset(height, width, crop_size, seed):
+def random_crop_offset(height, width, crop_size, seed, num_crops=None):
     """(y0, x0) drawn uniformly from [0, H - S] x [0, W - S] (inclusive).
 
     Args:
         height, width: scalar int32, stored frame size (>= crop_size).
         crop_size: Python int S.
         seed: int (2,) stateless seed.
+        num_crops: None for one corner, or Python int K for K independent
+            corners.
 
     Returns:
-        int32 (2,).
+        int32 (2,), or (K, 2) with `num_crops`.
     """
     limits = tf.stack([height - crop_size + 1, width - crop_size + 1])
-    uniform = tf.random.stateless_uniform([2], seed=seed, dtype=tf.float32)
+    shape = [2] if num_crops is None else [num_crops, 2]
+    uniform = tf.random.stateless_uniform(shape, seed=seed, dtype=tf.float32)
     offset = tf.cast(tf.floor(uniform * tf.cast(limits, tf.float32)), tf.int32)
     return tf.minimum(offset, limits - 1)
 

@@ -5,6 +5,8 @@ from glimpse_keras.layers.glimpse_crop import GlimpseCrop
 from glimpse_keras.layers.glimpse_locator import GlimpseLocator
 from glimpse_keras.layers.memory_soft_assignment import MemorySoftAssignment
 from glimpse_keras.layers.multi_worker_gru_cell import MultiWorkerGRUCell
+from glimpse_keras.layers.spatial_glimpse_locator import SpatialGlimpseLocator
+from glimpse_keras.layers.spatial_glimpse_locator import SpatialKeypoints
 from glimpse_keras.layers.what_where_fusion import WhatWhereFusion
 from glimpse_keras.layers.worker_classifier import WorkerClassifier
 from glimpse_keras.layers.worker_gru_cell import WorkerGRUCell
@@ -15,6 +17,8 @@ __all__ = [
     "GlimpseLocator",
     "MemorySoftAssignment",
     "MultiWorkerGRUCell",
+    "SpatialGlimpseLocator",
+    "SpatialKeypoints",
     "WhatWhereFusion",
     "WorkerClassifier",
     "WorkerGRUCell",

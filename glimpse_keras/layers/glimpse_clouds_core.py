@@ -1,7 +1,5 @@
 """The recurrent Glimpse Clouds process: glimpses per frame, memory, workers."""
 
-import math
-
 import keras
 from keras import ops
 
@@ -15,6 +13,9 @@ from glimpse_keras.layers.memory_soft_assignment import _check_positive_int
 from glimpse_keras.layers.memory_soft_assignment import deprecated_decay
 from glimpse_keras.layers.memory_soft_assignment import deprecated_memory_frames
 from glimpse_keras.layers.multi_worker_gru_cell import MultiWorkerGRUCell
+from glimpse_keras.layers.spatial_glimpse_locator import SpatialGlimpseLocator
+from glimpse_keras.layers.spatial_glimpse_locator import SpatialKeypoints
+from glimpse_keras.layers.spatial_glimpse_locator import cell_centres
 from glimpse_keras.layers.what_where_fusion import WhatWhereFusion
 from glimpse_keras.layers.what_where_fusion import deprecated_use_raw_location
 from glimpse_keras.layers.worker_gru_cell import WorkerGRUCell
@@ -22,6 +23,7 @@ from glimpse_keras.layers.worker_gru_cell import WorkerGRUCell
 GLIMPSE_TYPES = ("attention", "tube", "random", "saliency")
 AGGREGATIONS = ("workers", "gru")
 ZOOMER_INPUTS = ("v", "z")
+LOCATORS = ("linear", "spatial")
 
 
 @keras.saving.register_keras_serializable(package="glimpse_keras")
@@ -48,10 +50,14 @@ class GlimpseCloudsCore(keras.layers.Layer):
     - glimpse_type "tube": one set of G locations per clip, found by running
       the locator/zoomer once on the time-averaged maps (mean_t Z_t, mean_t
       c_t), then held for every frame.
-    - glimpse_type "random": centres uniform in [-(1 - s), 1 - s] (so the
-      glimpse stays on the map) with the fixed scale s =
-      `fixed_glimpse_scale` while training; at inference a fixed grid of
-      centres (the first G points of a ceil(sqrt(G))^2 grid).
+    - glimpse_type "random": every glimpse, in training and at inference,
+      gets scales drawn uniformly from `glimpse_scale_samples` (e.g. the
+      scales an attention model used: a like-for-like control) or the fixed
+      scale `fixed_glimpse_scale`, and a centre uniform in
+      [-(1 - s), 1 - s] per axis (so the glimpse stays on the map). The
+      draws come from a `SeedGenerator` seeded with `seed` (its state is a
+      weight, so an evaluation of saved weights is reproducible); the K
+      clips of a multi-clip evaluation average K independent draws.
     - glimpse_type "saliency": per frame, the G cells with the largest
       channel norm ||Z_t[y, x]||, greedily with non-maximum suppression of the
       cells within `saliency_nms_radius` (Chebyshev distance), fixed scale.
@@ -60,6 +66,21 @@ class GlimpseCloudsCore(keras.layers.Layer):
       has size 1 and the assignments are all ones.
     Non-attention glimpse types have no zoomer; their crops for all frames
     are computed in one batched op.
+
+    Where the locator looks from (beyond the paper, for "attention" and
+    "tube"): `locator="linear"` is the paper's head on [c_t ; h]
+    (`GlimpseLocator`); `locator="spatial"` places each glimpse at a
+    soft-argmax over the cells of the frame's res4 map
+    (`SpatialGlimpseLocator`), so the placement can follow what is where in
+    this frame; `locator_keypoints=K > 0` appends the coordinates of K
+    spatial-softmax keypoints of the res4 map to c_t (`SpatialKeypoints`).
+    Both need the `context_map` call argument.
+
+    Placement swaps: with the `locations` call argument the glimpses are
+    taken at the supplied places instead (the locator is not run); crop,
+    fusion, memory and workers run as usual, so the model's own locations
+    (and raw locations) reproduce its outputs exactly. This is how a trained
+    model is scored with other placements (`evaluation.placement_controls`).
 
     Args:
         num_glimpses: int >= 1, G (3).
@@ -92,9 +113,17 @@ class GlimpseCloudsCore(keras.layers.Layer):
         The old names `decay` ("recency" | "code"), `use_raw_location` and
         `memory_frames` (None = all) are accepted for one release with a
         DeprecationWarning.
-        scale_bias, max_scale: floats, forwarded to `GlimpseLocator`.
+        scale_bias, max_scale: floats, forwarded to the locator.
+        locator: "linear" (the paper's location head) or "spatial" (a
+            soft-argmax over the res4 map's cells).
+        locator_keypoints: int >= 0, spatial-softmax keypoints of the res4
+            map appended to the locator's context (0: none, the paper).
+        locator_key_units: int, key/query size of the "spatial" locator.
         fixed_glimpse_scale: float in (0, 1], the scale of "random" and
             "saliency" glimpses.
+        glimpse_scale_samples: None, or a list of [s_x, s_y] pairs in
+            (0, 1] from which each "random" glimpse's scales are drawn
+            (instead of `fixed_glimpse_scale`).
         saliency_nms_radius: int >= 0, suppression radius in cells.
         seed: int or None, seed of the "random" glimpse sampler.
         initialization: "torch" or "keras", for every sublayer.
@@ -105,7 +134,14 @@ class GlimpseCloudsCore(keras.layers.Layer):
             res5 map per frame (static time, height and width).
         context: float tensor (batch, time, channels4): c_t, the spatial mean
             of the res4 map per frame.
-        training: bool, selects random or grid locations for "random".
+        training: bool.
+        context_map: float tensor (batch, time, height4, width4, channels4),
+            the res4 map itself; required by `locator="spatial"` and
+            `locator_keypoints > 0`, ignored otherwise.
+        locations: None, or float tensor (batch, time, G, 4): glimpse places
+            to use instead of the glimpse type's own.
+        raw_locations: None, or the matching pre-activation locations
+            (default: the inverse activations of `locations`).
 
     Returns:
         A dict of tensors:
@@ -158,7 +194,11 @@ class GlimpseCloudsCore(keras.layers.Layer):
         memory_capacity=0,
         scale_bias=3.0,
         max_scale=1.0,
+        locator="linear",
+        locator_keypoints=0,
+        locator_key_units=64,
         fixed_glimpse_scale=0.5,
+        glimpse_scale_samples=None,
         saliency_nms_radius=1,
         seed=None,
         initialization="torch",
@@ -196,9 +236,13 @@ class GlimpseCloudsCore(keras.layers.Layer):
         self.memory_capacity = memory_capacity
         self.scale_bias = scale_bias
         self.max_scale = max_scale
+        self.locator_type = _check_choice("locator", locator, LOCATORS)
+        self.locator_keypoints = check_int("locator_keypoints", locator_keypoints, minimum=0)
+        self.locator_key_units = _check_positive_int("locator_key_units", locator_key_units)
         self.fixed_glimpse_scale = check_number(
             "fixed_glimpse_scale", fixed_glimpse_scale, minimum=0.0, maximum=1.0, above_minimum=True
         )
+        self.glimpse_scale_samples = _check_scale_samples(glimpse_scale_samples)
         self.saliency_nms_radius = check_int("saliency_nms_radius", saliency_nms_radius, minimum=0)
         self.seed = seed
         self.initialization = initialization
@@ -226,14 +270,34 @@ class GlimpseCloudsCore(keras.layers.Layer):
         )
         self.locator = None
         self.zoomer = None
+        self.keypoints = None
         if self.glimpse_type in ("attention", "tube"):
-            self.locator = GlimpseLocator(
-                scale_bias=scale_bias,
-                max_scale=max_scale,
-                initialization=initialization,
-                name="glimpse_locator",
-                dtype=policy,
-            )
+            if self.locator_type == "spatial":
+                self.locator = SpatialGlimpseLocator(
+                    key_units=self.locator_key_units,
+                    scale_bias=scale_bias,
+                    max_scale=max_scale,
+                    align_corners=align_corners,
+                    initialization=initialization,
+                    name="glimpse_locator",
+                    dtype=policy,
+                )
+            else:
+                self.locator = GlimpseLocator(
+                    scale_bias=scale_bias,
+                    max_scale=max_scale,
+                    initialization=initialization,
+                    name="glimpse_locator",
+                    dtype=policy,
+                )
+            if self.locator_keypoints:
+                self.keypoints = SpatialKeypoints(
+                    self.locator_keypoints,
+                    align_corners=align_corners,
+                    initialization=initialization,
+                    name="locator_keypoints",
+                    dtype=policy,
+                )
             self.zoomer = WorkerGRUCell(
                 zoomer_units, initialization=initialization, name="zoomer", dtype=policy
             )
@@ -281,11 +345,18 @@ class GlimpseCloudsCore(keras.layers.Layer):
         return self.raw_location_embedding
 
     @property
+    def needs_context_map(self):
+        """True when the locator reads the res4 map (`context_map`)."""
+        return self.locator is not None and (
+            self.locator_type == "spatial" or self.locator_keypoints > 0
+        )
+
+    @property
     def num_worker_outputs(self):
         """Size C' of the worker axis of the outputs (1 for aggregation "gru")."""
         return self.num_workers if self.aggregation == "workers" else 1
 
-    def _check_shapes(self, features_shape, context_shape):
+    def _check_shapes(self, features_shape, context_shape, context_map_shape=None):
         if len(features_shape) != 5 or any(d is None for d in features_shape[1:4]):
             raise ValueError(
                 f"{self.name}: `features` must be (batch, time, height, width, "
@@ -298,12 +369,35 @@ class GlimpseCloudsCore(keras.layers.Layer):
                 f"time of `features` ({features_shape[1]}), received shape "
                 f"{tuple(context_shape)}."
             )
+        if not self.needs_context_map:
+            return
+        if context_map_shape is None:
+            raise ValueError(
+                f"{self.name}: locator={self.locator_type!r} with locator_keypoints="
+                f"{self.locator_keypoints} reads the res4 map: pass `context_map` "
+                "(batch, time, height, width, channels)."
+            )
+        if (len(context_map_shape) != 5 or context_map_shape[1] != features_shape[1]
+                or any(d is None for d in context_map_shape[2:4])):
+            raise ValueError(
+                f"{self.name}: `context_map` must be (batch, time, height, width, channels) with "
+                f"the time of `features` ({features_shape[1]}) and static height/width, "
+                f"received shape {tuple(context_map_shape)}."
+            )
 
-    def build(self, features_shape, context_shape):
-        self._check_shapes(features_shape, context_shape)
+    def build(self, features_shape, context_shape, context_map_shape=None):
+        self._check_shapes(features_shape, context_shape, context_map_shape)
         channels = int(features_shape[-1])
         if self.locator is not None:
-            self.locator.build((None, int(context_shape[-1])), (None, self.zoomer_units))
+            context_size = int(context_shape[-1])
+            if self.keypoints is not None:
+                self.keypoints.build((None,) + tuple(context_map_shape[2:]))
+                context_size += 2 * self.locator_keypoints
+            if self.locator_type == "spatial":
+                self.locator.build((None, context_size), (None, self.zoomer_units),
+                                   (None,) + tuple(context_map_shape[2:]))
+            else:
+                self.locator.build((None, context_size), (None, self.zoomer_units))
             self.zoomer.build((None, channels + self.worker_units))
         self.fusion.build((None, channels))
         if self.memory is not None:
@@ -314,8 +408,9 @@ class GlimpseCloudsCore(keras.layers.Layer):
 
     # === Locations of the non-attention glimpse types ===
 
-    def _raw_from_locations(self, locations):
-        """Inverse of the locator activations, for Lambda's raw input."""
+    def raw_from_locations(self, locations):
+        """Inverse of the locator activations: the raw locations (Lambda's raw
+        input) of activated `locations` (..., 4), without `scale_bias`."""
         # In float32: in 16-bit floats 1 - 1e-6 rounds to 1, and a centre at
         # the map border (saliency) or a scale of 1 would give an infinite raw.
         limit = 1.0 - 1e-6
@@ -331,25 +426,21 @@ class GlimpseCloudsCore(keras.layers.Layer):
         scale = ops.full(ops.shape(centres), self.fixed_glimpse_scale, centres.dtype)
         return ops.concatenate([centres, scale], axis=-1)
 
-    def _random_centres(self, batch_size, num_frames, dtype, training):
-        extent = 1.0 - self.fixed_glimpse_scale
-        if training:
-            return keras.random.uniform(
-                (batch_size, num_frames, self.num_glimpses, 2),
-                minval=-extent,
-                maxval=extent,
-                dtype=dtype,
-                seed=self.seed_generator,
+    def _random_locations(self, batch_size, num_frames, dtype):
+        """Random glimpses (batch, T, G, 4): scales first, then centres that
+        keep each glimpse on the map."""
+        shape = (batch_size, num_frames, self.num_glimpses)
+        if self.glimpse_scale_samples is None:
+            scales = ops.full(shape + (2,), self.fixed_glimpse_scale, dtype)
+        else:
+            table = ops.convert_to_tensor(self.glimpse_scale_samples, dtype)
+            index = keras.random.randint(
+                shape, 0, len(self.glimpse_scale_samples), seed=self.seed_generator
             )
-        side = int(math.ceil(math.sqrt(self.num_glimpses)))
-        ticks = [0.0] if side == 1 else [
-            -extent + 2.0 * extent * i / (side - 1) for i in range(side)
-        ]
-        grid = [[x, y] for y in ticks for x in ticks][: self.num_glimpses]
-        centres = ops.cast(ops.convert_to_tensor(grid), dtype)
-        return ops.broadcast_to(
-            centres[None, None], (batch_size, num_frames, self.num_glimpses, 2)
-        )
+            scales = ops.take(table, index, axis=0)
+        unit = keras.random.uniform(shape + (2,), minval=-1.0, maxval=1.0, dtype=dtype,
+                                    seed=self.seed_generator)
+        return ops.concatenate([unit * (1.0 - scales), scales], axis=-1)
 
     def _saliency_centres(self, features):
         _, num_frames, height, width, _ = features.shape
@@ -368,15 +459,17 @@ class GlimpseCloudsCore(keras.layers.Layer):
                 ops.abs(cell_cols - col[..., None]) <= self.saliency_nms_radius,
             )
             energy = ops.where(near, lowest, energy)
-        cells = ops.cast(ops.stack(centres, axis=2), features.dtype)
-        sizes = ops.cast(ops.convert_to_tensor([width, height]), features.dtype)
-        if self.align_corners:
-            return cells / ops.maximum(sizes - 1.0, 1.0) * 2.0 - 1.0
-        return (2.0 * cells + 1.0) / sizes - 1.0
+        index = ops.stack(centres, axis=2)  # (batch, T, G, 2) as [column, row]
+        grid = ops.cast(cell_centres(height, width, self.align_corners), features.dtype)
+        return ops.take(grid, index[..., 1] * width + index[..., 0], axis=0)
 
-    def _tube_locations(self, features, context):
+    def _tube_locations(self, features, context, context_map):
         mean_map = ops.mean(features, axis=1)
-        mean_context = ops.mean(context, axis=1)
+        mean_context = self._locator_context(
+            ops.mean(context, axis=1),
+            None if context_map is None else ops.mean(context_map, axis=1),
+        )
+        mean_context_map = None if context_map is None else ops.mean(context_map, axis=1)
         batch_size = ops.shape(features)[0]
         state = ops.zeros((batch_size, self.zoomer_units), features.dtype)
         no_worker_projection = ops.zeros(
@@ -385,7 +478,7 @@ class GlimpseCloudsCore(keras.layers.Layer):
         locations, raws = [], []
         for _ in range(self.num_glimpses):
             state, location, raw, _, _ = self._glimpse_step(
-                mean_map, mean_context, state, no_worker_projection
+                mean_map, mean_context, state, no_worker_projection, mean_context_map
             )
             locations.append(location)
             raws.append(raw)
@@ -393,11 +486,20 @@ class GlimpseCloudsCore(keras.layers.Layer):
 
     # === Recurrent process ===
 
-    def _glimpse_step(self, feature_map, context, state, worker_projection):
+    def _locator_context(self, context, context_map):
+        """The locator's context of one frame: c_t, plus the keypoints of its
+        res4 map when `locator_keypoints` > 0."""
+        if self.keypoints is None:
+            return context
+        return ops.concatenate([context, ops.cast(self.keypoints(context_map), context.dtype)], axis=-1)
+
+    def _glimpse_step(self, feature_map, context, state, worker_projection, context_map=None):
         """One glimpse; `worker_projection` is the zoomer's projection of r_{t-1}."""
-        location, raw = self.locator(context, state)
-        crop = self.crop(feature_map, location[:, None])[:, 0]
-        fused = self.fusion(crop, location, raw)
+        if self.locator_type == "spatial":
+            location, raw = self.locator(context, state, context_map)
+        else:
+            location, raw = self.locator(context, state)
+        fused, crop = self._glimpse_at(feature_map, location, raw)
         zoomer_in = fused if self.zoomer_input == "v" else crop
         # The zoomer input is [v ; r_{t-1}]; r_{t-1} is fixed over the G
         # glimpses of a frame, so its projection is computed once per frame
@@ -407,22 +509,26 @@ class GlimpseCloudsCore(keras.layers.Layer):
         )
         return state, location, raw, fused, crop
 
-    def _precomputed_glimpses(self, features, context, training):
+    def _glimpse_at(self, feature_map, location, raw):
+        """(v, z) of one glimpse per sample at `location` (batch, 4)."""
+        crop = self.crop(feature_map, location[:, None])[:, 0]
+        return self.fusion(crop, location, raw), crop
+
+    def _precomputed_glimpses(self, features, context, context_map, locations=None, raws=None):
         batch_size = ops.shape(features)[0]
         num_frames = features.shape[1]
-        if self.glimpse_type == "tube":
-            locations, raws = self._tube_locations(features, context)
+        if locations is not None:
+            pass
+        elif self.glimpse_type == "tube":
+            locations, raws = self._tube_locations(features, context, context_map)
             locations = ops.repeat(locations[:, None], num_frames, axis=1)
             raws = ops.repeat(raws[:, None], num_frames, axis=1)
+        elif self.glimpse_type == "random":
+            locations = self._random_locations(batch_size, num_frames, features.dtype)
         else:
-            if self.glimpse_type == "random":
-                centres = self._random_centres(
-                    batch_size, num_frames, features.dtype, training
-                )
-            else:
-                centres = self._saliency_centres(features)
-            locations = self._with_fixed_scale(centres)
-            raws = self._raw_from_locations(locations)
+            locations = self._with_fixed_scale(self._saliency_centres(features))
+        if raws is None:
+            raws = self.raw_from_locations(locations)
         flat_shape = (-1,) + tuple(features.shape[2:])
         glimpse_shape = (-1, self.num_glimpses, 4)
         crops = self.crop(
@@ -447,12 +553,22 @@ class GlimpseCloudsCore(keras.layers.Layer):
         worker_state, _ = self.workers(worker_inputs, [worker_state])
         return worker_state, worker_state, assignments, memory_state
 
-    def call(self, features, context, training=None):
-        self._check_shapes(features.shape, context.shape)
+    def call(self, features, context, training=None, context_map=None, locations=None,
+             raw_locations=None):
+        self._check_shapes(
+            features.shape, context.shape, None if context_map is None else context_map.shape
+        )
         batch_size = ops.shape(features)[0]
         num_frames = features.shape[1]
         channels = features.shape[-1]
         context = ops.cast(context, features.dtype)
+        if context_map is not None:
+            context_map = ops.cast(context_map, features.dtype)
+        given, given_raws = None, None
+        if locations is not None:
+            given = ops.cast(locations, features.dtype)
+            given_raws = self.raw_from_locations(given) if raw_locations is None else raw_locations
+            given_raws = ops.cast(given_raws, features.dtype)
         if self.zoomer is not None and not self.zoomer.built:
             # The zoomer runs through `project_inputs`/`step`, which bypass
             # the automatic build of `__call__` (a symbolic trace of an
@@ -462,16 +578,29 @@ class GlimpseCloudsCore(keras.layers.Layer):
         memory_state = None
         if self.memory is not None:
             memory_state = self.memory.get_initial_state(batch_size, num_frames, channels)
-        if self.glimpse_type == "attention":
+        # Supplied locations replace the glimpse type's own; the attention
+        # type then crops them frame by frame exactly as it crops its own.
+        recurrent = self.glimpse_type == "attention"
+        if recurrent and given is None:
             zoomer_state = ops.zeros((batch_size, self.zoomer_units), features.dtype)
-        else:
+        elif not recurrent:
             all_locations, all_raws, all_fused = self._precomputed_glimpses(
-                features, context, bool(training)
+                features, context, context_map, given, given_raws
             )
 
         states, locations, raws, assignments, glimpses = [], [], [], [], []
         for step in range(num_frames):
-            if self.glimpse_type == "attention":
+            if recurrent and given is not None:
+                frame_locations = given[:, step]
+                frame_raws = given_raws[:, step]
+                frame_glimpses = ops.stack([
+                    self._glimpse_at(features[:, step], frame_locations[:, g], frame_raws[:, g])[0]
+                    for g in range(self.num_glimpses)
+                ], axis=1)
+            elif recurrent:
+                frame_context = self._locator_context(
+                    context[:, step], None if context_map is None else context_map[:, step]
+                )
                 worker_sum = (
                     ops.sum(worker_state, axis=1)
                     if self.memory is not None
@@ -486,9 +615,10 @@ class GlimpseCloudsCore(keras.layers.Layer):
                 for _ in range(self.num_glimpses):
                     zoomer_state, location, raw, fused, _ = self._glimpse_step(
                         features[:, step],
-                        context[:, step],
+                        frame_context,
                         zoomer_state,
                         worker_projection,
+                        None if context_map is None else context_map[:, step],
                     )
                     frame_locations.append(location)
                     frame_raws.append(raw)
@@ -544,10 +674,36 @@ class GlimpseCloudsCore(keras.layers.Layer):
                 "memory_capacity": self.memory_capacity,
                 "scale_bias": self.scale_bias,
                 "max_scale": self.max_scale,
+                "locator": self.locator_type,
+                "locator_keypoints": self.locator_keypoints,
+                "locator_key_units": self.locator_key_units,
                 "fixed_glimpse_scale": self.fixed_glimpse_scale,
+                "glimpse_scale_samples": self.glimpse_scale_samples,
                 "saliency_nms_radius": self.saliency_nms_radius,
                 "seed": self.seed,
                 "initialization": self.initialization,
             }
         )
         return config
+
+
+def _check_scale_samples(samples):
+    """None, or a non-empty list of [s_x, s_y] pairs in (0, 1] (as plain floats)."""
+    if samples is None:
+        return None
+    pairs = []
+    try:
+        for pair in samples:
+            s_x, s_y = pair
+            pairs.append([check_number("glimpse_scale_samples", float(s_x), minimum=0.0, maximum=1.0,
+                                       above_minimum=True),
+                          check_number("glimpse_scale_samples", float(s_y), minimum=0.0, maximum=1.0,
+                                       above_minimum=True)])
+    except (TypeError, ValueError):
+        raise ValueError(
+            "`glimpse_scale_samples` must be None or a list of [s_x, s_y] pairs in (0, 1], "
+            f"received glimpse_scale_samples={samples!r}."
+        ) from None
+    if not pairs:
+        raise ValueError("`glimpse_scale_samples` must not be empty; pass None for the fixed scale.")
+    return pairs

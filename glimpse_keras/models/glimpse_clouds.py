@@ -26,10 +26,12 @@ from glimpse_keras.models.heads import PoseHead
 from glimpse_keras.arguments import check_int, check_number
 
 VARIANTS = ("global", "global_pose", "glimpse_gru", "glimpse_clouds")
+GLIMPSE_MAPS = ("res5", "res4")
 GLOBAL_VARIANTS = ("global", "global_pose")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LOSS_TERMS = ("loss", "class_loss", "pose_loss", "diversity_loss", "attraction_loss", "scale_loss")
+FROZEN_BATCHNORM_MODES = ("inference", "drift")
 
 
 class ModelConfigError(ValueError):
@@ -53,6 +55,9 @@ CORE_ARGUMENTS = {
     "scale_bias": 3.0,
     "max_scale": 1.0,
     "zoomer_reset_each_frame": False,
+    "locator": "linear",
+    "locator_keypoints": 0,
+    "fixed_glimpse_scale": 0.5,
 }
 # Old `core_options` keys that were renamed, and how their values map.
 _RENAMED_CORE_OPTIONS = {
@@ -68,6 +73,23 @@ def _check_positive_int(name, value):
 
 def _check_weight(name, value):
     return check_number(name, value, minimum=0, error=ModelConfigError)
+
+
+def _let_batchnorm_statistics_drift(layers):
+    """Makes the BatchNorm layers among frozen `layers` update their moving
+    statistics in training (the authors' frozen stage 2), with their scale
+    and offset still frozen.
+
+    A Keras BatchNorm normalises with batch statistics and updates its moving
+    ones only when it is trainable and called with `training=True`; marking
+    the layer trainable and its variables not is how its statistics drift
+    while the optimizer never sees them.
+    """
+    for layer in layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = True
+            for variable in layer.trainable_variables:
+                variable.trainable = False
 
 
 INPUT_NORMALIZATIONS = ("imagenet", "caffe")
@@ -132,11 +154,19 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             the core's `fusion_hidden_units`.
         detach_location, assign_axis, distance, time_decay, memory_capacity,
         share_first_worker_state, raw_location_embedding, scale_bias,
-        max_scale, zoomer_reset_each_frame: the paper-vs-code switches of
+        max_scale, zoomer_reset_each_frame, locator, locator_keypoints,
+        fixed_glimpse_scale: the paper-vs-code switches and the levers of
             `GlimpseCloudsCore`, passed to it unchanged; each has the name and
             values of the config key `model.<name>` (e.g. `time_decay`
-            "recent" | "code"). Under a mixed (16-bit) policy the core runs
-            in float32.
+            "recent" | "code", `locator` "linear" | "spatial"). Under a mixed
+            (16-bit) policy the core runs in float32.
+        glimpse_map: the backbone map the glimpses crop: "res5" (Z, the
+            paper) or "res4" (one stage earlier: features of a smaller
+            receptive field, the map c_t pools).
+        glimpse_scale_samples: None or a list of [s_x, s_y] pairs: the scales
+            that "random" glimpses are drawn from (`GlimpseCloudsCore`); the
+            config names the run they come from
+            (`model.glimpse_scales_from`).
         core_options: deprecated (kept for one release, with a
             DeprecationWarning): a dict of core arguments, the old spelling of
             the arguments above (old names `decay` "recency" | "code",
@@ -159,16 +189,27 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         diversity_include_self_pairs: bool, average the diversity spread over
             all G*G glimpse pairs as the authors' code does.
         match_single_person: bool, see `losses.pose_loss`.
-        freeze_backbone: bool. When True the backbone always runs with
-            `training=False` (BatchNorm in inference mode, statistics frozen),
-            its weights are non-trainable and its outputs pass through
-            `stop_gradient`, so a training step only differentiates the heads
-            (stage 2 costs little more than inference).
+        pose_matching: "total" (ours) or "first_person" (the authors' code):
+            how two GT persons are paired with the two pose slots, see
+            `losses.pose_loss`.
+        freeze_backbone: bool. When True the backbone's weights are
+            non-trainable and its outputs pass through `stop_gradient`, so a
+            training step only differentiates the heads (stage 2 costs little
+            more than inference); with `frozen_batchnorm="inference"` it
+            always runs with `training=False` (BatchNorm statistics frozen).
         train_backbone_from: "stem" (the whole backbone trains) or a later
             backbone stage ("res2" .. "res5"): the stages before it are
-            non-trainable (their BatchNorm runs in inference mode and no
-            gradient is computed through them). Ignored with
+            non-trainable (no gradient is computed through them; their
+            BatchNorm as `frozen_batchnorm` says). Ignored with
             `freeze_backbone`.
+        frozen_batchnorm: how the BatchNorm layers of the frozen part of the
+            backbone (all of it with `freeze_backbone`, else the stages before
+            `train_backbone_from`) run in training: "inference" (ours: moving
+            statistics used and kept) or "drift" (the authors' frozen stage 2,
+            MODEL_SPEC.md sections 8 and 11.13: batch statistics used and the
+            moving statistics updated, while scale, offset and kernels stay
+            frozen). Inference and evaluation always use the moving
+            statistics.
         initialization: "torch" or "keras" initialisers for the heads and core.
         input_normalization: "imagenet" (RGB mean/std, for torchvision
             weights) or "caffe" (BGR mean subtraction, for
@@ -188,6 +229,8 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         "pose": `(batch, T, num_persons, num_joints, 2)` float32 in [-1, 1];
         "locations": `(batch, T, G, 4)` glimpse `[x, y, s_x, s_y]` (zeros for
         global variants);
+        "raw_locations": `(batch, T, G, 4)` their pre-activation values (the
+        locator's raw output; zeros for global variants);
         "assignments": `(batch, T, C, G)` soft assignment of glimpses to
         workers (zeros for global variants; for "glimpse_gru" the worker axis
         has size 1 and holds ones: every glimpse is summed into the GRU).
@@ -231,6 +274,11 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         scale_bias=3.0,
         max_scale=1.0,
         zoomer_reset_each_frame=False,
+        locator="linear",
+        locator_keypoints=0,
+        fixed_glimpse_scale=0.5,
+        glimpse_scale_samples=None,
+        glimpse_map="res5",
         num_persons=2,
         num_joints=25,
         pose_loss_weight=0.1,
@@ -242,8 +290,10 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         attraction_per_axis_min=False,
         diversity_include_self_pairs=False,
         match_single_person=True,
+        pose_matching="total",
         freeze_backbone=False,
         train_backbone_from="stem",
+        frozen_batchnorm="inference",
         initialization="torch",
         input_normalization="imagenet",
         **kwargs,
@@ -259,6 +309,9 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             "scale_bias": scale_bias,
             "max_scale": max_scale,
             "zoomer_reset_each_frame": zoomer_reset_each_frame,
+            "locator": locator,
+            "locator_keypoints": locator_keypoints,
+            "fixed_glimpse_scale": fixed_glimpse_scale,
         }
         extra_core_arguments = self._deprecated_core_options(kwargs, core_arguments)
         super().__init__(**kwargs)
@@ -275,6 +328,10 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         self.where_units = _check_positive_int("where_units", where_units)
         for name, value in core_arguments.items():
             setattr(self, name, value)
+        self.glimpse_scale_samples = glimpse_scale_samples
+        if glimpse_map not in GLIMPSE_MAPS:
+            raise ModelConfigError(f"`glimpse_map` must be one of {GLIMPSE_MAPS}, received glimpse_map={glimpse_map!r}.")
+        self.glimpse_map = glimpse_map
         # Core arguments other than the above, from a deprecated `core_options`.
         self._extra_core_arguments = extra_core_arguments
         self.num_persons = _check_positive_int("num_persons", num_persons)
@@ -297,6 +354,12 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         self.attraction_per_axis_min = bool(attraction_per_axis_min)
         self.diversity_include_self_pairs = bool(diversity_include_self_pairs)
         self.match_single_person = bool(match_single_person)
+        if pose_matching not in losses.POSE_MATCHINGS:
+            raise ModelConfigError(
+                f"`pose_matching` must be one of {losses.POSE_MATCHINGS}, received "
+                f"pose_matching={pose_matching!r}."
+            )
+        self.pose_matching = pose_matching
         self.freeze_backbone = bool(freeze_backbone)
         if train_backbone_from not in ENDPOINT_NAMES:
             raise ModelConfigError(
@@ -304,6 +367,12 @@ class GlimpseClouds(TrainingSteps, keras.Model):
                 f"train_backbone_from={train_backbone_from!r}."
             )
         self.train_backbone_from = train_backbone_from
+        if frozen_batchnorm not in FROZEN_BATCHNORM_MODES:
+            raise ModelConfigError(
+                f"`frozen_batchnorm` must be one of {FROZEN_BATCHNORM_MODES}, received "
+                f"frozen_batchnorm={frozen_batchnorm!r}."
+            )
+        self.frozen_batchnorm = frozen_batchnorm
         self.initialization = check_initialization(initialization)
         if input_normalization not in INPUT_NORMALIZATIONS:
             raise ModelConfigError(
@@ -331,9 +400,13 @@ class GlimpseClouds(TrainingSteps, keras.Model):
         self.backbone = backbone
         if self.freeze_backbone:
             self.backbone.trainable = False
+            frozen = self.backbone.layers
         else:
-            for layer in self.backbone.layers_before(train_backbone_from):
+            frozen = self.backbone.layers_before(train_backbone_from)
+            for layer in frozen:
                 layer.trainable = False
+        if frozen_batchnorm == "drift":
+            _let_batchnorm_statistics_drift(frozen)
         # The heads that produce losses run in float32 under mixed precision.
         self.pose_head = PoseHead(
             num_persons, num_joints, initialization=initialization, dtype="float32", name="pose_head"
@@ -380,6 +453,7 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             "zoomer_units": self.zoomer_units,
             "worker_units": self.worker_units,
             "fusion_hidden_units": self.where_units,
+            "glimpse_scale_samples": self.glimpse_scale_samples,
             "initialization": self.initialization,
         }
         clash = set(arguments) & set(self._extra_core_arguments)
@@ -488,27 +562,45 @@ class GlimpseClouds(TrainingSteps, keras.Model):
     def backbone_features(self, video, training=None):
         """The backbone's endpoints for a `(batch, T, H, W, 3)` [0, 255] video.
 
-        A frozen backbone always runs in inference mode.
+        A frozen backbone runs in inference mode unless its BatchNorm
+        statistics drift (`frozen_batchnorm="drift"`).
         """
         return self.backbone(
             ops.cast(normalise_video(video, self.input_normalization), self.backbone.compute_dtype),
-            training=False if self.freeze_backbone else training,
+            training=False if self.backbone_features_are_fixed else training,
         )
 
-    def call_on_features(self, res4, res5, training=None):
+    @property
+    def backbone_features_are_fixed(self):
+        """True when training cannot change what the backbone computes for a
+        clip: the backbone is frozen and its BatchNorm runs in inference mode
+        (`frozen_batchnorm="inference"`). Only then may the features of a
+        clip be computed once and reused (`call_on_features`)."""
+        return self.freeze_backbone and self.frozen_batchnorm == "inference"
+
+    def call_on_features(self, res4, res5, training=None, locations=None, raw_locations=None):
         """Runs everything after the backbone on its res4 and res5 maps.
 
-        `call` is `call_on_features(*backbone(video))`; with a frozen backbone
-        (stage 2 without augmentation) the maps can be computed once and
-        cached, and a training step then only runs this part.
+        `call` is `call_on_features(*backbone(video))`; when
+        `backbone_features_are_fixed` (a frozen backbone whose BatchNorm
+        statistics do not drift; stage 2 without augmentation) the maps can
+        be computed once and cached, and a training step then only runs this
+        part.
 
         Args:
             res4: `(batch, T, H/16, W/16, channels4)` backbone res4 map.
             res5: `(batch, T, H/32, W/32, channels5)` backbone res5 map.
             training: bool.
+            locations: None, or `(batch, T, G, 4)` glimpse places to use
+                instead of the model's own (a placement swap; glimpse
+                variants only). The model's own "locations" and
+                "raw_locations" reproduce its outputs exactly.
+            raw_locations: None, or the matching pre-activation values
+                (default: inverse activations of `locations`).
 
         Returns:
-            The dict of `call` ("logits", "pose", "locations", "assignments").
+            The dict of `call` ("logits", "pose", "locations",
+            "raw_locations", "assignments").
         """
         context = ops.mean(res4, axis=(2, 3))
         pose = self.pose_head(context)
@@ -516,23 +608,38 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             logits = self.global_classifier(res5)
             frames = ops.zeros_like(ops.cast(context[:, :, :1, None], "float32"))
             locations = ops.tile(frames, (1, 1, self.num_glimpses, 4))
+            raw_locations = locations
             assignments = ops.tile(frames, (1, 1, self.num_workers, self.num_glimpses))
         else:
-            core_outputs = self.core(
-                ops.cast(res5, self.core.compute_dtype),
-                ops.cast(context, self.core.compute_dtype),
-                training=training,
-            )
+            core_outputs = self.core_outputs(res4, res5, training, locations, raw_locations)
             per_step = self.worker_classifier(core_outputs["worker_states"])
             logits = ops.mean(per_step, axis=(1, 2))
             locations = ops.cast(core_outputs["locations"], "float32")
+            raw_locations = ops.cast(core_outputs["raw_locations"], "float32")
             assignments = ops.cast(core_outputs["assignments"], "float32")
         return {
             "logits": ops.cast(logits, "float32"),
             "pose": ops.cast(pose, "float32"),
             "locations": locations,
+            "raw_locations": raw_locations,
             "assignments": assignments,
         }
+
+    def core_outputs(self, res4, res5, training=None, locations=None, raw_locations=None):
+        """The glimpse core's outputs (`GlimpseCloudsCore`) on the backbone's
+        maps: the glimpses crop Z = res5 (or res4, `glimpse_map`), c_t is the
+        spatial mean of res4, and res4 itself goes to a locator that reads it.
+        Glimpse variants only; arguments as `call_on_features`."""
+        dtype = self.core.compute_dtype
+        cropped = res5 if self.glimpse_map == "res5" else res4
+        return self.core(
+            ops.cast(cropped, dtype),
+            ops.cast(ops.mean(res4, axis=(2, 3)), dtype),
+            training=training,
+            context_map=ops.cast(res4, dtype) if self.core.needs_context_map else None,
+            locations=locations,
+            raw_locations=raw_locations,
+        )
 
     def _call_multi_clip(self, video, training):
         shape = ops.shape(video)
@@ -588,7 +695,11 @@ class GlimpseClouds(TrainingSteps, keras.Model):
             mask = self._fold_clips(targets["pose_mask"], 4)
         if weights["pose_loss"] > 0:
             terms["pose_loss"] = losses.pose_loss(
-                pose, target_pose, mask, match_single_person=self.match_single_person
+                pose,
+                target_pose,
+                mask,
+                match_single_person=self.match_single_person,
+                pose_matching=self.pose_matching,
             )
         if not self.is_global:
             locations = self._fold_clips(outputs["locations"], 4)
@@ -679,6 +790,8 @@ class GlimpseClouds(TrainingSteps, keras.Model):
                 "worker_units": self.worker_units,
                 "where_units": self.where_units,
                 **{name: getattr(self, name) for name in CORE_ARGUMENTS},
+                "glimpse_scale_samples": self.glimpse_scale_samples,
+                "glimpse_map": self.glimpse_map,
                 "num_persons": self.num_persons,
                 "num_joints": self.num_joints,
                 "pose_loss_weight": self.pose_loss_weight,
@@ -690,8 +803,10 @@ class GlimpseClouds(TrainingSteps, keras.Model):
                 "attraction_per_axis_min": self.attraction_per_axis_min,
                 "diversity_include_self_pairs": self.diversity_include_self_pairs,
                 "match_single_person": self.match_single_person,
+                "pose_matching": self.pose_matching,
                 "freeze_backbone": self.freeze_backbone,
                 "train_backbone_from": self.train_backbone_from,
+                "frozen_batchnorm": self.frozen_batchnorm,
                 "initialization": self.initialization,
                 "input_normalization": self.input_normalization,
             }

@@ -6,6 +6,10 @@ until the next sampled frame. Glimpse locations are in [-1, 1] of the centre
 crop the model saw (image_size of the frame squashed to stored_size);
 `frame_location` maps them onto the whole frame, and the boxes are drawn with
 `visualize.drawing.location_to_box` / `draw_box` in `glimpse_colour(g)`.
+
+`AnnotatedVideoWriter` encodes frames one at a time; `--timeline` (each
+frame with its segment's label) and `--stream` (the current label) write
+through it too.
 """
 
 import os
@@ -116,10 +120,8 @@ def write_annotated_video(prediction, output, image_size, stored_size=None):
 
     The label is "<class name> <probability>" of the top class. Frames that
     a clip sampled get that clip's glimpse boxes (`boxes_per_frame`); the
-    boxes stay until the next sampled frame. H.264 (libx264) when PyAV has
-    it, else MPEG-4 Part 2; odd frame sizes are padded by one black pixel
-    (yuv420p needs even sizes). The file is written under a temporary name
-    and renamed.
+    boxes stay until the next sampled frame. See `AnnotatedVideoWriter` for
+    the encoding.
 
     Returns:
         the number of frames written.
@@ -128,43 +130,123 @@ def write_annotated_video(prediction, output, image_size, stored_size=None):
         VideoDecodeError: the source cannot be decoded again.
         AnnotatedVideoError: the output cannot be written (names the path).
     """
-    import av
-
     from glimpse_keras.data.video import iter_video_frames
-    from glimpse_keras.io_utils import atomic_path
 
     class_id, name, probability = prediction.top(1)[0]
     label = f"{name} {probability:.2f}"
     boxes = boxes_per_frame(prediction, image_size, stored_size)
-    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    written = 0
-    extension = os.path.splitext(output)[1].lower() or ".mp4"
-    try:
-        with atomic_path(output) as tmp:
-            with av.open(tmp, "w", format=_container_format(extension)) as container:
-                stream = None
-                current = []
-                for index, frame in enumerate(iter_video_frames(prediction.source)):
-                    if stream is None:
-                        height, width = frame.shape[:2]
-                        stream = container.add_stream(codec, rate=_video_rate(prediction.source))
-                        stream.width, stream.height = width + width % 2, height + height % 2
-                        stream.pix_fmt = "yuv420p"
-                        if codec == "mpeg4":
-                            stream.options = {"qscale": "3"}
-                    current = boxes.get(index, current)
-                    image = np.zeros((stream.height, stream.width, 3), np.uint8)
-                    image[: frame.shape[0], : frame.shape[1]] = frame
-                    annotate_frame(image, label, current)
-                    for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                        container.mux(packet)
-                    written += 1
-                if stream is not None:
-                    for packet in stream.encode():
-                        container.mux(packet)
-    except (OSError, av.FFmpegError) as error:
-        raise AnnotatedVideoError(f"{output}: cannot write the annotated video: {error}") from error
-    return written
+    current = []
+    with AnnotatedVideoWriter(output, _video_rate(prediction.source)) as writer:
+        for index, frame in enumerate(iter_video_frames(prediction.source)):
+            current = boxes.get(index, current)
+            writer.write(frame, label, current)
+    return writer.frames_written
+
+
+class AnnotatedVideoWriter:
+    """Encodes RGB frames with a label banner (and glimpse boxes) into a video file, frame by frame.
+
+    H.264 (libx264) when PyAV has it, else MPEG-4 Part 2; the size is the
+    first frame's, odd sizes padded by one black pixel (yuv420p needs even
+    sizes). The file is written under a temporary name and renamed by
+    `close()`; a writer left by an exception (`with` block) removes it, and
+    `close()` after an error keeps the frames written so far.
+
+    Args:
+        output: the video file (.mp4, .m4v, .mov, .mkv or .avi).
+        rate: frames per second (a number or Fraction).
+
+    Attributes:
+        frames_written: int.
+
+    Raises:
+        AnnotatedVideoError: the output cannot be written (names the path).
+    """
+
+    def __init__(self, output, rate):
+        import av
+
+        from glimpse_keras.io_utils import atomic_path
+
+        self.output = os.fspath(output)
+        self.rate = rate
+        self.frames_written = 0
+        self._codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        self._atomic = atomic_path(self.output)
+        self._stream = None
+        extension = os.path.splitext(self.output)[1].lower() or ".mp4"
+        try:
+            self._tmp = self._atomic.__enter__()
+            self._container = av.open(self._tmp, "w", format=_container_format(extension))
+        except (OSError, av.FFmpegError) as error:
+            self._abort(error)
+            raise AnnotatedVideoError(f"{self.output}: cannot write the annotated video: {error}") from error
+
+    def write(self, frame, label, boxes=()):
+        """Draws `label` (and `boxes`, see `annotate_frame`) on a copy of `frame` and encodes it."""
+        import av
+
+        try:
+            if self._stream is None:
+                from fractions import Fraction
+
+                height, width = frame.shape[:2]
+                self._stream = self._container.add_stream(self._codec, rate=Fraction(self.rate).limit_denominator(1001))
+                self._stream.width, self._stream.height = width + width % 2, height + height % 2
+                self._stream.pix_fmt = "yuv420p"
+                if self._codec == "mpeg4":
+                    self._stream.options = {"qscale": "3"}
+            image = np.zeros((self._stream.height, self._stream.width, 3), np.uint8)
+            image[: frame.shape[0], : frame.shape[1]] = frame[: self._stream.height, : self._stream.width]
+            annotate_frame(image, label, boxes)
+            for packet in self._stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                self._container.mux(packet)
+            self.frames_written += 1
+        except (OSError, av.FFmpegError) as error:
+            self._abort(error)
+            raise AnnotatedVideoError(f"{self.output}: cannot write the annotated video: {error}") from error
+
+    def close(self):
+        """Flushes the encoder and renames the file into place (nothing when already closed)."""
+        import av
+
+        if self._atomic is None:
+            return
+        try:
+            if self._stream is not None:
+                for packet in self._stream.encode():
+                    self._container.mux(packet)
+            self._container.close()
+            atomic, self._atomic = self._atomic, None
+            atomic.__exit__(None, None, None)
+        except (OSError, av.FFmpegError) as error:
+            self._abort(error)
+            raise AnnotatedVideoError(f"{self.output}: cannot write the annotated video: {error}") from error
+
+    def _abort(self, error):
+        if self._atomic is None:
+            return
+        container = getattr(self, "_container", None)
+        if container is not None:
+            try:
+                container.close()
+            except Exception:  # noqa: BLE001 - the first error is the one reported
+                pass
+        atomic, self._atomic = self._atomic, None
+        try:
+            atomic.__exit__(type(error), error, None)
+        except BaseException:  # noqa: BLE001 - atomic_path re-raises the error it was given
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if error is None:
+            self.close()
+        else:
+            self._abort(error)
+        return False
 
 
 OUTPUT_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}

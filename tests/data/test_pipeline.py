@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from glimpse_keras.data import pipeline, schema
+from glimpse_keras.data import pipeline, schema, video_ops
 from glimpse_keras.data.ntu import NTU_FLIP_PARTNERS
 from tests.data.fake_video_records import grey_frames, make_record, write_records
 
@@ -86,6 +86,82 @@ def test_test_mode_has_clip_axis_and_ids(grey_shards):
     levels = _grey_levels(inputs["video"].numpy())
     # F = 16: clip 0 takes floor((t + 0.25) * 4), clip 1 floor((t + 0.75) * 4)
     assert levels[0].tolist() == [[1, 5, 9, 13], [3, 7, 11, 15]]
+
+
+@pytest.fixture
+def block_shards(tmp_path):
+    """Two shards, 5 videos of 64x64 frames: grey level 5 * frame index, a
+    white 8x8 block at rows and columns 28..35 with joint 1 of person 0 at
+    its centre."""
+    records = []
+    for number, length in enumerate([16, 4, 10, 3, 20]):
+        frames = grey_frames(length, 64, step=5)
+        for frame in frames:
+            frame[28:36, 28:36] = 255
+        uv = np.zeros((length, 2, 25, 2), np.float32)
+        mask = np.zeros((length, 2, 25), bool)
+        uv[:, 0, 1] = (0.5, 0.5)
+        mask[:, 0, 1] = True
+        records.append(make_record(f"vid{number}", number, frames, uv, mask))
+    return [write_records(tmp_path / "a.tfrecord", records[:3]),
+            write_records(tmp_path / "b.tfrecord", records[3:])]
+
+
+def _random_test_clips(files, seed, batch_size=5):
+    """{video id: (frames, pose, mask)} of 'test' mode with random clips."""
+    dataset = pipeline.build_dataset(files, "test", num_frames=4, image_size=48, batch_size=batch_size,
+                                     clips_per_video=3, test_sampling="random", seed=seed)
+    clips = {}
+    for inputs, targets in dataset:
+        for b, video_id in enumerate(targets["video_id"].numpy()):
+            clips[video_id.decode()] = (inputs["video"].numpy()[b], targets["pose"].numpy()[b],
+                                        targets["pose_mask"].numpy()[b])
+    return clips
+
+
+def test_random_test_clips_draw_frames_per_bin_and_crops_per_clip(block_shards):
+    lengths = {"vid0": 16, "vid1": 4, "vid2": 10, "vid3": 3, "vid4": 20}
+    clips = _random_test_clips(block_shards, seed=7)
+    assert sorted(clips) == sorted(lengths)
+    corners, fixed_frames = set(), 0
+    for video_id, (video, pose, mask) in clips.items():
+        assert video.shape == (3, 4, 48, 48, 3) and pose.shape == (3, 4, 2, 25, 2)
+        # The crop's top-left 4x4 pixels are background: their grey level is
+        # the frame index, one frame drawn from each of the 4 bins of F frames.
+        frames = np.rint(video[:, :, :4, :4].astype(np.float32).mean(axis=(-3, -2, -1)) / 5).astype(int)
+        bins = np.arange(4)
+        count = lengths[video_id]
+        assert np.all(frames >= np.floor(bins * count / 4)), (video_id, frames)
+        assert np.all(frames <= np.maximum(np.ceil((bins + 1) * count / 4) - 1, 0)), (video_id, frames)
+        fixed_frames += np.array_equal(frames, video_ops.test_frame_indices(count, 4, 3).numpy())
+        for clip in range(3):
+            # The block (stored columns 28..35, centre 32) shows where the
+            # clip was cropped; the joint's target moved with it.
+            rows, cols = np.nonzero(video[clip, 0, :, :, 0] > 200)
+            corner = (round(32 - rows.mean() - 0.5), round(32 - cols.mean() - 0.5))
+            assert 0 <= min(corner) and max(corner) <= 16
+            corners.add(corner)
+            x, y = ((pose[clip, :, 0, 1] + 1) * 48 / 2).T
+            np.testing.assert_allclose(x, 32 - corner[1], atol=1.0)
+            np.testing.assert_allclose(y, 32 - corner[0], atol=1.0)
+            assert mask[clip, :, 0, 1].tolist() == [1, 1, 1, 1]
+    assert len(corners) > 5  # not the centre crop (8, 8) of the fixed clips
+    assert fixed_frames < 3  # the long videos' frames are not the fixed offsets
+
+
+def test_random_test_clips_are_reproducible_per_video(block_shards):
+    clips = _random_test_clips(block_shards, seed=7)
+    again = _random_test_clips(block_shards, seed=7, batch_size=2)
+    alone = _random_test_clips(block_shards[1:], seed=7)  # vid3 and vid4 only
+    other = _random_test_clips(block_shards, seed=8)
+    for video_id, (video, pose, _) in clips.items():
+        np.testing.assert_array_equal(again[video_id][0], video)
+        np.testing.assert_array_equal(again[video_id][1], pose)
+        if video_id in alone:
+            np.testing.assert_array_equal(alone[video_id][0], video)
+    assert any(not np.array_equal(other[video_id][0], video) for video_id, (video, _, _) in clips.items())
+    with pytest.raises(ValueError, match="test_sampling.*'shuffled'"):
+        pipeline.build_dataset(block_shards, "test", test_sampling="shuffled")
 
 
 def test_train_is_deterministic_in_seed_and_drops_remainder(grey_shards):

@@ -35,7 +35,12 @@ def test_every_variant_runs_eagerly_and_compiled(glimpse_type, aggregation):
     core = tiny_core(glimpse_type=glimpse_type, aggregation=aggregation)
     features, context = tiny_inputs()
     eager = core(features, context, training=False)
-    graph = compiled(lambda f, c: core(f, c, training=False))(features, context)
+    if glimpse_type == "random":
+        # Random places are drawn anew at every call: the compiled call gets the eager draw.
+        graph = compiled(lambda f, c, l: core(f, c, training=False, locations=l))(
+            features, context, eager["locations"])
+    else:
+        graph = compiled(lambda f, c: core(f, c, training=False))(features, context)
     workers = 3 if aggregation == "workers" else 1
     assert core.num_worker_outputs == workers
     expected_shapes = {
@@ -189,15 +194,101 @@ def test_raw_locations_at_the_map_border_stay_finite_in_bfloat16():
     assert np.all(np.isfinite(to_numpy(keras.ops.cast(out["glimpse_features"], "float32"))))
 
 
-def test_random_glimpses_use_a_grid_at_inference_and_sample_in_training():
-    core = tiny_core(num_glimpses=3, glimpse_type="random", seed=7)
+def test_random_glimpses_are_random_at_inference_too_at_the_fixed_scale():
+    core = tiny_core(num_glimpses=3, glimpse_type="random", seed=7, fixed_glimpse_scale=0.25)
     features, context = tiny_inputs(4)
-    grid = np.asarray(core(features, context, training=False)["locations"])
-    expected = [[-0.5, -0.5, 0.5, 0.5], [0.5, -0.5, 0.5, 0.5], [-0.5, 0.5, 0.5, 0.5]]
-    np.testing.assert_allclose(grid, np.broadcast_to(expected, grid.shape), atol=1e-6)
-    sampled = np.asarray(core(features, context, training=True)["locations"])
-    assert np.all(np.abs(sampled[..., :2]) <= 0.5) and np.all(sampled[..., 2:] == 0.5)
-    assert np.abs(sampled[:, 0] - sampled[:, 1]).max() > 1e-3
+    first = to_numpy(core(features, context, training=False)["locations"])
+    second = to_numpy(core(features, context, training=False)["locations"])
+    for drawn in (first, second):
+        np.testing.assert_array_equal(drawn[..., 2:], 0.25)
+        assert np.all(np.abs(drawn[..., :2]) <= 0.75 + 1e-6)
+    # Every call, glimpse and frame draws anew, in inference as in training.
+    assert np.abs(first - second).max() > 1e-3
+    assert np.abs(first[:, 0] - first[:, 1]).max() > 1e-3
+    trained = to_numpy(core(features, context, training=True)["locations"])
+    assert np.abs(trained - second).max() > 1e-3
+    # The draws are seeded: a fresh core with the same seed draws the same places.
+    again = tiny_core(num_glimpses=3, glimpse_type="random", seed=7, fixed_glimpse_scale=0.25)
+    np.testing.assert_allclose(to_numpy(again(features, context, training=False)["locations"]), first)
+
+
+def test_random_glimpse_scales_are_drawn_from_the_samples_and_stay_on_the_map():
+    samples = [[0.05, 0.2], [0.5, 0.1], [0.9, 0.9]]
+    core = tiny_core(num_glimpses=3, glimpse_type="random", seed=3, glimpse_scale_samples=samples)
+    features = np.zeros((40, TIME, HEIGHT, WIDTH, CHANNELS), "float32")
+    context = np.zeros((40, TIME, CONTEXT), "float32")
+    locations = to_numpy(core(features, context, training=False)["locations"]).reshape(-1, 4)
+    assert np.all(np.abs(locations[:, :2]) <= 1.0 - locations[:, 2:] + 1e-6)
+    # Every glimpse has one of the sample pairs, each drawn about equally often (360 glimpses).
+    counts = [np.sum(np.all(np.isclose(locations[:, 2:], pair), axis=1)) for pair in samples]
+    assert sum(counts) == len(locations) and min(counts) > 80
+    with pytest.raises(ValueError, match="glimpse_scale_samples"):
+        tiny_core(glimpse_type="random", glimpse_scale_samples=[[0.1, 1.5]])
+    with pytest.raises(ValueError, match="glimpse_scale_samples"):
+        tiny_core(glimpse_type="random", glimpse_scale_samples=[])
+
+
+CONTEXT_MAP_SHAPE = (BATCH, TIME, 3, 3, CONTEXT)
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"locator": "spatial"},
+    {"locator_keypoints": 2},
+    {"locator": "spatial", "locator_keypoints": 2, "raw_location_embedding": True},
+    {"glimpse_type": "tube", "locator": "spatial"},
+    {"glimpse_type": "random", "seed": 5},
+    {"glimpse_type": "saliency"},
+    {"aggregation": "gru", "raw_location_embedding": True},
+])
+def test_the_own_locations_supplied_reproduce_every_output_exactly(options):
+    core = tiny_core(**options)
+    features, context = tiny_inputs(9)
+    context_map = np.random.default_rng(9).normal(size=CONTEXT_MAP_SHAPE).astype("float32")
+    own = core(features, context, context_map=context_map)
+    again = core(features, context, context_map=context_map, locations=own["locations"],
+                 raw_locations=own["raw_locations"])
+    for key in ("worker_states", "locations", "assignments", "glimpse_features"):
+        np.testing.assert_array_equal(to_numpy(again[key]), to_numpy(own[key]))
+
+
+def test_supplied_locations_replace_the_glimpse_places():
+    core = tiny_core(num_glimpses=2)
+    features, context = tiny_inputs(10)
+    supplied = np.zeros((BATCH, TIME, 2, 4), "float32")
+    supplied[..., 0] = [-0.5, 0.5]
+    supplied[..., 2:] = 0.3
+    out = core(features, context, locations=supplied)
+    np.testing.assert_allclose(to_numpy(out["locations"]), supplied, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(out["raw_locations"]), to_numpy(core.raw_from_locations(supplied)),
+                               atol=1e-6)
+    expected = to_numpy(core.crop(features[:, 1], supplied[:, 1]))
+    fused = to_numpy(core.fusion(expected[:, 0], supplied[:, 1, 0], to_numpy(out["raw_locations"])[:, 1, 0]))
+    np.testing.assert_allclose(to_numpy(out["glimpse_features"])[:, 1, 0], fused, atol=1e-5)
+    assert np.abs(to_numpy(out["worker_states"]) - to_numpy(core(features, context)["worker_states"])).max() > 1e-4
+
+
+def test_the_spatial_locator_and_keypoints_read_the_context_map():
+    features, context = tiny_inputs(11)
+    context_map = np.random.default_rng(11).normal(size=CONTEXT_MAP_SHAPE).astype("float32")
+    for options in ({"locator": "spatial"}, {"locator_keypoints": 3}):
+        core = tiny_core(zoomer_reset_each_frame=True, **options)
+        assert core.needs_context_map
+        out = to_numpy(core(features, context, context_map=context_map)["locations"])
+        moved = context_map.copy()
+        moved[:, 1] = np.roll(moved[:, 1], 1, axis=2)  # frame 1's map content shifts right
+        after = to_numpy(core(features, context, context_map=moved)["locations"])
+        np.testing.assert_allclose(after[:, 0], out[:, 0], atol=1e-6)
+        assert np.abs(after[:, 1, 0, :2] - out[:, 1, 0, :2]).max() > 1e-4
+        with pytest.raises(ValueError, match="context_map"):
+            tiny_core(**options)(features, context)
+    assert not tiny_core().needs_context_map
+    assert not tiny_core(glimpse_type="random", locator="spatial").needs_context_map
+    spatial = tiny_core(locator="spatial", zoomer_reset_each_frame=True)
+    out = spatial(features, context, context_map=context_map)
+    zero_state = np.zeros((BATCH, 4), "float32")
+    expected, _ = spatial.locator(context[:, 2], zero_state, context_map[:, 2])
+    np.testing.assert_allclose(to_numpy(out["locations"])[:, 2, 0], to_numpy(expected), atol=1e-6)
 
 
 def test_tube_locations_are_held_over_time_and_come_from_the_mean_context():
@@ -237,6 +328,10 @@ def test_options_reach_the_sublayers():
 
 
 def test_bad_arguments_and_inputs_raise():
+    with pytest.raises(ValueError, match="locator='grid'"):
+        tiny_core(locator="grid")
+    with pytest.raises(ValueError, match="locator_keypoints=-1"):
+        tiny_core(locator_keypoints=-1)
     with pytest.raises(ValueError, match="glimpse_type"):
         tiny_core(glimpse_type="foveal")
     with pytest.raises(ValueError, match="aggregation"):
@@ -253,6 +348,8 @@ def test_bad_arguments_and_inputs_raise():
 def test_config_round_trip_and_saving(tmp_path):
     core = tiny_core(glimpse_type="attention", projection_dim=2, zoomer_input="z")
     assert_config_round_trip(core)
+    assert_config_round_trip(tiny_core(locator="spatial", locator_keypoints=2))
+    assert_config_round_trip(tiny_core(glimpse_type="random", glimpse_scale_samples=[[0.1, 0.2]]))
     features = keras.Input((TIME, HEIGHT, WIDTH, CHANNELS))
     context = keras.Input((TIME, CONTEXT))
     model = keras.Model([features, context], core(features, context))

@@ -132,6 +132,56 @@ def test_loss_terms_are_the_weighted_sum_of_the_losses_module():
     np.testing.assert_allclose(float(terms["loss"]), float(total), rtol=1e-6)
 
 
+AUTHORS_LOSS_SWITCHES = {
+    "attraction_per_axis_min": True,
+    "diversity_include_self_pairs": True,
+    "pose_matching": "first_person",
+    "match_single_person": False,
+}
+
+
+def test_authors_loss_switches_reach_the_losses_with_their_names():
+    model = tiny_model(**AUTHORS_LOSS_SWITCHES)
+    inputs, targets = make_batch()
+    outputs = dict(model(inputs))
+    # Hand-made outputs and targets on which each switch changes its term:
+    # glimpses apart, one at the centre; the first person at (0, 0.9), the
+    # second at x = 1 (joints at random heights, so the per-axis minimum pairs
+    # x = 0 with the height nearest a glimpse); the predictions of frame 0
+    # paired differently by the first person's errors and by the total
+    # (losses tests), frame 1 showing the first person only, nearer slot 1.
+    outputs["locations"] = np.zeros((2, FRAMES, 3, 4), "float32") + 0.5
+    outputs["locations"][..., :2] = [[0.0, 0.0], [0.5, 0.0], [0.0, -0.5]]
+    targets["pose"][:, :, 0] = [0.0, 0.9]
+    targets["pose"][:, :, 1, :, 0] = 1.0
+    targets["pose_mask"][:, 1, 1] = 0.0
+    outputs["pose"] = targets["pose"].copy()
+    outputs["pose"][:, 0, :, :, 0] = np.array([0.6, -0.7])[:, None]
+    outputs["pose"][:, 1, :, :, 0] = np.array([0.8, 0.2])[:, None]
+    terms = model.compute_loss_terms(targets, outputs)
+    pose, target, mask = outputs["pose"], targets["pose"], targets["pose_mask"]
+    locations = outputs["locations"]
+    authors = {
+        "pose_loss": losses.pose_loss(pose, target, mask, match_single_person=False, pose_matching="first_person"),
+        "diversity_loss": losses.glimpse_diversity_loss(locations, include_self_pairs=True),
+        "attraction_loss": losses.glimpse_attraction_loss(locations, target, mask, per_axis_min=True),
+    }
+    ours = {
+        "pose_loss": losses.pose_loss(pose, target, mask),
+        "diversity_loss": losses.glimpse_diversity_loss(locations),
+        "attraction_loss": losses.glimpse_attraction_loss(locations, target, mask),
+    }
+    for name, value in authors.items():
+        np.testing.assert_allclose(float(terms[name]), float(value), rtol=1e-6, err_msg=name)
+        assert abs(float(value) - float(ours[name])) > 1e-4, name  # the switch changes the term
+    config = model.get_config()
+    rebuilt = GlimpseClouds.from_config(json.loads(json.dumps(config)))
+    for name, value in AUTHORS_LOSS_SWITCHES.items():
+        assert config[name] == value and getattr(rebuilt, name) == value, name
+    with pytest.raises(ModelConfigError, match="pose_matching='first'"):
+        tiny_model(pose_matching="first")
+
+
 def test_global_variant_loss_is_classification_only():
     model = tiny_model(variant="global")
     inputs, targets = make_batch()
@@ -184,6 +234,51 @@ def test_every_variant_and_glimpse_type_trains_one_step(variant, glimpse_type):
     assert outputs["assignments"].shape == (2, 2, 3 if model.is_global else workers, 3)
     if glimpse_type in ("random", "saliency") and not model.is_global:
         np.testing.assert_allclose(outputs["locations"][..., 2:], 0.5)
+
+
+@pytest.mark.parametrize("options", [{"locator": "spatial"}, {"locator_keypoints": 4},
+                                     {"locator": "spatial", "train_backbone_from": "res4"}])
+def test_locators_that_read_the_res4_map_train_one_step(options):
+    model = compiled(tiny_model(**options))
+    inputs, targets = make_batch()
+    model(inputs)
+    locator_before = [w.numpy() for w in model.core.locator.trainable_weights]
+    logs = model.train_on_batch(inputs, targets, return_dict=True)
+    assert all(np.isfinite(v) for v in logs.values())
+    assert model.core.needs_context_map
+    changed = [not np.allclose(b, w.numpy()) for b, w in zip(locator_before, model.core.locator.trainable_weights)]
+    assert all(changed)
+
+
+@pytest.mark.parametrize("options", [{}, {"locator": "spatial", "raw_location_embedding": True},
+                                     {"glimpse_type": "random"}, {"variant": "glimpse_gru"}])
+def test_own_locations_supplied_reproduce_the_logits_exactly(options):
+    model = tiny_model(**options)
+    inputs, _ = make_batch(seed=3)
+    features = model.backbone_features(inputs["video"], training=False)
+    own = model.call_on_features(features["res4"], features["res5"], training=False)
+    again = model.call_on_features(features["res4"], features["res5"], training=False,
+                                   locations=own["locations"], raw_locations=own["raw_locations"])
+    np.testing.assert_array_equal(np.asarray(again["logits"]), np.asarray(own["logits"]))
+    swapped = model.call_on_features(features["res4"], features["res5"], training=False,
+                                     locations=np.asarray(own["locations"])[::-1])
+    assert np.abs(np.asarray(swapped["logits"]) - np.asarray(own["logits"])).max() > 1e-6
+
+
+def test_glimpses_can_crop_res4_instead_of_res5():
+    model = tiny_model(glimpse_map="res4")
+    inputs, _ = make_batch(seed=4)
+    features = model.backbone_features(inputs["video"], training=False)
+    outputs = model.core_outputs(features["res4"], features["res5"], training=False)
+    channels4 = features["res4"].shape[-1]
+    assert outputs["glimpse_features"].shape[-1] == channels4 != features["res5"].shape[-1]
+    first = np.asarray(outputs["locations"])[:, 0, :1]
+    crop = model.core.crop(features["res4"][:, 0], first)[:, 0]
+    fused = model.core.fusion(crop, first[:, 0], np.asarray(outputs["raw_locations"])[:, 0, 0])
+    np.testing.assert_allclose(np.asarray(outputs["glimpse_features"])[:, 0, 0], np.asarray(fused), atol=1e-5)
+    assert GlimpseClouds.from_config(model.get_config()).glimpse_map == "res4"
+    with pytest.raises(ModelConfigError, match="glimpse_map='res3'"):
+        tiny_model(glimpse_map="res3")
 
 
 def test_glimpses_and_workers_can_differ():
@@ -256,6 +351,47 @@ def test_train_backbone_from_trains_the_later_stages_only():
         tiny_model(train_backbone_from="res6")
 
 
+def _stage(weight):
+    return weight.path.split("/")[-2].split("_")[0]
+
+
+@pytest.mark.parametrize(
+    "frozen_batchnorm,frozen_stages",
+    [
+        ("inference", "all"),
+        ("drift", "all"),
+        ("drift", ("stem", "res2", "res3")),  # train_backbone_from="res4"
+    ],
+)
+def test_frozen_batchnorm_drift_updates_the_moving_statistics_only(frozen_batchnorm, frozen_stages):
+    freezing = {"freeze_backbone": True} if frozen_stages == "all" else {"train_backbone_from": "res4"}
+    model = compiled(tiny_model(frozen_batchnorm=frozen_batchnorm, **freezing), learning_rate=1e-2)
+    inputs, targets = make_batch()
+    model(inputs)
+    frozen = [w for w in model.backbone.weights if frozen_stages == "all" or _stage(w) in frozen_stages]
+    assert not {id(w) for w in frozen} & {id(v) for v in model.trainable_variables}
+    moving = [w for w in frozen if w.path.endswith(("moving_mean", "moving_variance"))]
+    learned = [w for w in frozen if w.path.endswith(("kernel", "gamma", "beta"))]
+    assert moving and learned
+    moving_before = [w.numpy() for w in moving]
+    learned_before = [w.numpy() for w in learned]
+    model.train_on_batch(inputs, targets)
+    drifted = [not np.allclose(b, w.numpy()) for b, w in zip(moving_before, moving)]
+    assert all(drifted) if frozen_batchnorm == "drift" else not any(drifted)
+    for before, weight in zip(learned_before, learned):
+        np.testing.assert_array_equal(before, weight.numpy(), err_msg=weight.path)
+    # Cached backbone features are valid only while nothing in it can change.
+    assert model.backbone_features_are_fixed == (frozen_batchnorm == "inference" and frozen_stages == "all")
+    assert model.get_config()["frozen_batchnorm"] == frozen_batchnorm
+    # Inference uses the moving statistics and leaves them alone.
+    after = [w.numpy() for w in moving]
+    model.predict_on_batch(inputs)
+    for before, weight in zip(after, moving):
+        np.testing.assert_array_equal(before, weight.numpy())
+    with pytest.raises(ModelConfigError, match="frozen_batchnorm='train'"):
+        tiny_model(freeze_backbone=True, frozen_batchnorm="train")
+
+
 def test_multi_clip_video_averages_logits_over_clips():
     model = tiny_model()
     first, _ = make_batch(seed=1)
@@ -300,6 +436,20 @@ def test_core_switches_are_plain_arguments_with_the_config_names():
     assert model.core.memory.time_decay == "code" and model.core.memory.memory_capacity == 2
     assert model.core.fusion.raw_location_embedding and model.core.crop.detach_location
     assert model.core.locator.max_scale == 0.9 and model.core.locator.scale_bias == 2.0
+
+
+def test_locator_levers_and_random_scales_reach_the_core():
+    model = tiny_model(locator="spatial", locator_keypoints=3)
+    config = model.get_config()
+    assert (config["locator"], config["locator_keypoints"]) == ("spatial", 3)
+    assert model.core.locator_type == "spatial" and model.core.keypoints.num_keypoints == 3
+    assert type(model.core.locator).__name__ == "SpatialGlimpseLocator"
+    rebuilt = GlimpseClouds.from_config(json.loads(json.dumps(config)))
+    assert rebuilt.core.locator_type == "spatial" and rebuilt.core.locator_keypoints == 3
+    random = tiny_model(glimpse_type="random", fixed_glimpse_scale=0.2, glimpse_scale_samples=[[0.1, 0.3]])
+    assert random.core.fixed_glimpse_scale == 0.2 and random.core.glimpse_scale_samples == [[0.1, 0.3]]
+    outputs = random(make_batch()[0])
+    np.testing.assert_allclose(np.asarray(outputs["locations"])[..., 2:], np.broadcast_to([0.1, 0.3], (2, FRAMES, 3, 2)))
 
 
 def test_core_options_still_works_with_a_deprecation_warning():

@@ -68,9 +68,16 @@ def ntu_paths(root: str, name: str) -> tuple[str, str]:
 
 
 def plan_ntu(seed: int, config: dict) -> list[NtuTask]:
-    """Enumerates every sample of the configuration and assigns the defects (DATASETS.md 5.6)."""
+    """Enumerates every sample of the configuration and assigns the defects (DATASETS.md 5.6).
+
+    With `setup_assignment: per_performance`, each (subject, replication, action) is filmed in the one
+    setup `performance_setup` draws for it, by each camera.
+    """
     base = [NtuTask(s, c, p, r, a) for s in config["setups"] for c in config["cameras"] for p in config["subjects"]
             for r in config["replications"] for a in config["classes"]]
+    if config["setup_assignment"] == "per_performance":
+        base = [task for task in base
+                if task.setup == performance_setup(seed, config, task.subject, task.replication, task.action)]
     performances = sorted({task.performance_key for task in base})
     names = [task.name for task in base]
     two_person = [t.name for t in base if t.action in motions.NTU_TWO_PERSON]
@@ -95,6 +102,13 @@ def plan_ntu(seed: int, config: dict) -> list[NtuTask]:
     return tasks
 
 
+def performance_setup(seed: int, config: dict, subject: int, replication: int, action: int) -> int:
+    """The setup that films performance (subject, replication, action) under `per_performance`
+    assignment: one of `config["setups"]`, drawn by a hash of the seed and the performance."""
+    setups = sorted(set(config["setups"]))
+    return setups[int(unit_hash(seed, "performance-setup", subject, replication, action) * len(setups))]
+
+
 def ntu_performance(seed: int, config: dict, task: NtuTask):
     """Builds the (camera-independent) performance of `task`."""
     length_rng = rng_for(seed, "length", *task.performance_key)
@@ -105,11 +119,12 @@ def ntu_performance(seed: int, config: dict, task: NtuTask):
     if task.action in motions.NTU_TWO_PERSON:
         shapes.append(body_shape_for_subject(seed, "ntu-partner", task.subject))
         gap = motions.NTU_PARTNER_GAP.get(task.action, motions.DEFAULT_PARTNER_GAP)
-    exit_camera = None if task.exit_camera is None else ntu_camera(seed, task.setup, task.exit_camera)
+    exit_camera = None if task.exit_camera is None else ntu_camera(seed, task.setup, task.exit_camera, config)
     return build_performance(seed=seed, key=task.performance_key, num_frames=num_frames,
                              program=motions.NTU_PROGRAMS[task.action], shapes=shapes,
                              facing_deg=NTU_REPLICATION_FACING[task.replication], config=config,
-                             partner_gap=gap, exit_camera=exit_camera)
+                             partner_gap=gap, exit_camera=exit_camera,
+                             performer_offset=tuple(config["performer_offset"]))
 
 
 @dataclasses.dataclass
@@ -141,7 +156,7 @@ def render_ntu_sample(seed: int, config: dict, task: NtuTask, draw_figures: bool
     scale_x, scale_y = width / ORIGINAL_SIZE[0], height / ORIGINAL_SIZE[1]
     perf = ntu_performance(seed, config, task)
     num_frames = perf.num_frames
-    camera = ntu_camera(seed, task.setup, task.camera)
+    camera = ntu_camera(seed, task.setup, task.camera, config)
     rng = rng_for(seed, "ntu-sample", task.name)
     shake = camera_shake(rng, num_frames, float(config["jitter_px"]))
     color_shift = shake * [1.0 / scale_x, 1.0 / scale_y]
@@ -168,7 +183,8 @@ def render_ntu_sample(seed: int, config: dict, task: NtuTask, draw_figures: bool
         entry["state"] = state
 
     held = props.NTU_HELD_PROPS.get(task.action, ()) if config["held_props"] else ()
-    clutter = props.place_clutter(rng_for(seed, "clutter", *task.performance_key), config["clutter_props"])
+    clutter = props.place_clutter(rng_for(seed, "clutter", *task.performance_key), config["clutter_props"],
+                                  performer_x=float(perf.spot[0]))
     record = {"id": task.name, "setup": task.setup, "camera": task.camera, "subject": task.subject,
               "replication": task.replication, "action": task.action, "label": task.action - 1,
               "frame_size": [width, height], "camera_geometry": camera.as_dict(),

@@ -18,6 +18,10 @@ from glimpse_keras.data.synthetic.scene import Camera, DistractorObject, driftin
 from glimpse_keras.data.synthetic.seeding import rng_for
 
 
+# (lateral, depth) half-ranges of the performer's spot, metres: the N-UCLA generator's and NTU's default.
+DEFAULT_PERFORMER_OFFSET = (0.15, 0.15)
+
+
 @dataclasses.dataclass
 class PerformedPerson:
     """A person's world joints (F, 25, 3) in metres, plus body-line values.
@@ -35,13 +39,18 @@ class PerformedPerson:
 
 @dataclasses.dataclass
 class Performance:
-    """Everything the cameras film; `notes` are generating parameters for the manifest."""
+    """Everything the cameras film; `notes` are generating parameters for the manifest.
+
+    Attributes:
+      spot: (3,) world position (metres, y = 0) where the performer, or the pair's centre, stands.
+    """
 
     num_frames: int
     persons: list
     params: MotionParams
     distractor_object: DistractorObject | None
     notes: dict
+    spot: np.ndarray
 
 
 def motion_params(rng: np.random.Generator, distractor_prob: float) -> MotionParams:
@@ -56,7 +65,8 @@ def motion_params(rng: np.random.Generator, distractor_prob: float) -> MotionPar
 
 def build_performance(*, seed: int, key: tuple, num_frames: int, program: Callable, shapes: list,
                       facing_deg: float, config: dict, partner_gap: float | None = None,
-                      exit_camera: Camera | None = None) -> Performance:
+                      exit_camera: Camera | None = None,
+                      performer_offset: tuple = DEFAULT_PERFORMER_OFFSET) -> Performance:
     """Runs a motion program and places the person(s) in the world.
 
     Args:
@@ -68,11 +78,15 @@ def build_performance(*, seed: int, key: tuple, num_frames: int, program: Callab
       config: generator config (distractor probabilities, joint noise).
       partner_gap: initial distance between two people, metres.
       exit_camera: when given, the performer walks sideways out of this camera's view (clipping defect).
+      performer_offset: (lateral, depth) half-ranges in metres of the uniform spot where the performer
+        stands (world x, world z). A pair's centre is drawn from ranges narrower by half the partner
+        gap (`pair_offset`), so neither person stands further out than a single performer may.
     """
     rng = rng_for(seed, "performance", *key)
     params = motion_params(rng, float(config["distractor_gesture_prob"]))
     facing = np.radians(facing_deg + rng.uniform(-8.0, 8.0))
-    base = np.array([rng.uniform(-0.15, 0.15), 0.0, rng.uniform(-0.15, 0.15)])
+    lateral, depth = performer_offset if len(shapes) == 1 else pair_offset(performer_offset, partner_gap)
+    base = np.array([rng.uniform(-lateral, lateral), 0.0, rng.uniform(-depth, depth)])
     builders = [MotionBuilder(shape, num_frames, params, partner_gap=partner_gap) for shape in shapes]
     program(*builders)
     notes = {"program": getattr(program, "__name__", "lambda"), "facing_deg": round(float(np.degrees(facing)), 2),
@@ -107,7 +121,14 @@ def build_performance(*, seed: int, key: tuple, num_frames: int, program: Callab
         distractor = drifting_object(rng, num_frames)
     notes["motion"] = params.as_dict()
     return Performance(num_frames=num_frames, persons=persons, params=params, distractor_object=distractor,
-                       notes=notes)
+                       notes=notes, spot=base)
+
+
+def pair_offset(performer_offset: tuple, partner_gap: float) -> tuple[float, float]:
+    """The (lateral, depth) half-ranges of a pair's centre: `performer_offset` less half the gap
+    between the two people, but never below today's +-0.15 m (nor above `performer_offset`), so the
+    default draws are unchanged."""
+    return tuple(max(half - partner_gap / 2.0, min(half, DEFAULT_PERFORMER_OFFSET[0])) for half in performer_offset)
 
 
 def _hand_states(rng: np.random.Generator, num_frames: int) -> np.ndarray:

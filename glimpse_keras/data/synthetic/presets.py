@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import yaml
 
 from glimpse_keras.config import parse_yaml_value
@@ -52,8 +53,23 @@ NTU_DEFAULTS = {
     "joint_noise_m": 0.004,
     "held_props": True,
     "clutter_props": [0, 0],
+    # Where the cameras stand, per setup (NTU's 17 setups differ by camera height and distance).
+    # Ranges [min, max] in metres; each setup draws one value of each, shared by its three cameras.
+    "camera_height": [0.8, 1.3],  # lens above the floor
+    "camera_distance": [2.4, 2.9],  # from the room's centre (each camera adds +-3%)
+    "camera_look_height": [0.85, 1.0],  # how high above the room's centre the cameras aim
+    "camera_aim_jitter": 0.05,  # per camera: its aim point lies up to this far left or right of the centre
+    # Where the performer (or the pair's centre) stands, per performance: [lateral, depth] half-ranges in
+    # metres around the room's centre (lateral: across the middle camera's view, depth: along it).
+    "performer_offset": [0.15, 0.15],
+    # "all": every performance is filmed in every setup of `setups`; "per_performance": each
+    # (subject, replication, action) performance is filmed in one setup drawn from `setups` (by a hash
+    # of the seed and the performance), so the number of videos does not grow with the setups.
+    "setup_assignment": "all",
     "defects": _NTU_DEFECTS_DEFAULT,
 }
+
+SETUP_ASSIGNMENTS = ("all", "per_performance")
 
 NUCLA_DEFAULTS = {
     "classes": [1, 2, 5, 6],
@@ -89,8 +105,23 @@ PRESETS = {
             # objects lie around the room as clutter, so only the object at the hands tells them
             # apart.
             "classes": [1, 2, 3, 11, 12, 13, 28, 29, 30, 49],
-            "subjects": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+            # NTU's Cross-Subject training subjects 1, 2, 4, 5, 8, 9 (360 videos) and its first eleven
+            # test subjects 3, 6, 7, 10, 11, 12, 20-24 (660 videos: one accuracy's binomial standard
+            # error is at most 2 points): 1020 videos, each performance filmed by the three cameras
+            # of one of the 17 setups.
+            "subjects": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 22, 23, 24],
             "replications": [1, 2],
+            "setups": list(range(1, 18)),
+            "setup_assignment": "per_performance",
+            # Setups and spots vary enough that the hands land in different parts of the frame from
+            # video to video (a fixed glimpse schedule covers about a quarter of them:
+            # benchmarks/placement_spread.py), the figure filling a third to two thirds of the frame
+            # height and the hands inside the model's centre crop in nearly every frame.
+            "camera_height": [0.5, 2.0],
+            "camera_distance": [2.7, 3.9],
+            "camera_look_height": [0.5, 1.5],
+            "camera_aim_jitter": 0.5,
+            "performer_offset": [1.2, 0.5],
             "size": [320, 180],
             "frames": [32, 80],
             "clutter_props": [1, 3],
@@ -177,6 +208,20 @@ def _validate(dataset: str, config: dict) -> None:
             values = config[key]
             if not values or any(not isinstance(v, int) or not 1 <= v <= top for v in values):
                 fail(key, f"must be a non-empty list of integers in 1..{top}")
+        for key, bottom in (("camera_height", 0.1), ("camera_distance", 1.0), ("camera_look_height", 0.0)):
+            low, high = _metres_pair(config, key, fail)
+            if not bottom <= low <= high:
+                fail(key, f"need {bottom} <= min <= max (metres)")
+        lateral, depth = _metres_pair(config, "performer_offset", fail)
+        if lateral < 0 or depth < 0:
+            fail("performer_offset", "half-ranges must be >= 0")
+        if np.hypot(lateral, depth) > config["camera_distance"][0] * 0.97 - 0.5:
+            fail("performer_offset", f"the performer's spot must stay 0.5 m closer to the room's centre than the "
+                 f"nearest camera (camera_distance min {config['camera_distance'][0]} less 3%)")
+        if not _is_number(config["camera_aim_jitter"]) or not 0 <= config["camera_aim_jitter"] <= 2.0:
+            fail("camera_aim_jitter", "must be a number of metres in [0, 2]")
+        if config["setup_assignment"] not in SETUP_ASSIGNMENTS:
+            fail("setup_assignment", f"must be one of {list(SETUP_ASSIGNMENTS)}")
     else:
         valid_actions = {1, 2, 3, 4, 5, 6, 8, 9, 11, 12}
         if any(a not in valid_actions for a in config["classes"]):
@@ -191,6 +236,17 @@ def _validate(dataset: str, config: dict) -> None:
                 "drop_view_fraction"):
         if key in config and not 0.0 <= float(config[key]) <= 1.0:
             fail(key, "must be in [0, 1]")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _metres_pair(config: dict, key: str, fail) -> tuple[float, float]:
+    value = config[key]
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_number(v) for v in value):
+        fail(key, "must be a pair of numbers (metres)")
+    return float(value[0]), float(value[1])
 
 
 def _pair(config: dict, key: str, fail) -> tuple[int, int]:

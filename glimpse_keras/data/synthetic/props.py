@@ -101,15 +101,25 @@ class ClutterProp:
                 "angle": round(self.angle, 3)}
 
 
-def place_clutter(rng: np.random.Generator, count_range: tuple) -> list[ClutterProp]:
-    """Draws `count_range[0]..count_range[1]` clutter props on the floor or at table height around
-    the performer's spot, never on the performer (|x| > 0.5 m from them)."""
+# Clutter never lies closer than this to the performer's spot across the room (world x, metres): the
+# closest a prop 0.5 m from the room's centre comes to a performer standing 0.15 m off it.
+CLUTTER_CLEARANCE = 0.35
+
+
+def place_clutter(rng: np.random.Generator, count_range: tuple, performer_x: float = 0.0) -> list[ClutterProp]:
+    """Draws `count_range[0]..count_range[1]` clutter props on the floor or at table height in the
+    room, 0.5 to 1.5 m left or right of its centre, never on the performer: a prop closer than
+    CLUTTER_CLEARANCE to `performer_x` (world x of where they stand) is mirrored to the far side of
+    that clearance, away from the performer."""
     low, high = int(count_range[0]), int(count_range[1])
     props = []
     for _ in range(int(rng.integers(low, high + 1)) if high > 0 else 0):
         side = 1.0 if rng.random() < 0.5 else -1.0
-        position = (side * float(rng.uniform(0.5, 1.5)), float(rng.choice([0.0, 0.75])),
-                    float(rng.uniform(-1.0, 0.6)))
+        x = side * float(rng.uniform(0.5, 1.5))
+        apart = x - performer_x
+        if abs(apart) < CLUTTER_CLEARANCE:
+            x = performer_x + (np.sign(apart) or side) * (2 * CLUTTER_CLEARANCE - abs(apart))
+        position = (float(x), float(rng.choice([0.0, 0.75])), float(rng.uniform(-1.0, 0.6)))
         props.append(ClutterProp(kind=str(rng.choice(CLUTTER_KINDS)), position=position,
                                  angle=float(rng.uniform(-0.5, 0.5))))
     return props

@@ -78,21 +78,32 @@ def _perturb(values: tuple, rng: np.random.Generator, fraction: float) -> tuple:
     return tuple(float(v * (1.0 + rng.uniform(-fraction, fraction))) for v in values)
 
 
-def ntu_setup_geometry(seed: int, setup: int) -> dict:
-    """Camera height and distance shared by the three cameras of a setup (they vary by setup)."""
+def ntu_setup_geometry(seed: int, setup: int, config: dict) -> dict:
+    """Camera height, distance and aim height shared by the three cameras of a setup (they vary by setup).
+
+    Each is drawn uniformly from the config's range: `camera_height`, `camera_distance` and
+    `camera_look_height` ([min, max] metres).
+    """
     rng = rng_for(seed, "ntu", "setup", setup)
-    return {"height": float(rng.uniform(0.8, 1.3)), "distance": float(rng.uniform(2.4, 2.9)),
-            "look_height": float(rng.uniform(0.85, 1.0))}
+    return {"height": float(rng.uniform(*config["camera_height"])),
+            "distance": float(rng.uniform(*config["camera_distance"])),
+            "look_height": float(rng.uniform(*config["camera_look_height"]))}
 
 
-def ntu_camera(seed: int, setup: int, camera: int) -> Camera:
-    """The fixed camera `camera` (1..3) of `setup`; intrinsics are the fitted constants +-2%."""
-    geometry = ntu_setup_geometry(seed, setup)
+def ntu_camera(seed: int, setup: int, camera: int, config: dict) -> Camera:
+    """The fixed camera `camera` (1..3) of `setup`; intrinsics are the fitted constants +-2%.
+
+    The camera stands at its setup's height and distance (`ntu_setup_geometry`, +-3% per camera) and
+    aims at its setup's look height, up to `config["camera_aim_jitter"]` metres left or right of the
+    room's centre.
+    """
+    geometry = ntu_setup_geometry(seed, setup, config)
     rng = rng_for(seed, "ntu", "camera", setup, camera)
     azimuth = np.radians(NTU_CAMERA_AZIMUTH[camera] + rng.uniform(-3.0, 3.0))
     distance = geometry["distance"] * rng.uniform(0.97, 1.03)
     position = np.array([distance * np.sin(azimuth), geometry["height"], distance * np.cos(azimuth)])
-    target = np.array([rng.uniform(-0.05, 0.05), geometry["look_height"], 0.0])
+    jitter = float(config["camera_aim_jitter"])
+    target = np.array([rng.uniform(-jitter, jitter), geometry["look_height"], 0.0])
     return Camera(position=tuple(position), axes=tuple(map(tuple, look_at(position, target))),
                   color=_perturb(NTU_COLOR, rng, 0.02), depth=_perturb(NTU_DEPTH, rng, 0.02),
                   original_size=ORIGINAL_SIZE)
