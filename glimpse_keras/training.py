@@ -507,7 +507,7 @@ def run_stage(config, plan, run_dir, converted_dir, previous_model, strategy, ex
     nonfinite = StopOnNonFinite()
     logs = os.path.join(stage_dir, "logs")
     if chief:
-        writers = [AtomicCheckpoint(stage_dir, CHECKPOINT, STATE, nonfinite), keras.callbacks.TensorBoard(logs)]
+        writers = [AtomicCheckpoint(stage_dir, nonfinite, started_from), keras.callbacks.TensorBoard(logs)]
     else:
         writers = []
     callbacks = [

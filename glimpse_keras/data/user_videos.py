@@ -435,10 +435,12 @@ def adapt_config(config):
     raw = not os.path.isfile(os.path.join(data_dir, INFO_FILE))
     described = describe_classes(data_dir, names) if raw else [
         f"{DATASET}: {len(names)} classes in {data_dir} ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"]
-    if config.model.num_classes != len(names):
+    changed = config.model.num_classes != len(names)
+    if changed:
         described[0] += f": model.num_classes set to {len(names)}"
         config.model.num_classes = len(names)
-    messages.extend(described)
+    if changed or len(described) > 1:  # said when something changed or is left out, not on every call
+        messages.extend(described)
     if with_pose == 0:
         if config.loss.pose_weight or config.loss.attraction_weight:
             messages.append(
