@@ -533,33 +533,37 @@ def _timeline_main(args):
 
 
 def parse_args(argv):
+    # Run from a checkout without installing: the repository root is importable.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from glimpse_keras.arguments import at_least
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", help="video file (anything PyAV or OpenCV decodes)")
     parser.add_argument("--signature", choices=SIGNATURES, default="serving_default")
     parser.add_argument("--export", metavar="DIR",
                         help="the exported version folder (or its assets.extra/serving_contract.json): "
                              "frame size and T are read from it")
-    parser.add_argument("--num-frames", type=int,
+    parser.add_argument("--num-frames", type=at_least(1),
                         help=f"T of the exported model (serving_default; default: the export's, else {DEFAULT_NUM_FRAMES})")
-    parser.add_argument("--frame-size", type=int,
+    parser.add_argument("--frame-size", type=at_least(0),
                         help="squash frames to N x N before sending (default: the export's stored size, else "
                              f"{DEFAULT_FRAME_SIZE}); 0 = as decoded, the server resizes")
     parser.add_argument("--columnar", action="store_true",
                         help='REST body as {"inputs": ...} instead of {"instances": ...}')
     parser.add_argument("--model", default="glimpse_clouds", help="served model name")
-    parser.add_argument("--version", type=int, help="model version (default: the server's latest)")
+    parser.add_argument("--version", type=at_least(1), help="model version (default: the server's latest)")
     parser.add_argument("--write-rest", metavar="FILE", help="write the REST JSON body here")
     parser.add_argument("--write-grpc", metavar="FILE", help="write the serialized PredictRequest here")
     parser.add_argument("--server", help="REST endpoint, e.g. http://localhost:8501: send the request")
     parser.add_argument("--grpc-server", help="gRPC endpoint, e.g. localhost:8500: send the request")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds")
+    parser.add_argument("--timeout", type=at_least(0.001, float), default=60.0, help="seconds")
     timeline = parser.add_argument_group("a long video through the server (windows signature)")
     timeline.add_argument("--timeline", action="store_true",
                           help="classify sliding windows and merge them into segments (needs --export)")
-    timeline.add_argument("--window", type=float, help="window length in seconds (default: the export's)")
-    timeline.add_argument("--stride", type=float, help="seconds between windows (default: half a window)")
-    timeline.add_argument("--fps", type=float, help="frames per second (default: the container's)")
-    timeline.add_argument("--windows-per-request", type=int, default=DEFAULT_WINDOWS_PER_REQUEST,
+    timeline.add_argument("--window", type=at_least(0.001, float), help="window length in seconds (default: the export's)")
+    timeline.add_argument("--stride", type=at_least(0.001, float), help="seconds between windows (default: half a window)")
+    timeline.add_argument("--fps", type=at_least(0.001, float), help="frames per second (default: the container's)")
+    timeline.add_argument("--windows-per-request", type=at_least(1), default=DEFAULT_WINDOWS_PER_REQUEST,
                           help=f"windows sent in one request (default {DEFAULT_WINDOWS_PER_REQUEST})")
     timeline.add_argument("--json", action="store_true", help="print the timeline as JSON")
     return parser.parse_args(argv)
@@ -567,7 +571,6 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
         from glimpse_keras.io_utils import StorageError, check_output_location
 

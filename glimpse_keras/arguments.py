@@ -79,3 +79,30 @@ def check_choice(name, value, choices, *, error=ValueError):
     if value not in choices:
         raise error(f"`{name}` must be one of {tuple(choices)}, received {name}={value!r}.")
     return value
+
+
+def at_least(minimum, kind=int):
+    """An argparse `type` accepting a number (`kind`: int or float) >= `minimum`.
+
+    argparse names the flag in its error and exits with code 2, e.g.
+    "argument --max-trials: expected an integer >= 1, got 0".
+    """
+    wanted = f"{'an integer' if kind is int else 'a number'} >= {minimum}"
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise _argument_type_error(f"expected {wanted}, got {text!r}") from None
+        if value < minimum:
+            raise _argument_type_error(f"expected {wanted}, got {text}")
+        return value
+
+    parse.__name__ = f"{kind.__name__} >= {minimum}"
+    return parse
+
+
+def _argument_type_error(message):
+    import argparse
+
+    return argparse.ArgumentTypeError(message)

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from glimpse_keras import diagnostics
 from glimpse_keras.checkpoints import save_weights
-from glimpse_keras.io_utils import atomic_write_json
+from glimpse_keras.resume import commit_epoch
 
 
 def save_weights_atomically(model, path):
@@ -19,8 +19,11 @@ def save_weights_atomically(model, path):
 
     The file holds the model's weights and, when compiled, its optimizer
     state; a reader never sees a partial file.
+
+    Returns:
+        the file's sha256.
     """
-    save_weights(model, path)
+    return save_weights(model, path)
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
@@ -54,29 +57,26 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):
-    """Writes weights + optimizer state and the epoch counter every epoch.
+    """Commits every epoch: its history entry, weights + optimizer state,
+    then the epoch counter (`resume.commit_epoch`).
 
     Args:
         directory: the stage directory.
-        checkpoint_name: weights file name (ends with ".weights.h5").
-        state_name: JSON file holding {"epoch": completed epochs, "done": false}.
-        guard: a `StopOnNonFinite`; no checkpoint is written once it fired.
+        guard: a `StopOnNonFinite`; nothing is committed once it fired.
+        started_from: sha256 of the weights the stage started from (the
+            previous stage's final weights), recorded in state.json, or None.
     """
 
-    def __init__(self, directory, checkpoint_name, state_name, guard=None):
+    def __init__(self, directory, guard=None, started_from=None):
         super().__init__()
         self.directory = directory
-        self.checkpoint_name = checkpoint_name
-        self.state_name = state_name
         self.guard = guard
+        self.started_from = started_from
 
     def on_epoch_end(self, epoch, logs=None):
         if self.guard is not None and self.guard.failure:
             return
-        save_weights_atomically(self.model, os.path.join(self.directory, self.checkpoint_name))
-        atomic_write_json(
-            os.path.join(self.directory, self.state_name), {"epoch": epoch + 1, "done": False}
-        )
+        commit_epoch(self.model, self.directory, epoch, logs or {}, self.started_from)
 
 
 def attention_scalars(figures):

@@ -271,7 +271,7 @@ class SavedModelPredictor:
         try:
             loaded = tf.saved_model.load(saved_model_dir)
             self._signature = loaded.signatures[export.WHOLE_VIDEO_SIGNATURE]
-        except (KeyError, OSError, ValueError) as error:
+        except (KeyError, OSError, ValueError, tf.errors.OpError) as error:  # OpError: damaged variables
             raise ClassifierError(
                 f"--saved-model {saved_model_dir}: cannot load its whole_video signature: {error}") from error
         self._loaded = loaded  # keeps the signature's variables alive

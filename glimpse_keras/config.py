@@ -589,10 +589,15 @@ def read_yaml(path):
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path!r} does not exist")
     try:
-        with open(path) as handle:
+        with open(path, encoding="utf-8") as handle:
             values = yaml.safe_load(handle)
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path!r} is not valid YAML: {error}")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config file {path!r} is not a text file (not UTF-8: {error.reason} at byte "
+                          f"{error.start})") from None
+    except OSError as error:
+        raise ConfigError(f"config file {path!r} cannot be read: {error.strerror or error}") from None
     if values is None:
         return {}
     if not isinstance(values, dict):

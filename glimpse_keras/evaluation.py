@@ -8,12 +8,14 @@ counts the videos evaluated against the split index and lists every sample
 the converter skipped, with its reason.
 """
 
+import json
 import os
 
 import numpy as np
 
 from glimpse_keras import console, filesystem
 from glimpse_keras.backends import compile_forward
+from glimpse_keras.data import preparation
 from glimpse_keras.io_utils import atomic_path, atomic_write_json
 from glimpse_keras.models.folding import fold_model_batch_norm
 
@@ -71,8 +73,9 @@ def evaluate_split(model, experiment, split="test", clips=None, output=None, pro
         # Both passes run the same (faster, folded) copy, as `collect_logits` would.
         model = fold_model_batch_norm(model)
     own = [] if placements else None
-    logits, labels, ids = collect_logits(model, dataset, progress=progress, diagnostics=attention,
-                                         locations=own)
+    with preparation.shard_errors(experiment.converted_dir):  # a damaged shard is named
+        logits, labels, ids = collect_logits(model, dataset, progress=progress, diagnostics=attention,
+                                             locations=own)
     names = experiment.class_names
     report = classification_report(logits, labels, names)
     present = sorted(set(labels.tolist()))
@@ -218,12 +221,19 @@ def skipped_samples(converted_dir):
     path = os.path.join(converted_dir, "conversion_errors.json")
     if not filesystem.exists(path):
         return []
-    data = filesystem.read_json(path)
-    entries = data.get("errors", data) if isinstance(data, dict) else data
-    return [
-        {"sample": entry.get("sample") or entry.get("file") or entry.get("path"), "reason": entry.get("reason")}
-        for entry in entries
-    ]
+    try:
+        with filesystem.open(path) as handle:
+            data = json.load(handle)
+        entries = data.get("errors", data) if isinstance(data, dict) else data
+        return [
+            {"sample": entry.get("sample") or entry.get("file") or entry.get("path"), "reason": entry.get("reason")}
+            for entry in entries
+        ]
+    except (OSError, ValueError, AttributeError, TypeError) as error:  # not JSON, or not the converter's
+        raise EvaluationError(
+            f"cannot read {path} ({error}): it lists the videos the converter skipped, which every report "
+            f"names; restore it or convert the data again"
+        ) from error
 
 
 def save_confusion_png(confusion, class_names, path, title="Confusion matrix"):

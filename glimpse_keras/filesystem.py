@@ -223,9 +223,36 @@ def open(path, mode="r", encoding=None, errors=None):  # noqa: A001 - the builti
     return io.TextIOWrapper(io.BytesIO(data), encoding=encoding or "utf-8", errors=errors)
 
 
-def read_json(path):
-    with open(path) as handle:
-        return json.load(handle)
+def read_json(path, kind=None, error=None, fix=None, required=None):
+    """Reads a JSON file; with `kind`, one that must hold a `kind`.
+
+    Args:
+        path: the file (local or a URL).
+        kind: None (anything), `dict` or `list`.
+        error: the exception class raised when `kind` is given (required
+            then, with `fix`).
+        fix: what the user can do, appended to the message.
+        required: for a dict, {key: type} its entries must have.
+
+    Raises:
+        `error`: "cannot read PATH (what is wrong); FIX" for a file that
+            cannot be read, is not UTF-8 JSON, or holds something else.
+        OSError, ValueError: without `kind`, as `open` and `json.load` raise.
+    """
+    if kind is None:
+        with open(path) as handle:
+            return json.load(handle)
+    try:
+        with open(path) as handle:
+            value = json.load(handle)
+        if not isinstance(value, kind):
+            raise ValueError(f"expected a JSON {'object' if kind is dict else 'list'}, got {type(value).__name__}")
+        for key, wanted in (required or {}).items():
+            if not isinstance(value.get(key), wanted) or isinstance(value.get(key), bool):
+                raise ValueError(f"expected {key!r} to be a {wanted.__name__}, got {value.get(key)!r}")
+        return value
+    except (OSError, ValueError) as cause:  # ValueError: not JSON, not UTF-8, not the expected content
+        raise error(f"cannot read {path} ({cause}); {fix}") from cause
 
 
 @contextlib.contextmanager

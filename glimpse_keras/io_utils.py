@@ -5,7 +5,9 @@
   process umask allows (like `open()`), not `mkstemp`'s 0600.
 - `StorageError`: every write failure (full disk, read-only or impossible
   path) raised as one error type whose message names the path and the cause,
-  so command-line jobs can print it and exit non-zero.
+  so command-line jobs can print it and exit non-zero; `storage_errors(path)`
+  turns the refusals that libraries word in their own types (h5py,
+  TensorFlow's `ResourceExhaustedError`) into one.
 - `check_output_location`: checks before a job starts that a file or folder
   can be created at a path.
 - `clean_stale_temporaries`: removes the `.tmp-*` files a killed write left.
@@ -28,14 +30,23 @@ class StorageError(OSError):
     """A file or folder cannot be written (full disk, no permission, a file
     where a folder is needed, ...). The message names the path.
 
+    It survives pickling (a worker process raises it, the parent re-raises
+    it), with its message and path.
+
     Args:
         code: the `errno` value (or None).
         message: the full message, shown as is by `str()`.
+        filename: the path that could not be written, or None.
     """
 
-    def __init__(self, code, message):
+    def __init__(self, code, message, filename=None):
         super().__init__(code, message)
         self.message = message
+        if filename is not None:
+            self.filename = os.fspath(filename)
+
+    def __reduce__(self):
+        return (type(self), (self.errno, self.message, self.filename))
 
     def __str__(self):
         return self.message
@@ -58,38 +69,73 @@ def apply_umask(path, directory=False):
     os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
 
 
+# How libraries that wrap the OS error in their own types (h5py, TensorFlow's
+# `ResourceExhaustedError`, ...) word a refused write, and its errno.
+REFUSAL_TEXTS = (
+    ("no space left", errno.ENOSPC),
+    ("disk quota", errno.EDQUOT),
+    ("read-only file system", errno.EROFS),
+    ("permission denied", errno.EACCES),
+)
+
+
+def refusal_errno(error):
+    """The errno of the file-system refusal behind `error`, or None.
+
+    Looks through `error` and its causes for an `OSError` with an errno, or
+    for a message that words one (`REFUSAL_TEXTS`).
+    """
+    while error is not None:
+        if isinstance(error, OSError) and error.errno is not None:
+            return error.errno
+        text = str(error).lower()
+        for words, code in REFUSAL_TEXTS:
+            if words in text:
+                return code
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def describe_os_error(error):
-    """A short cause for an `OSError`, e.g. 'No space left on device'."""
-    if isinstance(error, OSError) and error.errno is not None:
-        return os.strerror(error.errno)
+    """A short cause for an error, e.g. 'No space left on device'."""
+    code = refusal_errno(error)
+    if code is not None:
+        return os.strerror(code)
     return str(error) or type(error).__name__
 
 
 def storage_error(path, error, action="write"):
-    """A `StorageError` naming `path` and what went wrong."""
+    """A `StorageError` naming `path` and what went wrong (`error`: an
+    `OSError`, or a library's error wrapping one)."""
     cause = describe_os_error(error)
     hint = ""
-    code = getattr(error, "errno", None)
+    code = refusal_errno(error)
     if code in (errno.ENOSPC, errno.EDQUOT):
         hint = "; free some space (earlier files are kept as they were) and rerun"
     elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
         hint = "; choose a writable location"
-    result = StorageError(code, f"cannot {action} {path}: {cause}{hint}")
-    result.filename = os.fspath(path)
-    return result
+    return StorageError(code, f"cannot {action} {path}: {cause}{hint}", filename=path)
 
 
 def is_storage_failure(error):
-    """True when `error` (possibly raised by a library such as h5py that
-    wraps the OS error) comes from the file system rather than the data."""
-    while error is not None:
-        if isinstance(error, OSError) and error.errno is not None:
-            return True
-        text = str(error).lower()
-        if "no space left" in text or "disk quota" in text or "read-only file system" in text:
-            return True
-        error = error.__cause__ or error.__context__
-    return False
+    """True when `error` (possibly raised by a library such as h5py or
+    TensorFlow that wraps the OS error) comes from the file system rather
+    than the data."""
+    return refusal_errno(error) is not None
+
+
+@contextlib.contextmanager
+def storage_errors(path, action="write"):
+    """Raises a refused write inside the block as a `StorageError` naming
+    `path` (`is_storage_failure`); other exceptions pass through unchanged."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as error:
+        if is_storage_failure(error):
+            raise storage_error(path, error, action) from error
+        raise
 
 
 def check_output_location(path, directory=False):
@@ -97,7 +143,10 @@ def check_output_location(path, directory=False):
 
     Walks up to the nearest existing ancestor: every existing component must
     be a folder, and that ancestor must be writable. An existing `path` must
-    be a folder when `directory` else a writable file.
+    be a folder when `directory` else a writable file. The folder where the
+    first new entry would go must accept one (an empty folder is created and
+    removed: permissions alone do not tell a read-only mount or /proc) and
+    have free space.
 
     Raises:
         StorageError: naming `path` and the component that is in the way.
@@ -105,12 +154,15 @@ def check_output_location(path, directory=False):
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path):
         if directory and not os.path.isdir(path):
-            raise StorageError(errno.ENOTDIR, f"cannot write into {path}: it is a file, not a folder")
+            raise StorageError(errno.ENOTDIR, f"cannot write into {path}: it is a file, not a folder", path)
         if not directory and os.path.isdir(path):
-            raise StorageError(errno.EISDIR, f"cannot write {path}: it is a folder, not a file")
+            raise StorageError(errno.EISDIR, f"cannot write {path}: it is a folder, not a file", path)
         target = path if directory else os.path.dirname(path)
         if not os.access(target, os.W_OK | os.X_OK) or (not directory and not os.access(path, os.W_OK)):
-            raise StorageError(errno.EACCES, f"cannot write {path}: permission denied; choose a writable location")
+            raise StorageError(
+                errno.EACCES, f"cannot write {path}: permission denied; choose a writable location", path
+            )
+        _probe_folder(path, target)
         return
     ancestor = os.path.dirname(path)
     while not os.path.exists(ancestor):
@@ -120,13 +172,41 @@ def check_output_location(path, directory=False):
         ancestor = parent
     if not os.path.isdir(ancestor):
         raise StorageError(
-            errno.ENOTDIR, f"cannot create {path}: {ancestor} is a file, not a folder"
+            errno.ENOTDIR, f"cannot create {path}: {ancestor} is a file, not a folder", path
         )
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise StorageError(
             errno.EACCES,
             f"cannot create {path}: {ancestor} is not writable (permission denied or a "
             f"read-only file system); choose a writable location",
+            path,
+        )
+    _probe_folder(path, ancestor)
+
+
+def _probe_folder(path, folder):
+    """Creates and removes an empty folder in `folder`, and checks that its
+    file system has a free block; raises `StorageError` naming `path`."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f"{TEMPORARY_PREFIX}probe-", dir=folder))
+    except OSError as error:
+        raise StorageError(
+            error.errno,
+            f"cannot create {path}: {folder} does not accept new files "
+            f"({describe_os_error(error)}); choose a writable location",
+            path,
+        ) from error
+    try:
+        usage = os.statvfs(folder)
+    except OSError:  # no statistics for this file system: the writes will tell
+        return
+    # root may use the blocks reserved for it; others only the available ones.
+    free = usage.f_bfree if getattr(os, "geteuid", lambda: -1)() == 0 else usage.f_bavail
+    if usage.f_blocks and free == 0:
+        raise StorageError(
+            errno.ENOSPC,
+            f"cannot write {path}: {os.strerror(errno.ENOSPC)} ({folder} is full); free some space and rerun",
+            path,
         )
 
 
@@ -229,10 +309,16 @@ def checksum_path(path):
     return os.fspath(path) + CHECKSUM_SUFFIX
 
 
-def write_checksum(path):
+def write_checksum(path, digest=None):
     """Records the sha256 of `path` in `<path>.sha256` (atomically, in
-    `sha256sum` format, so `sha256sum -c` checks it too). Returns the digest."""
-    digest = sha256_of(path)
+    `sha256sum` format, so `sha256sum -c` checks it too). Returns the digest.
+
+    Args:
+        path: the file.
+        digest: its sha256 when already known (e.g. the file is about to
+            be renamed into place); computed from `path` otherwise.
+    """
+    digest = digest or sha256_of(path)
     atomic_write_text(checksum_path(path), f"{digest}  {os.path.basename(path)}\n")
     return digest
 

@@ -215,6 +215,7 @@ def main(argv=None):
     console.import_tensorflow_quietly()
     from glimpse_keras.classifier import Classifier
     from glimpse_keras.data.errors import VideoDecodeError
+    from glimpse_keras.io_utils import StorageError, check_output_location
     from glimpse_keras.training import TrainingError
     from glimpse_keras.visualize import annotated_video
 
@@ -230,7 +231,12 @@ def main(argv=None):
             print(f"error: --output-video {args.output_video}: with several videos it must be a folder",
                   file=sys.stderr)
             return 2
-        os.makedirs(args.output_video, exist_ok=True)
+    if args.output_video and not args.stream:  # checked before the model loads, like every command's outputs
+        try:
+            check_output_location(args.output_video, directory=several)
+        except StorageError as error:
+            print(f"error: --output-video: {error}", file=sys.stderr)
+            return 1
     if args.plot and not several and not args.plot.lower().endswith(".png"):
         print(f"error: --plot {args.plot}: expected a file name ending in .png", file=sys.stderr)
         return 2
@@ -255,26 +261,41 @@ def main(argv=None):
     if args.timeline:
         return _main_timeline(args, classifier, videos, problems)
     results = []
+    unwritten = []  # (video, reason): classified, but its annotated video could not be written
     bar = console.progress(videos, desc="predicting", unit="video", disable=not several)
     for path in bar:
         try:
             prediction = classifier.predict(path)
-            if args.output_video:
-                target = output_video_path(args.output_video, path, several)
-                annotated_video.write_annotated_video(
-                    prediction, target, classifier.image_size, classifier.stored_size)
-        except (VideoDecodeError, PredictError, annotated_video.AnnotatedVideoError) as error:
+        except (VideoDecodeError, PredictError) as error:
             problems.append((path, str(error)))
             console.write(f"error: {error}", file=sys.stderr)
             continue
         results.append(prediction)
+        written = None
+        if args.output_video:
+            target = output_video_path(args.output_video, path, several)
+            try:
+                annotated_video.write_annotated_video(
+                    prediction, target, classifier.image_size, classifier.stored_size)
+                written = target
+            except (VideoDecodeError, annotated_video.AnnotatedVideoError, StorageError) as error:
+                unwritten.append((path, f"annotated video not written: {error}"))
         if not args.json:
             text = format_prediction(prediction, args.top)
-            if args.output_video:
-                text += f"\n  annotated video: {target}"
+            if written:
+                text += f"\n  annotated video: {written}"
             console.write(text)
-    return _finish(args, classifier, "predictions", [prediction.to_json(args.top) for prediction in results],
-                   problems, "could not be classified")
+        if args.output_video and not written:
+            console.write(f"error: {path}: {unwritten[-1][1]}", file=sys.stderr)
+    documents = [prediction.to_json(args.top) for prediction in results]
+    if args.json:
+        return _finish(args, classifier, "predictions", documents, problems + unwritten, "")
+    code = _finish(args, classifier, "predictions", documents, problems, "could not be classified")
+    if unwritten:
+        print(f"{len(unwritten)} annotated video(s) could not be written (the predictions are above): "
+              + ", ".join(path for path, _ in unwritten), file=sys.stderr)
+        code = 1
+    return code
 
 
 def _finish(args, classifier, key, documents, problems, failed):

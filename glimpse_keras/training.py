@@ -6,19 +6,23 @@ Layout of a run directory::
     RUN/environment.json             Keras backend and versions of every session
     RUN/<stage>/checkpoint.weights.h5  weights + optimizer state, every epoch
     RUN/<stage>/*.weights.h5.sha256  sha256 of each weights file, checked on load
-    RUN/<stage>/state.json           {"epoch": completed epochs, "done": bool}
+    RUN/<stage>/state.json           {"epoch": completed epochs, "done": bool, sha256s}
     RUN/<stage>/final.weights.h5     weights when the stage finished
     RUN/<stage>/logs/                TensorBoard (every loss term, glimpse stats)
     RUN/<stage>/history.json         per-epoch metrics
 
-Every file is written atomically, so a run killed at any moment resumes from
-its last completed epoch (`resume=True`) with the optimizer state and epoch
-counter it had; the temporary files of a write that was killed are removed
+Every file is written atomically and each epoch is committed in a fixed
+order (`resume`), so a run killed at any moment resumes from its last
+completed epoch (`resume=True`) with the optimizer state, epoch counter and
+history it had; the temporary files of a write that was killed are removed
 when the run is next started. A folder that holds a run is never trained over
 unless asked (`resume` or `overwrite`), and nothing is written into the run
-before the new config is validated, the data found and the output location
-checked. A write the file system refuses (full disk, ...) raises
-`io_utils.StorageError` and leaves the last good checkpoint as it was.
+before the new config is validated, the data found, the output location
+checked, every batch size checked against the data and, for a resume, every
+file it loads verified. A write the file system refuses (full disk, ...)
+raises `io_utils.StorageError` and leaves the last good checkpoint as it was.
+A resume that trains a stage further (more epochs) trains the stages after it
+again from the start: their earlier results came from the shorter stage.
 
 Each stage starts from the previous stage's model (backbone, pose head and any
 other sub-model of the same shape; the new heads of a later stage start
@@ -38,12 +42,10 @@ import tensorflow as tf
 
 from glimpse_keras import backends, checkpoints, parallel
 from glimpse_keras import config as config_lib
-from glimpse_keras.callbacks import (
-    AtomicCheckpoint,
-    GlimpseSummary,
-    StopOnNonFinite,
-    save_weights_atomically,
-)
+from glimpse_keras import resume as resume_lib
+from glimpse_keras.callbacks import AtomicCheckpoint, GlimpseSummary, StopOnNonFinite
+from glimpse_keras.data import preparation
+from glimpse_keras.filesystem import read_json
 from glimpse_keras.io_utils import (
     atomic_write_json,
     check_output_location,
@@ -55,9 +57,9 @@ from glimpse_keras.models.inflation import InflationError, load_imagenet_weights
 from glimpse_keras.stage_progress import StageProgress, keras_verbosity
 
 CONFIG = "config.yaml"
-CHECKPOINT = "checkpoint.weights.h5"
-FINAL = "final.weights.h5"
-STATE = "state.json"
+CHECKPOINT = resume_lib.CHECKPOINT
+FINAL = resume_lib.FINAL
+STATE = resume_lib.STATE
 ENVIRONMENT = "environment.json"
 
 
@@ -165,6 +167,8 @@ def load_run_model(run_dir, stage_name=None, weights=None):
     stage = stages.get(stage_name) if stage_name else config.train.stages[-1]
     if stage is None:
         raise TrainingError(f"run {run_dir} has no stage {stage_name!r}; stages: {sorted(stages)}")
+    if weights and not os.path.isfile(weights):
+        raise TrainingError(f"weights file {weights} does not exist")
     weights = weights or os.path.join(run_dir, stage.name, FINAL)
     if not os.path.exists(weights):
         raise TrainingError(
@@ -174,7 +178,7 @@ def load_run_model(run_dir, stage_name=None, weights=None):
     try:
         checkpoints.load_weights(model, weights)
     except checkpoints.CheckpointError as error:
-        raise TrainingError(f"cannot load {error}") from error
+        raise TrainingError(str(error)) from error
     return model, config
 
 
@@ -218,22 +222,30 @@ def backend_versions():
     return versions
 
 
-def _record_environment(run_dir, resume, changes=(), distribution=None):
+def _read_environment(run_dir):
+    """The sessions recorded in RUN/environment.json ([] when absent).
+
+    Raises:
+        TrainingError: the file cannot be read, naming it.
+    """
+    path = os.path.join(run_dir, ENVIRONMENT)
+    if not os.path.exists(path):
+        return []
+    return read_json(path, list, TrainingError,
+                     fix="it only records the sessions of the run: delete it (or repair it) and rerun")
+
+
+def _record_environment(run_dir, sessions, resume, changes=(), distribution=None):
     """Appends this session's backend and versions, its distribution
     (`parallel.describe`: strategy, devices, processes) and, for a resumed
-    session, the config changes it applied to RUN/environment.json."""
-    path = os.path.join(run_dir, ENVIRONMENT)
-    sessions = []
-    if resume and os.path.exists(path):
-        with open(path) as handle:
-            sessions = json.load(handle)
+    session, the config changes it applied to the earlier `sessions` in
+    RUN/environment.json."""
     entry = dict(backend_versions(), resumed=bool(resume))
     if distribution is not None:
         entry["distribution"] = distribution
     if changes:
         entry["config_changes"] = list(changes)
-    sessions.append(entry)
-    atomic_write_json(path, sessions)
+    atomic_write_json(os.path.join(run_dir, ENVIRONMENT), list(sessions) + [entry])
 
 
 def _flatten(tree, prefix=""):
@@ -299,17 +311,10 @@ def _check_resumable(previous, config, path):
 
 
 def _read_state(stage_dir):
-    path = os.path.join(stage_dir, STATE)
-    if not os.path.exists(path):
-        return {"epoch": 0, "done": False}
     try:
-        with open(path) as handle:
-            return json.load(handle)
-    except (OSError, ValueError) as error:
-        raise TrainingError(
-            f"cannot read {path} ({error}); delete the stage folder "
-            f"{stage_dir} to restart that stage"
-        ) from error
+        return resume_lib.read_state(stage_dir)
+    except checkpoints.CheckpointError as error:
+        raise TrainingError(str(error)) from error
 
 
 def train_dataset(config, converted_dir, stage, seed):
@@ -436,45 +441,55 @@ def fit_stage(experiment, model, stage, *, initial_epoch=0, epochs=None, callbac
     return merged
 
 
-def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, strategy,
-              extra_callbacks=()):
-    """Trains one stage of a run (checkpoints, logs, history, resume).
+def run_stage(config, plan, run_dir, converted_dir, previous_model, strategy, extra_callbacks=(),
+              started_from=None):
+    """Trains one stage of a run as `plan` says (checkpoints, logs, history).
 
     In a multi-process job every process trains, and reads the stage's
     checkpoint when resuming; only process 0 writes.
 
     Args:
+        plan: the stage's `resume.StagePlan` (`resume.plan_stages`): skip it
+            (load its final weights), continue from its checkpoint, or start
+            (again).
         previous_model: a model whose matching sub-layers initialise this
             stage (the previous stage, or a run being fine-tuned), or None.
         extra_callbacks: further Keras callbacks for `fit`.
+        started_from: sha256 of the previous stage's final weights (recorded
+            in state.json, so a later resume can tell whether this stage still
+            follows from them), or None.
 
     Returns:
-        the trained model.
+        (model, sha256 of the stage's final weights).
     """
+    stage = plan.stage
     experiment = Experiment(config, converted_dir)
     stage_dir = os.path.join(run_dir, stage.name)
-    final_path = os.path.join(stage_dir, FINAL)
     checkpoint_path = os.path.join(stage_dir, CHECKPOINT)
-    state = _read_state(stage_dir) if resume else {"epoch": 0, "done": False}
     chief = parallel.is_chief()
+    if plan.note:
+        print(plan.note)
+    if plan.action == "redo" and chief:
+        resume_lib.clear_stage(stage_dir)
     if chief:
         makedirs(stage_dir)
-    finished = resume and state.get("done") and state["epoch"] >= stage.epochs and os.path.exists(final_path)
-    restart = resume and state["epoch"] > 0 and os.path.exists(checkpoint_path)
-    if finished or restart:
+    if plan.action in ("skip", "continue"):
+        if chief and plan.repair_checksum():
+            print(f"[{stage.name}] rewrote {plan.weights}.sha256: it did not record the sha256 of the weights "
+                  f"that {STATE} records (and that the file has)")
         set_seed(stage_seed(config, stage))
         model = experiment.build_stage_model(stage, strategy)
-    if finished:
+    if plan.action == "skip":
         print(f"[{stage.name}] already finished; skipping (resume)")
-        _load_checked(model, final_path, stage, "final weights")
-        return model
+        _load_checked(model, plan, "final weights")
+        return model, plan.sha256
     initial_epoch = 0
-    if restart:
-        _load_checked(model, checkpoint_path, stage, "checkpoint")
+    if plan.action == "continue":
+        _load_checked(model, plan, "checkpoint")
         # The checkpoint restores the optimizer's variables, its learning
         # rate among them: the config's (possibly changed) value wins.
         _apply_optimizer_settings(model, stage)
-        initial_epoch = int(state["epoch"])
+        initial_epoch = plan.epoch
         print(f"[{stage.name}] resumed after epoch {initial_epoch}")
     else:
         model = initialise_stage_model(experiment, stage, strategy, previous_model)
@@ -485,7 +500,7 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
     nonfinite = StopOnNonFinite()
     logs = os.path.join(stage_dir, "logs")
     if chief:
-        writers = [AtomicCheckpoint(stage_dir, CHECKPOINT, STATE, nonfinite), keras.callbacks.TensorBoard(logs)]
+        writers = [AtomicCheckpoint(stage_dir, nonfinite, started_from), keras.callbacks.TensorBoard(logs)]
     else:
         writers = []
     callbacks = [
@@ -506,7 +521,6 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
         verbose=keras_verbosity(),
         validation_data=test_clips if config.train.validate else None,
         guard=nonfinite,
-        after_epoch=(lambda epoch, values: _append_history(stage_dir, values, epoch)) if chief else None,
     )
     if nonfinite.failure:
         good = _read_state(stage_dir)["epoch"]
@@ -522,11 +536,9 @@ def run_stage(config, stage, run_dir, converted_dir, previous_model, resume, str
                 f"with --resume (the earlier stages are kept)."
             )
         raise TrainingError(f"[{stage.name}] {nonfinite.failure}; training stopped. {where}")
-    if chief:
-        save_weights_atomically(model, final_path)
-        atomic_write_json(os.path.join(stage_dir, STATE), {"epoch": stage.epochs, "done": True})
+    final_sha256 = resume_lib.commit_stage(model, stage_dir, stage.epochs, started_from) if chief else None
     parallel.barrier(f"{stage.name} written")
-    return model
+    return model, final_sha256
 
 
 def _validation_clips(experiment, stage, strategy):
@@ -567,19 +579,38 @@ def _validation_clips(experiment, stage, strategy):
     return clips
 
 
-def _load_checked(model, path, stage, what):
-    """Loads a weights file of the stage after checking its sha256."""
+def _load_checked(model, plan, what):
+    """Loads the weights file of `plan` (verified by `resume.plan_stages`)."""
     try:
-        checkpoints.load_weights(model, path, what)
+        checkpoints.load_weights(model, plan.weights, what, sha256=plan.sha256)
     except checkpoints.CheckpointError as error:
         raise TrainingError(
-            f"{error}; delete it (and {STATE}) to restart stage {stage.name} from scratch"
+            f"{error}; delete it (and {STATE}) to restart stage {plan.stage.name} from scratch"
         ) from error
 
 
 def _apply_optimizer_settings(model, stage):
     """Sets the optimizer settings of `stage` on a restored optimizer."""
     model.optimizer.learning_rate = stage.learning_rate
+
+
+def _check_stage_data(experiment, stage):
+    """Checks, before a job writes anything, that the data can feed `stage`:
+    one pass over the training split holds a batch (without
+    `steps_per_epoch`), and the split scored after each epoch exists.
+
+    Raises:
+        TrainingError: a batch larger than the training split.
+        preparation.DataDirError: a split the converted data lack.
+    """
+    from glimpse_keras.data import pipeline
+
+    try:
+        if not stage.steps_per_epoch:
+            _full_pass_steps(experiment, stage)
+        experiment.split_files(experiment.validation_split())
+    except pipeline.SplitNotFoundError as error:
+        raise preparation.DataDirError(str(error)) from error
 
 
 def _full_pass_steps(experiment, stage):
@@ -592,19 +623,6 @@ def _full_pass_steps(experiment, stage):
             f"batch_size={stage.batch_size}; lower train.stages.*.batch_size"
         )
     return videos // stage.batch_size
-
-
-def _append_history(stage_dir, values, epoch):
-    """Records epoch `epoch`'s metrics {name: value} in history.json (any
-    later epochs of an interrupted session are dropped)."""
-    path = os.path.join(stage_dir, "history.json")
-    previous = []
-    if os.path.exists(path):
-        with open(path) as handle:
-            previous = json.load(handle)
-    previous = previous[:epoch]
-    previous.append({key: float(value) for key, value in values.items()})
-    atomic_write_json(path, previous)
 
 
 def holds_run(run_dir):
@@ -678,14 +696,17 @@ def train(config, run_dir, resume=False, init_from=None, cache_root=None, callba
 
     Nothing is written into `run_dir` before `config` is checked against the
     run already there, the output location is checked, the data are found
-    (or converted) and the strategy and `init_from` model exist.
+    (or converted) and fit every batch size, the strategy and `init_from`
+    model exist and, for a resume, every file it loads is verified.
 
     Args:
         config: validated `ExperimentConfig`.
         run_dir: output directory of the run (created).
         resume: continue from the checkpoints found in `run_dir`, which must
             hold a run; changed learning rates and epoch counts are applied
-            and recorded in RUN/environment.json, other changes refused.
+            and recorded in RUN/environment.json, other changes refused; the
+            stages after one that trains further start again
+            (`resume.plan_stages`).
         init_from: optional run directory whose final model initialises the
             first stage (e.g. an NTU run for N-UCLA fine-tuning; classifiers
             whose size differs start fresh).
@@ -719,10 +740,20 @@ def train(config, run_dir, resume=False, init_from=None, cache_root=None, callba
     set_seed(config.train.seed)
     keras.mixed_precision.set_global_policy(config.train.precision)
     cache_root = cache_root or os.path.join(os.path.dirname(os.path.abspath(run_dir)), "data_cache")
+    experiment = Experiment(config)
     # Every process has checked the run folder before process 0 (done first
     # here) goes on to write into it.
-    converted_dir = parallel.chief_first(lambda: Experiment(config).prepare_data(cache_root), "data prepared")
+    converted_dir = parallel.chief_first(lambda: experiment.prepare_data(cache_root), "data prepared")
     model = load_run_model(init_from)[0] if init_from else None
+    try:
+        plans = resume_lib.plan_stages(config, run_dir, resume)
+    except checkpoints.CheckpointError as error:
+        raise TrainingError(f"cannot resume {run_dir}: {error}") from error
+    with preparation.shard_errors(converted_dir):
+        for plan in plans:
+            if plan.action != "skip":
+                _check_stage_data(experiment, plan.stage)
+    sessions = _read_environment(run_dir) if resume else []
     # Everything is checked: from here on the run folder is written (by
     # process 0 of a multi-process job).
     if parallel.is_chief():
@@ -732,11 +763,14 @@ def train(config, run_dir, resume=False, init_from=None, cache_root=None, callba
         for path in clean_stale_temporaries(run_dir):
             print(f"removed {path}, left by an interrupted write")
         config_lib.save_config(config, config_path)
-        _record_environment(run_dir, resume, changes, parallel.describe(config.train.strategy, strategy))
+        _record_environment(run_dir, sessions, resume, changes, parallel.describe(config.train.strategy, strategy))
     for change in changes:
         print(f"--resume applies {change}")
-    for stage in config.train.stages:
-        model = run_stage(config, stage, run_dir, converted_dir, model, resume, strategy, callbacks)
+    final_sha256 = None
+    with preparation.shard_errors(converted_dir):  # a damaged shard is named, the last checkpoint kept
+        for plan in plans:
+            model, final_sha256 = run_stage(config, plan, run_dir, converted_dir, model, strategy, callbacks,
+                                            started_from=final_sha256)
     last = config.train.stages[-1].name
     return {
         "converted_dir": converted_dir,

@@ -54,7 +54,7 @@ def test_smoke_two_stages_then_evaluate(workspace, capsys):
     assert len(report["skipped_by_conversion"]) == 1
     for stage in ("stage1", "stage2"):
         state = json.load(open(os.path.join(run, stage, "state.json")))
-        assert state == {"epoch": 1, "done": True}
+        assert (state["epoch"], state["done"]) == (1, True)
         history = json.load(open(os.path.join(run, stage, "history.json")))
         assert all(np.isfinite(value) for value in history[-1].values())
     assert "attraction_loss" in history[-1] and "diversity_loss" in history[-1]
@@ -134,12 +134,12 @@ def test_resume_matches_uninterrupted_run(workspace, stage_run):
     with pytest.raises(KeyboardInterrupt):
         training.train(config, resumed, cache_root=cache, callbacks=[_Interrupt(at=1)])
     state = json.load(open(os.path.join(resumed, "only", "state.json")))
-    assert state == {"epoch": 1, "done": False}
+    assert (state["epoch"], state["done"]) == (1, False)
     assert not os.path.exists(os.path.join(resumed, "only", training.FINAL))
 
     training.train(config, resumed, resume=True, cache_root=cache)
     state = json.load(open(os.path.join(resumed, "only", "state.json")))
-    assert state == {"epoch": 2, "done": True}
+    assert (state["epoch"], state["done"]) == (2, True)
     history = json.load(open(os.path.join(resumed, "only", "history.json")))
     assert len(history) == 2
     for expected, got in zip(_final_weights(straight), _final_weights(resumed)):
@@ -178,7 +178,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(workspace):
         training.train(config, run, cache_root=str(workspace / "data_cache"),
                        callbacks=[PoisonAfterFirstEpoch()])
     state = json.load(open(os.path.join(run, "only", "state.json")))
-    assert state == {"epoch": 1, "done": False}
+    assert (state["epoch"], state["done"]) == (1, False)
     model = training.build_stage_model(config, config.train.stages[0], training.make_strategy("default"))
     model.load_weights(os.path.join(run, "only", training.CHECKPOINT))
     assert all(np.isfinite(np.asarray(w)).all() for w in model.weights)
@@ -257,7 +257,8 @@ def test_mirrored_strategy_trains(workspace):
     )
     run = str(workspace / "mirrored")
     outcome = training.train(config, run, cache_root=str(workspace / "data_cache"))
-    assert json.load(open(os.path.join(run, "only", "state.json"))) == {"epoch": 1, "done": True}
+    state = json.load(open(os.path.join(run, "only", "state.json")))
+    assert (state["epoch"], state["done"]) == (1, True)
     assert outcome["model"].distribute_strategy.num_replicas_in_sync >= 1
 
 
@@ -310,7 +311,8 @@ def test_resume_refuses_a_changed_model_but_allows_more_epochs(workspace, stage_
         "train.validate=false",
     )
     training.train(longer, run, resume=True, cache_root=cache)
-    assert json.load(open(os.path.join(run, "only", "state.json"))) == {"epoch": 3, "done": True}
+    state = json.load(open(os.path.join(run, "only", "state.json")))
+    assert (state["epoch"], state["done"]) == (3, True)
 
 
 def test_nucla_fine_tunes_an_ntu_run_with_new_ten_way_heads(workspace, stage_run, tmp_path):
@@ -472,7 +474,8 @@ def test_full_disk_gives_a_clear_error_and_keeps_the_last_checkpoint(workspace, 
     assert code == 1
     err = capsys.readouterr().err
     assert "checkpoint.weights.h5: No space left on device" in err
-    assert json.load(open(os.path.join(run, "only", "state.json"))) == {"epoch": 1, "done": False}
+    state = json.load(open(os.path.join(run, "only", "state.json")))
+    assert (state["epoch"], state["done"]) == (1, False)
     checkpoint = os.path.join(run, "only", training.CHECKPOINT)
     assert io_utils.verify_checksum(checkpoint) is True
     assert not [name for name in os.listdir(os.path.join(run, "only")) if name.startswith(".tmp-")]

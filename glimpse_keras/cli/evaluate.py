@@ -22,6 +22,7 @@ import os
 import sys
 
 from glimpse_keras import console
+from glimpse_keras.arguments import at_least
 from glimpse_keras.backend_selection import BackendSelectionError, add_backend_argument, select_backend
 
 
@@ -38,7 +39,7 @@ def parse_args(argv):
     parser.add_argument("--protocol", choices=("xsub", "xview", "xsub120", "xset120"),
                         help="override the run's protocol")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--clips", type=int, help="clips per video (default: the config's, 5)")
+    parser.add_argument("--clips", type=at_least(1), help="clips per video (default: the config's, 5)")
     from glimpse_keras.config import DataConfig, field_choices
 
     samplings = field_choices(DataConfig.__dataclass_fields__["test_sampling"].metadata)

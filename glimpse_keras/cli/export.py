@@ -23,6 +23,7 @@ import os
 import sys
 
 from glimpse_keras import console
+from glimpse_keras.arguments import at_least
 from glimpse_keras.backend_selection import BackendSelectionError, select_backend
 
 
@@ -30,14 +31,14 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="run directory written by train.py")
     parser.add_argument("--output", required=True, help="model base path, e.g. models/glimpse_clouds")
-    parser.add_argument("--version", type=int, help="version number (default: the next free one)")
+    parser.add_argument("--version", type=at_least(1), help="version number (default: the next free one)")
     parser.add_argument("--stage", help="stage to export (default: the run's last stage)")
     parser.add_argument("--weights", help="weights file (default: the stage's final weights)")
     parser.add_argument("--model-name", help="served name (default: the --output folder's name)")
     parser.add_argument("--serving-base-path",
                         help="base path written into models.config as the server sees it "
                              "(default: the absolute --output)")
-    parser.add_argument("--clips", type=int, help="clips averaged by whole_video (default: data.clips_per_video)")
+    parser.add_argument("--clips", type=at_least(1), help="clips averaged by whole_video (default: data.clips_per_video)")
     console.add_verbose_argument(parser)
     return parser.parse_args(argv)
 

@@ -110,6 +110,7 @@ def main(argv=None):
         return 2
 
     from glimpse_keras import workflow
+    from glimpse_keras.data.pipeline import SplitNotFoundError
     from glimpse_keras.data.preparation import DataDirError
     from glimpse_keras.io_utils import StorageError
     from glimpse_keras.training import TrainingError
@@ -125,7 +126,8 @@ def main(argv=None):
             evaluate=not args.no_evaluate,
             export=not args.no_export,
         )
-    except (DataDirError, TrainingError, StorageError, config_lib.ConfigError, parallel.ClusterError) as error:
+    except (DataDirError, SplitNotFoundError, TrainingError, StorageError, config_lib.ConfigError,
+            parallel.ClusterError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if not parallel.is_chief():

@@ -36,6 +36,7 @@ import sys
 
 from glimpse_keras import config as config_lib
 from glimpse_keras import console
+from glimpse_keras.arguments import at_least
 from glimpse_keras.cli import default_config_path
 
 DEFAULT_CONFIG = default_config_path("demo.yaml")
@@ -48,7 +49,7 @@ def parse_args(argv):
     config_lib.add_config_arguments(parser, DEFAULT_CONFIG, "train.stages.1.epochs=2")
     parser.add_argument("--tuner", choices=("random", "hyperband", "bayesian"), default="random",
                         help="search algorithm (bayesian needs scipy and scikit-learn)")
-    parser.add_argument("--max-trials", type=int, default=10,
+    parser.add_argument("--max-trials", type=at_least(1), default=10,
                         help="trials in total, counting finished ones (random, bayesian)")
     parser.add_argument("--objective", default="val_accuracy",
                         choices=("val_accuracy", "val_top5_accuracy", "val_loss", "val_class_loss"),
@@ -65,7 +66,7 @@ def parse_args(argv):
     parser.add_argument("--validation-fraction", type=float, metavar="F",
                         help="share of the training subjects held out to score the trials "
                              "(default: the config's data.validation_fraction, else 0.2)")
-    parser.add_argument("--hyperband-max-epochs", type=int,
+    parser.add_argument("--hyperband-max-epochs", type=at_least(2),
                         help="Hyperband's largest epoch budget (default: the tuned stage's epochs)")
     parser.add_argument("--cache-dir", help="generated/converted data (default: beside --output-dir)")
     parser.add_argument("--no-tensorboard", action="store_true", help="do not write OUT/logs/")
@@ -80,6 +81,7 @@ def main(argv=None):
     from glimpse_keras import tuning
     from glimpse_keras.data import datasets
     from glimpse_keras.data.preparation import DataDirError
+    from glimpse_keras.io_utils import StorageError
     from glimpse_keras.training import TrainingError
 
     try:
@@ -108,7 +110,7 @@ def main(argv=None):
             validation_fraction=args.validation_fraction,
         )
     except (config_lib.ConfigError, tuning.SearchSpaceError, tuning.TunerDependencyError,
-            tuning.SearchError, DataDirError, TrainingError) as error:
+            tuning.SearchError, DataDirError, TrainingError, StorageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"\n{summary['num_trials']} trial(s) in {args.output_dir} "

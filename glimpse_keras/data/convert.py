@@ -53,9 +53,10 @@ import sys
 
 
 from glimpse_keras import console, filesystem
-from glimpse_keras.data import schema, sharding, sources, user_videos
+from glimpse_keras.data import ntu, schema, sharding, sources, user_videos
 from glimpse_keras.data.errors import DataReadError
 from glimpse_keras.filesystem import atomic_write_json
+from glimpse_keras.io_utils import storage_errors
 
 SETTINGS_FILE = "conversion_settings.json"
 MANIFEST_FILE = "manifest.json"
@@ -107,7 +108,8 @@ def _remove_partial_files(output):
 def _check_settings(output, settings):
     path = os.path.join(output, SETTINGS_FILE)
     if filesystem.isfile(path):
-        previous = filesystem.read_json(path)
+        fix = "delete the output folder, or use a new --output directory"
+        previous = filesystem.read_json(path, dict, ConversionError, fix=fix)
         if previous != settings:
             changed = sorted(k for k in set(previous) | set(settings)
                              if previous.get(k) != settings.get(k))
@@ -186,6 +188,10 @@ def _ordered_map(function, items, workers):
 class ShardWriter:
     """Collects one shard's records into a '.partial' file, then publishes it.
 
+    A write the file system refuses (TensorFlow reports a full disk as
+    `ResourceExhaustedError`) raises `StorageError` naming the shard; the
+    partial file is removed (`abort`).
+
     The sidecar '<shard>.json' (videos, errors, warnings, splits) is written
     atomically just before the finished shard is renamed into place, so a
     shard that exists is complete and described.
@@ -206,7 +212,8 @@ class ShardWriter:
         self.final_path = os.path.join(output, path)
         self.partial_path = partial_path or self.final_path + PARTIAL_SUFFIX
         filesystem.makedirs(os.path.dirname(self.final_path))
-        self.writer = tf.io.TFRecordWriter(self.partial_path)
+        with storage_errors(self.final_path):
+            self.writer = tf.io.TFRecordWriter(self.partial_path)
         self.videos, self.errors, self.warnings = [], [], []
 
     def add(self, video_id, record, warnings, error):
@@ -215,7 +222,8 @@ class ShardWriter:
         if error is not None:
             self.errors.append(dict(error, video_id=video_id))
             return
-        self.writer.write(schema.serialize_video_record(record))
+        with storage_errors(self.final_path):
+            self.writer.write(schema.serialize_video_record(record))
         self.videos.append({
             "id": video_id, "label": record.label, "num_frames": record.num_frames,
             "num_video_frames": record.num_video_frames,
@@ -224,16 +232,20 @@ class ShardWriter:
         })
 
     def finish(self):
-        self.writer.close()
-        atomic_write_json(self.final_path + ".json", {
-            "videos": self.videos, "errors": self.errors, "warnings": self.warnings,
-            "splits": [list(pair) for pair in self.splits],
-        })
-        filesystem.replace(self.partial_path, self.final_path)
+        with storage_errors(self.final_path):
+            self.writer.close()
+            atomic_write_json(self.final_path + ".json", {
+                "videos": self.videos, "errors": self.errors, "warnings": self.warnings,
+                "splits": [list(pair) for pair in self.splits],
+            })
+            filesystem.replace(self.partial_path, self.final_path)
 
     def abort(self):
         """Closes and removes the partial file (the shard stays unwritten)."""
-        self.writer.close()
+        try:
+            self.writer.close()
+        except Exception:  # noqa: BLE001 - the failure being handled already says why
+            pass
         if filesystem.exists(self.partial_path):
             filesystem.remove(self.partial_path)
 
@@ -329,13 +341,17 @@ def _write_shards_locally(output, plans, *, workers, stored_size, jpeg_quality,
     try:
         for plan in plans:
             writer = ShardWriter(output, plan.path, plan.splits)
-            for _ in plan.samples:
-                video_id, record, warnings, error = next(results)
-                writer.add(video_id, record, warnings, error)
-                if error is not None:
-                    bar.write(f"SKIPPED {error['file']}: {error['reason']}")
-                bar.update(1)
-            writer.finish()
+            try:
+                for _ in plan.samples:
+                    video_id, record, warnings, error = next(results)
+                    writer.add(video_id, record, warnings, error)
+                    if error is not None:
+                        bar.write(f"SKIPPED {error['file']}: {error['reason']}")
+                    bar.update(1)
+                writer.finish()
+            except BaseException:
+                writer.abort()
+                raise
     finally:
         bar.close()
         results.close()
@@ -430,6 +446,12 @@ def convert_dataset(dataset, data_dir, output, *, workers=1, stored_size=256,
         log(f"removed {len(leftovers)} unfinished file(s) of an interrupted run")
     for problem in problems:
         log(f"SKIPPED {problem.file}: {problem.reason}")
+    if missing_list and dataset == "ntu" and not ntu.load_missing_skeleton_ids(missing_list):
+        log(f"warning: --missing-skeletons {missing_list} names no NTU sample id (lines like "
+            f"S001C002P005R002A008): no sample is taken as one with a listed missing skeleton")
+    if dataset == user_videos.DATASET:  # a class folder without videos is named, not dropped silently
+        for message in user_videos.describe_classes(data_dir, user_videos.list_entries(data_dir)[0])[1:]:
+            log(message)
     pending = [plan for plan in plans if not _is_finished(output, plan)]
     how = (f"Beam runner {beam_engine.runner_name(options)}" if engine == "beam"
            else f"{workers} worker(s)")

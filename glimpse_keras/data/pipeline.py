@@ -29,6 +29,7 @@ import tensorflow as tf
 from glimpse_keras import filesystem
 from glimpse_keras.data import schema, video_ops
 
+
 MODES = ("train", "eval", "test")
 TEST_SAMPLINGS = ("fixed", "random")
 
@@ -36,7 +37,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 
 class SplitNotFoundError(ValueError):
-    """A converted data directory has no index for the requested split."""
+    """A converted data directory has no (readable) index for the requested split."""
 
 
 def _default_flip_partners(num_joints):
@@ -78,7 +79,8 @@ def read_split_index(data_dir, protocol, split):
             f"converted directory {data_dir!r}; available: "
             f"{', '.join(available) or 'none (run glimpse_keras.data.convert)'}"
         )
-    return filesystem.read_json(path)
+    return filesystem.read_json(path, dict, SplitNotFoundError, required={"files": list, "num_videos": int},
+                     fix="convert the data again into a new folder (python -m glimpse_keras.data.convert)")
 
 
 def list_split_files(data_dir, protocol, split):

@@ -13,6 +13,7 @@ A raw tree is converted here only from a local path; convert a remote one with
 `python -m glimpse_keras.data.convert` and point `--data-dir` at its output.
 """
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -158,6 +159,54 @@ def check_conversion_settings(converted_dir, data_config):
             f"data.dataset: the config says {data_config.dataset!r} but {converted_dir} holds "
             f"{dataset!r} data ({path}); set --dataset to match"
         )
+
+
+def damaged_shards(converted_dir):
+    """The TFRecord shards under `converted_dir` that cannot be read to the
+    end (a CRC mismatch, a truncated record), each with TensorFlow's reason.
+
+    Reads every shard once: called after a read failed, to name the file.
+
+    Returns:
+        sorted list of (path, reason).
+    """
+    import tensorflow as tf
+
+    damaged = []
+    for folder, _, names in os.walk(converted_dir):
+        for name in sorted(names):
+            if not name.endswith(".tfrecord"):
+                continue
+            path = os.path.join(folder, name)
+            try:
+                for _ in tf.data.TFRecordDataset(path):
+                    pass
+            except tf.errors.OpError as error:
+                damaged.append((path, error.message.splitlines()[0][:200]))
+    return sorted(damaged)
+
+
+@contextlib.contextmanager
+def shard_errors(converted_dir):
+    """Turns TensorFlow's `DataLossError` from reading the shards inside the
+    block (a damaged TFRecord file: its message names no file) into a
+    `DataDirError` naming the damaged shard(s) and the way out.
+
+    Raises:
+        DataDirError: the shards of `converted_dir` that cannot be read.
+    """
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.DataLossError as error:
+        damaged = damaged_shards(converted_dir)
+        named = "; ".join(f"{path} ({reason})" for path, reason in damaged) or error.message.splitlines()[0]
+        raise DataDirError(
+            f"damaged converted data in {converted_dir}: {named}. Delete the damaged shard(s) and their "
+            f".json sidecar and run the converter again into the same folder (it rewrites only those), "
+            f"or convert into a new folder; a training run keeps its last good checkpoint (--resume)"
+        ) from None
 
 
 def raw_tree_digest(data_dir):

@@ -102,6 +102,21 @@ def keypoint_path(video_path):
     return os.path.splitext(video_path)[0] + ".json"
 
 
+def _text_lines(path):
+    """The lines of a UTF-8 text file.
+
+    Raises:
+        UserVideosError: the file cannot be read or is not UTF-8 text.
+    """
+    try:
+        with filesystem.open(path, encoding="utf-8") as handle:
+            return handle.readlines()
+    except UnicodeDecodeError as error:
+        raise UserVideosError(path, f"not a UTF-8 text file ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise UserVideosError(path, f"cannot be read ({error.strerror or error})") from None
+
+
 def read_class_names_file(path):
     """Class names, one per non-blank line (surrounding spaces dropped).
 
@@ -109,14 +124,13 @@ def read_class_names_file(path):
         UserVideosError: an empty file or a repeated name (naming the line).
     """
     names = []
-    with filesystem.open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            name = line.strip()
-            if not name or name.startswith("#"):
-                continue
-            if name in names:
-                raise UserVideosError(path, f"line {number}: class name {name!r} is listed twice")
-            names.append(name)
+    for number, line in enumerate(_text_lines(path), start=1):
+        name = line.strip()
+        if not name or name.startswith("#"):
+            continue
+        if name in names:
+            raise UserVideosError(path, f"line {number}: class name {name!r} is listed twice")
+        names.append(name)
     if not names:
         raise UserVideosError(path, "lists no class name")
     return names
@@ -170,19 +184,53 @@ def _folder_entries(root, layout):
     return _held_out_split(videos_by_class)
 
 
+def empty_class_folders(root):
+    """Class folders of a folder layout that hold no video in any split
+    (sorted names); they are not classes unless classes.txt lists them.
+    [] for the list-file layout."""
+    layout = detect_layout(root)
+    if layout == "lists":
+        return []
+    parents = [os.path.join(root, split) for split in SPLITS] if layout == "split_folders" else [root]
+    folders, filled = set(), set()
+    for parent in parents:
+        if not filesystem.isdir(parent):
+            continue
+        for name in _class_folders(parent):
+            folders.add(name)
+            if _videos_below(os.path.join(parent, name)):
+                filled.add(name)
+    return sorted(folders - filled)
+
+
+def describe_classes(root, names):
+    """Messages on the classes read from ROOT: their count and names, and
+    any class folder left out because it holds no video."""
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    messages = [f"{DATASET}: {len(names)} classes in {root} ({shown})"]
+    listed = read_class_names_file(os.path.join(root, CLASSES_FILE)) if filesystem.isfile(
+        os.path.join(root, CLASSES_FILE)) else []
+    empty = [name for name in empty_class_folders(root) if name not in listed]
+    if empty:
+        messages.append(
+            f"{DATASET}: class folder(s) {empty} of {root} hold no video and are left out of the classes; "
+            f"add videos to them, or list every class in {CLASSES_FILE} to keep them as classes"
+        )
+    return messages
+
+
 def _parse_list_file(path, root, split):
     entries = []
-    with filesystem.open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            parts = text.rsplit(None, 1)
-            if len(parts) != 2:
-                raise UserVideosError(path, f"line {number}: expected '<path> <label>', got {text!r}")
-            video, label = parts
-            video = video if filesystem.isabs(video) else os.path.join(root, video)
-            entries.append((filesystem.normpath(video), label, split, f"{path}:{number}"))
+    for number, line in enumerate(_text_lines(path), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        parts = text.rsplit(None, 1)
+        if len(parts) != 2:
+            raise UserVideosError(path, f"line {number}: expected '<path> <label>', got {text!r}")
+        video, label = parts
+        video = video if filesystem.isabs(video) else os.path.join(root, video)
+        entries.append((filesystem.normpath(video), label, split, f"{path}:{number}"))
     return entries
 
 
@@ -384,10 +432,15 @@ def adapt_config(config):
             "every class of the data folder is used: leave it empty (e.g. --config configs/videos.yaml, or "
             "--set data.classes=[])")
     messages = []
-    if config.model.num_classes != len(names):
-        messages.append(f"{DATASET}: {len(names)} classes in {data_dir} ({', '.join(names[:8])}"
-                        f"{', ...' if len(names) > 8 else ''}): model.num_classes set to {len(names)}")
+    raw = not os.path.isfile(os.path.join(data_dir, INFO_FILE))
+    described = describe_classes(data_dir, names) if raw else [
+        f"{DATASET}: {len(names)} classes in {data_dir} ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"]
+    changed = config.model.num_classes != len(names)
+    if changed:
+        described[0] += f": model.num_classes set to {len(names)}"
         config.model.num_classes = len(names)
+    if changed or len(described) > 1:  # said when something changed or is left out, not on every call
+        messages.extend(described)
     if with_pose == 0:
         if config.loss.pose_weight or config.loss.attraction_weight:
             messages.append(

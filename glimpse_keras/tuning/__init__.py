@@ -76,6 +76,7 @@ from glimpse_keras.tuning.search import (
     SearchError,
     TunerDependencyError,
     check_or_save_settings,
+    check_tuner_settings,
     initial_run,
     make_tuner,
     run_search,

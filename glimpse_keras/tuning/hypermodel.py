@@ -7,12 +7,16 @@ same clips per epoch), scored on the validation split `search_config_of`
 carves from the training subjects.
 """
 
+import functools
+
 import keras_tuner
 
+from glimpse_keras import checkpoints
 from glimpse_keras import config as config_lib
 from glimpse_keras import training
 from glimpse_keras.callbacks import StopOnNonFinite
 from glimpse_keras.experiment import Experiment
+from glimpse_keras.io_utils import StorageError
 from glimpse_keras.tuning.space import apply_hyperparameters, check_search_space, load_search_space
 
 # Share of the training subjects held out to score the trials, unless the
@@ -119,6 +123,8 @@ class GlimpseHyperModel(keras_tuner.HyperModel):
             keras_tuner.errors.FailedTrialError: the loss became non-finite
                 (the trial is recorded as FAILED and the search goes on).
             TypeError: positional data was given (the data come from the config).
+            StoppedByStorage: a write was refused (a full disk); the search
+                stops (`run_search` raises the `StorageError`).
         """
         if args:
             raise TypeError(
@@ -135,18 +141,30 @@ class GlimpseHyperModel(keras_tuner.HyperModel):
         # The training loop of `train.py` (`training.fit_stage`): the same
         # clips per epoch, so `train.py --config` on the trial's config
         # reproduces its score.
-        history = training.fit_stage(
-            experiment, model, stage,
-            initial_epoch=kwargs.get("initial_epoch", 0),
-            epochs=kwargs.get("epochs"),
-            callbacks=trial_callbacks(kwargs.get("callbacks")) + [guard],
-            validation_data=experiment.validation_dataset(stage.batch_size),
-            guard=guard,
-            verbose=kwargs.get("verbose", 2),
-        )
+        try:
+            history = training.fit_stage(
+                experiment, model, stage,
+                initial_epoch=kwargs.get("initial_epoch", 0),
+                epochs=kwargs.get("epochs"),
+                callbacks=trial_callbacks(kwargs.get("callbacks")) + [guard],
+                validation_data=experiment.validation_dataset(stage.batch_size),
+                guard=guard,
+                verbose=kwargs.get("verbose", 2),
+            )
+        except StorageError as error:  # every later trial would fail the same way: stop the search
+            raise StoppedByStorage(error) from error
         if guard.failure:
             raise keras_tuner.errors.FailedTrialError(f"trial stopped: {guard.failure}")
         return history
+
+
+class StoppedByStorage(keras_tuner.errors.FatalError):
+    """A trial's write was refused: keras-tuner stops the search on it
+    (any other trial error only fails the trial)."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
 
 
 def trial_callbacks(callbacks):
@@ -157,6 +175,21 @@ def trial_callbacks(callbacks):
     callback refuses a second `fit` ("cannot be reused across training
     sessions"); it is left out. The TensorBoard scalars of every trial stay,
     and the trials' hyperparameters are in `results.csv`.
+
+    keras-tuner's checkpoint callback (`SaveBestEpoch`) saves the trial's
+    weights through `checkpoints.save_weights` instead of straight from
+    HDF5, so a full disk fails the trial with a message and never leaves a
+    half-written HDF5 file open (which crashes the interpreter later).
     """
-    return [callback for callback in (callbacks or [])
-            if not type(callback).__module__.startswith("tensorboard.plugins.hparams")]
+    kept = []
+    for callback in callbacks or []:
+        if type(callback).__module__.startswith("tensorboard.plugins.hparams"):
+            continue
+        if type(callback).__name__ == "SaveBestEpoch" and hasattr(callback, "filepath"):
+            callback._save_model = functools.partial(_save_trial_weights, callback)
+        kept.append(callback)
+    return kept
+
+
+def _save_trial_weights(callback):
+    checkpoints.save_weights(callback.model, callback.filepath)

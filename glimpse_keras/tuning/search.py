@@ -10,8 +10,9 @@ import keras_tuner
 from glimpse_keras import config as config_lib
 from glimpse_keras import training
 from glimpse_keras.experiment import Experiment
-from glimpse_keras.io_utils import atomic_write_json
-from glimpse_keras.tuning.hypermodel import GlimpseHyperModel, search_config_of
+from glimpse_keras.filesystem import read_json
+from glimpse_keras.io_utils import atomic_write_json, check_output_location, makedirs, storage_errors
+from glimpse_keras.tuning.hypermodel import GlimpseHyperModel, StoppedByStorage, search_config_of
 from glimpse_keras.tuning.results import OBJECTIVES, write_results
 from glimpse_keras.tuning.space import SearchSpaceError, check_search_space, load_search_space
 
@@ -50,12 +51,7 @@ def make_tuner(kind, hypermodel, *, objective="val_accuracy", max_trials=10, dir
         SearchSpaceError: unknown kind/objective or a bad budget.
         TunerDependencyError: 'bayesian' without scipy/scikit-learn.
     """
-    if kind not in TUNERS:
-        raise SearchSpaceError(f"tuner: expected one of {TUNERS}, got {kind!r}")
-    if objective not in OBJECTIVES:
-        raise SearchSpaceError(f"objective: expected one of {sorted(OBJECTIVES)}, got {objective!r}")
-    if not isinstance(max_trials, int) or max_trials < 1:
-        raise SearchSpaceError(f"max_trials: expected an integer >= 1, got {max_trials!r}")
+    check_tuner_settings(kind, objective, max_trials, hyperband_max_epochs, hypermodel.base_config)
     common = {
         "objective": keras_tuner.Objective(objective, OBJECTIVES[objective]),
         "directory": directory,
@@ -67,22 +63,43 @@ def make_tuner(kind, hypermodel, *, objective="val_accuracy", max_trials=10, dir
         return keras_tuner.RandomSearch(hypermodel, max_trials=max_trials, **common)
     if kind == "hyperband":
         max_epochs = hyperband_max_epochs or hypermodel.base_config.train.stages[-1].epochs
+        return keras_tuner.Hyperband(
+            hypermodel, max_epochs=max_epochs, factor=hyperband_factor, **common
+        )
+    return keras_tuner.BayesianOptimization(hypermodel, max_trials=max_trials, **common)
+
+
+def check_tuner_settings(kind, objective, max_trials, hyperband_max_epochs, config):
+    """Checks the settings of `make_tuner` (before any work of a search).
+
+    Args:
+        config: the search's `ExperimentConfig` (its last stage is tuned).
+
+    Raises:
+        SearchSpaceError: unknown kind/objective or a bad budget, naming it.
+        TunerDependencyError: 'bayesian' without scipy/scikit-learn.
+    """
+    if kind not in TUNERS:
+        raise SearchSpaceError(f"tuner: expected one of {TUNERS}, got {kind!r}")
+    if objective not in OBJECTIVES:
+        raise SearchSpaceError(f"objective: expected one of {sorted(OBJECTIVES)}, got {objective!r}")
+    if not isinstance(max_trials, int) or isinstance(max_trials, bool) or max_trials < 1:
+        raise SearchSpaceError(f"max_trials: expected an integer >= 1, got {max_trials!r}")
+    if kind == "hyperband":
+        max_epochs = hyperband_max_epochs or config.train.stages[-1].epochs
         if max_epochs < 2:
             raise SearchSpaceError(
                 f"hyperband: max_epochs must be >= 2 (the tuned stage trains "
                 f"{max_epochs} epoch(s)); raise the stage's epochs or pass --hyperband-max-epochs"
             )
-        return keras_tuner.Hyperband(
-            hypermodel, max_epochs=max_epochs, factor=hyperband_factor, **common
-        )
-    missing = [name for name in ("scipy", "sklearn") if not _importable(name)]
-    if missing:
-        packages = " ".join("scikit-learn" if name == "sklearn" else name for name in missing)
-        raise TunerDependencyError(
-            f"the bayesian tuner needs {', '.join(missing)}: pip install {packages} "
-            f"(or use --tuner random / hyperband)"
-        )
-    return keras_tuner.BayesianOptimization(hypermodel, max_trials=max_trials, **common)
+    if kind == "bayesian":
+        missing = [name for name in ("scipy", "sklearn") if not _importable(name)]
+        if missing:
+            packages = " ".join("scikit-learn" if name == "sklearn" else name for name in missing)
+            raise TunerDependencyError(
+                f"the bayesian tuner needs {', '.join(missing)}: pip install {packages} "
+                f"(or use --tuner random / hyperband)"
+            )
 
 
 def _importable(module):
@@ -115,8 +132,9 @@ def check_or_save_settings(output_dir, settings):
     """
     path = os.path.join(output_dir, PROJECT_NAME, SETTINGS_FILE)
     if os.path.exists(path):
-        with open(path) as handle:
-            saved = json.load(handle)
+        saved = read_json(path, dict, SearchSpaceError,
+                          fix=f"it records the settings of the search in {output_dir}: restore it, or use a new "
+                              f"--output-dir")
         # Round-trip through JSON so tuples and lists compare equal.
         current = json.loads(json.dumps(settings))
         for key in ("tuner", "objective", "space", "base_config"):
@@ -216,7 +234,10 @@ def run_search(config, output_dir, *, tuner="random", max_trials=10, space=None,
     space = tuple(space) if space is not None else load_search_space()
     search_config = search_config_of(config, validation_fraction)
     check_search_space(search_config, space)
-    os.makedirs(output_dir, exist_ok=True)
+    # Everything the search needs is checked before any work is done.
+    check_tuner_settings(tuner, objective, max_trials, hyperband_max_epochs, search_config)
+    check_output_location(output_dir, directory=True)
+    makedirs(output_dir)
     check_or_save_settings(output_dir, search_settings(tuner, objective, space, search_config))
     keras.mixed_precision.set_global_policy(search_config.train.precision)
     cache_root = cache_root or os.path.join(
@@ -230,15 +251,26 @@ def run_search(config, output_dir, *, tuner="random", max_trials=10, space=None,
     if init_from is None:
         init_from = initial_run(search_config, output_dir, cache_root, log=log)
     hypermodel = GlimpseHyperModel(search_config, converted_dir, space, init_from=init_from)
-    search_tuner = make_tuner(
-        tuner, hypermodel, objective=objective, max_trials=max_trials, directory=output_dir,
-        seed=config.train.seed, hyperband_max_epochs=hyperband_max_epochs,
-    )
+    try:
+        search_tuner = make_tuner(
+            tuner, hypermodel, objective=objective, max_trials=max_trials, directory=output_dir,
+            seed=config.train.seed, hyperband_max_epochs=hyperband_max_epochs,
+        )
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:  # keras-tuner reloads its files
+        raise SearchError(
+            f"cannot resume the search in {os.path.join(output_dir, PROJECT_NAME)}: a file keras-tuner "
+            f"wrote there cannot be read ({type(error).__name__}: {error}); restore it, or use a new "
+            f"--output-dir"
+        ) from error
     finished = {trial_id for trial_id, trial in search_tuner.oracle.trials.items()
                 if trial.status in FINISHED_STATUSES}
     callbacks = [keras.callbacks.TensorBoard(tensorboard_dir)] if tensorboard_dir else []
     try:
-        search_tuner.search(callbacks=callbacks)
+        with storage_errors(search_tuner.project_dir):  # keras-tuner's own files
+            try:
+                search_tuner.search(callbacks=callbacks)
+            except StoppedByStorage as stopped:  # a trial's write, named by its own message
+                raise stopped.error from None
     except RuntimeError as error:  # keras-tuner: too many failed trials in a row
         paths = write_results(search_tuner, space, search_config, output_dir, objective,
                               final_config=config, init_from=init_from)

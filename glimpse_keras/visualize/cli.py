@@ -192,12 +192,14 @@ def main(argv=None):
     args = build_argument_parser().parse_args(argv)
     console.configure_logging(args.verbose)
     console.import_tensorflow_quietly()
+    from glimpse_keras.io_utils import StorageError, check_output_location
     from glimpse_keras.training import TrainingError, load_run_model
 
     try:
         kind = output_format(args.output)
         if args.fps <= 0:
             raise VisualizeError(f"--fps must be > 0, got {args.fps}")
+        check_output_location(args.output)
         model, config = load_run_model(args.run, args.stage, args.weights)
         if model.is_global:
             raise VisualizeError(
@@ -231,7 +233,7 @@ def main(argv=None):
         if len({len(clip.frame_indices) for clip in clips_drawn}) > 1:
             raise VisualizeError("the clips have different numbers of frames and cannot be drawn together")
         write_images(images, args.output, args.fps)
-    except (ValueError, TrainingError) as error:
+    except (ValueError, TrainingError, StorageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     names = experiment.class_names

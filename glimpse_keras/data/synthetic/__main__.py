@@ -13,9 +13,11 @@ import argparse
 import json
 import sys
 
+from glimpse_keras.arguments import at_least
 from glimpse_keras.data.synthetic.manifest import ManifestMismatchError
 from glimpse_keras.data.synthetic.presets import PRESETS, SyntheticConfigError, parse_override
 from glimpse_keras.data.synthetic.runner import default_workers, generate
+from glimpse_keras.io_utils import StorageError
 
 
 def _int_list(text: str) -> list[int]:
@@ -44,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, help="output root directory")
     parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=None, help=f"processes (default {default_workers()})")
+    parser.add_argument("--workers", type=at_least(1), default=None, help=f"processes (default {default_workers()})")
     parser.add_argument("--classes", type=_int_list, help="action numbers, e.g. 8,9,23 (NTU) or 1,2,5 (N-UCLA)")
-    parser.add_argument("--num-subjects", type=int, help="use subjects 1..N")
+    parser.add_argument("--num-subjects", type=at_least(1), help="use subjects 1..N")
     parser.add_argument("--size", type=_pair("x"), help="frame size WIDTHxHEIGHT, e.g. 320x180")
     parser.add_argument("--frames", type=_pair("-"), help="frame-count range MIN-MAX, e.g. 32-80")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -72,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SyntheticConfigError, ManifestMismatchError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except StorageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(json.dumps(summary, indent=1))
     return 0
 

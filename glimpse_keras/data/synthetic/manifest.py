@@ -31,8 +31,11 @@ def load_manifest(root: str, dataset: str, seed: int, config: dict) -> dict:
     with open(path, encoding="utf-8") as stream:
         try:
             manifest = json.load(stream)
-        except json.JSONDecodeError as error:
+        except ValueError as error:  # not JSON, or not even UTF-8 text
             raise ManifestMismatchError(f"{path}: not valid JSON ({error}); remove it or use another --output")
+    if not isinstance(manifest, dict):
+        raise ManifestMismatchError(f"{path}: expected a JSON object, got {type(manifest).__name__}; remove it "
+                                    f"or use another --output")
     for key, expected in (("format", dataset), ("seed", seed), ("config", config)):
         if manifest.get(key) != expected:
             raise ManifestMismatchError(f"{path}: existing manifest has a different {key!r} "

@@ -23,6 +23,7 @@ from glimpse_keras.data.synthetic.render import (apply_lighting, draw_figure, dr
 from glimpse_keras.data.synthetic.scene import (NUCLA_FOCAL, NUCLA_SIZE, Camera, camera_shake, nucla_camera,
                                                 place_occluder, render_background, small_rotation)
 from glimpse_keras.data.synthetic.seeding import rng_for, unit_hash
+from glimpse_keras.io_utils import makedirs
 
 ROOT_DIR = "multiview_action"
 
@@ -210,7 +211,7 @@ def write_nucla_sample(seed: int, config: dict, task: NuclaTask, root: str) -> d
     """Generates `task` and writes its per-frame JPEG and skeleton files atomically; returns the record."""
     sample = render_nucla_sample(seed, config, task)
     directory = nucla_sample_dir(root, task)
-    os.makedirs(directory, exist_ok=True)
+    makedirs(directory)
     quality = [cv2.IMWRITE_JPEG_QUALITY, int(config["jpeg_quality"])]
     for frame, index, stamp, text in zip(sample.frames, sample.frame_indices, sample.timestamps,
                                          sample.skeleton_texts):

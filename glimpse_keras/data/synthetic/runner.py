@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import time
 from collections import Counter
 
 from glimpse_keras import console
+from glimpse_keras.io_utils import StorageError, check_output_location, makedirs
+from glimpse_keras.worker_errors import PortableErrors
 
 from glimpse_keras.data.synthetic import ntu_writer, nucla_writer
 from glimpse_keras.data.synthetic.fileio import write_text_atomically
@@ -52,10 +55,14 @@ def generate(dataset: str, output: str, *, preset: str = "tiny", seed: int = 0, 
     Raises:
       SyntheticConfigError: invalid preset or overrides.
       ManifestMismatchError: `output` holds a manifest of another configuration.
+      StorageError: `output` cannot be written (checked before any work; or a
+        write refused later, e.g. a full disk: the samples finished so far are
+        kept and recorded, and a re-run skips them).
     """
     started = time.time()
     config = resolve_config(dataset, preset, overrides)
-    os.makedirs(output, exist_ok=True)
+    check_output_location(output, directory=True)
+    makedirs(output)
     tasks = plan(dataset, seed, config)
     previous = load_manifest(output, dataset, seed, config)
     records = {name: rec for name, rec in previous.items() if _complete(dataset, output, rec)}
@@ -81,12 +88,17 @@ def generate(dataset: str, output: str, *, preset: str = "tiny", seed: int = 0, 
         else:
             # spawn: safe even when the parent process has TensorFlow threads running.
             with multiprocessing.get_context("spawn").Pool(workers) as pool:
-                for record in pool.imap_unordered(_write_one, jobs, chunksize=1):
+                for record in pool.imap_unordered(PortableErrors(_write_one), jobs, chunksize=1):
                     collect(record)
-    finally:
+    except BaseException:
         bar.close()
         if records:
-            save_manifest(output, dataset, seed, preset, config, records, complete=len(records) == len(tasks))
+            # The error in flight says what went wrong (on a full disk the
+            # manifest cannot be written either).
+            with contextlib.suppress(StorageError):
+                save_manifest(output, dataset, seed, preset, config, records, complete=False)
+        raise
+    bar.close()
     defect_counts = Counter(name for rec in records.values() for name in rec["defects"])
     summary = {"format": dataset, "preset": preset, "seed": seed, "planned": len(tasks), "generated": len(jobs),
                "skipped": len(tasks) - len(jobs), "seconds": round(time.time() - started, 2),
