@@ -189,7 +189,9 @@ def main(argv=None):
         return 0
     os.environ.setdefault("GLIMPSE_QUIET", "1")
     runs_dir = os.path.abspath(args.runs_dir)
-    cache_root = os.path.join(os.path.dirname(runs_dir), "data_cache")
+    from glimpse_keras.runs import data_cache
+
+    cache_root = data_cache(runs_dir)
     descriptions = {key: value[1] for key, value in SETTINGS.items()}
     results, table = [], ""
     for seed in args.seeds:

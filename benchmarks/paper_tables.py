@@ -90,7 +90,9 @@ def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("GLIMPSE_QUIET", "1")
     runs_dir = os.path.abspath(args.runs_dir)
-    cache_root = os.path.join(os.path.dirname(runs_dir), "data_cache")
+    from glimpse_keras.runs import data_cache
+
+    cache_root = data_cache(runs_dir)
     results = {}
     for seed in args.seeds:
         done = {}  # rows with the same overrides (Glimpse Clouds in both tables) share one run

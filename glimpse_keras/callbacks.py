@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from glimpse_keras import diagnostics
 from glimpse_keras.checkpoints import save_weights
-from glimpse_keras.resume import commit_epoch
+from glimpse_keras.runs import commit_epoch
 
 
 def save_weights_atomically(model, path):
@@ -58,7 +58,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
 class AtomicCheckpoint(keras.callbacks.Callback):
     """Commits every epoch: its history entry, weights + optimizer state,
-    then the epoch counter (`resume.commit_epoch`).
+    then the epoch counter (`runs.commit_epoch`).
 
     Args:
         directory: the stage directory.

@@ -169,29 +169,28 @@ class RunPredictor:
             under.
 
     Raises:
-        glimpse_keras.training.TrainingError: a missing or unreadable run file.
+        glimpse_keras.errors.TrainingError: a missing or unreadable run file.
     """
 
     def __init__(self, run_dir, stage=None, weights=None, clips=None, precision=None):
         import keras
 
-        from glimpse_keras import training
+        from glimpse_keras import runs
         from glimpse_keras.backends import compile_forward
-        from glimpse_keras.experiment import Experiment
         from glimpse_keras.models.folding import fold_model_batch_norm
 
         previous = keras.mixed_precision.global_policy().name
         if precision is not None:
             keras.mixed_precision.set_global_policy(precision)
         try:
-            model, config = training.load_run_model(run_dir, stage, weights)
+            model, experiment = runs.load_run(run_dir, stage, weights)
             if not model.backbone.fold_batch_norm:
                 model = fold_model_batch_norm(model)  # as `evaluation.collect_logits`
         finally:
             keras.mixed_precision.set_global_policy(previous)
         # The run's serving settings, as export.py writes them into the
         # SavedModel's contract.
-        settings = Experiment(config).serving_settings(clips=clips)
+        settings = experiment.serving_settings(clips=clips)
         self.num_frames = settings["num_frames"]
         self.image_size = settings["image_size"]
         self.stored_size = settings["stored_size"]
@@ -369,7 +368,7 @@ class Classifier:
             precision: None (current Keras policy) or e.g. "mixed_bfloat16".
 
         Raises:
-            glimpse_keras.training.TrainingError: a missing or unreadable run file.
+            glimpse_keras.errors.TrainingError: a missing or unreadable run file.
         """
         return cls(RunPredictor(run_dir, stage, weights, clips, precision))
 

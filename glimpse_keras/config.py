@@ -19,9 +19,7 @@ import typing
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration file, key or value is invalid; the message names it."""
+from glimpse_keras.errors import ConfigError
 
 
 # PyYAML follows YAML 1.1, which reads `1e-5` (no dot) as a string.

@@ -8,6 +8,7 @@ counts the videos evaluated against the split index and lists every sample
 the converter skipped, with its reason.
 """
 
+import json
 import os
 
 import numpy as np

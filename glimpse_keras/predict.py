@@ -216,7 +216,7 @@ def main(argv=None):
     from glimpse_keras.classifier import Classifier
     from glimpse_keras.data.errors import VideoDecodeError
     from glimpse_keras.io_utils import StorageError, check_output_location
-    from glimpse_keras.training import TrainingError
+    from glimpse_keras.errors import TrainingError
     from glimpse_keras.visualize import annotated_video
 
     videos, problems = find_videos(args.videos)

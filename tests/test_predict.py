@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from glimpse_keras import config as config_lib
-from glimpse_keras import predict, training
+from glimpse_keras import predict, runs
+from glimpse_keras.experiment import Experiment
 from glimpse_keras.data.ntu import NTU60_CLASS_NAMES
 from glimpse_keras.data.video import read_video
 from glimpse_keras.visualize import annotated_video
@@ -38,12 +39,12 @@ def tiny(tmp_path_factory):
     )
     stage = config.train.stages[0]
     keras.utils.set_random_seed(11)
-    model = training.build_stage_model(config, stage, tf.distribute.get_strategy(), compile_model=False)
+    model = Experiment(config).build_stage_model(stage, tf.distribute.get_strategy(), compile_model=False)
     kernel = model.worker_classifier.kernel
     kernel.assign(kernel * 20.0)  # spread the probabilities so that the ranking means something
     run = root / "run"
     os.makedirs(run / stage.name)
-    model.save_weights(str(run / stage.name / training.FINAL))
+    model.save_weights(str(run / stage.name / runs.FINAL))
     config_lib.save_config(config, str(run / "config.yaml"))
     videos = root / "videos"
     os.makedirs(videos / "sub")
@@ -151,16 +152,15 @@ def test_output_video_draws_label_and_boxes_on_the_sampled_frames(tiny, predicto
 
 def test_saved_model_gives_the_run_s_answer(tiny, predictor, capsys):
     from glimpse_keras import export
-    from glimpse_keras.experiment import Experiment
 
-    model, config = training.load_run_model(tiny["run"])
+    model, experiment = runs.load_run(tiny["run"])
     base = str(tiny["root"] / "models" / "glimpse_clouds")
-    export.export_run_model(model, config, base)
+    export.export_run_model(model, experiment, base)
     source = str(tiny["videos"] / "a.avi")
     from_run = predict.predict_video(predictor, source)
     served = predict.SavedModelPredictor(base)  # the base folder: its newest version
     from_saved = predict.predict_video(served, source)
-    assert served.class_names == Experiment(config).class_names
+    assert served.class_names == experiment.class_names
     np.testing.assert_allclose(from_saved.probabilities, from_run.probabilities, atol=1e-4)
     np.testing.assert_array_equal(from_saved.frame_indices, from_run.frame_indices)
     np.testing.assert_allclose(from_saved.locations, from_run.locations, atol=1e-4)

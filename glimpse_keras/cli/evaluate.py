@@ -66,13 +66,13 @@ def main(argv=None):
         return 2
     console.import_tensorflow_quietly()
     from glimpse_keras import config as config_lib
-    from glimpse_keras import evaluation, training, workflow
+    from glimpse_keras import evaluation, runs
     from glimpse_keras.data import pipeline, preparation
-    from glimpse_keras.experiment import Experiment
     from glimpse_keras.io_utils import StorageError, check_output_location
 
     try:
-        model, config = training.load_run_model(args.run, args.stage)
+        model, experiment = runs.load_run(args.run, args.stage)
+        config = experiment.config
         data = config.data
         if args.dataset:
             data.dataset = args.dataset
@@ -83,18 +83,17 @@ def main(argv=None):
         if args.test_sampling:
             data.test_sampling = args.test_sampling
         stage = args.stage or config.train.stages[-1].name
-        output = args.output or workflow.stage_report_path(args.run, stage, args.split)
+        output = args.output or runs.report_path(args.run, stage, args.split)
         # Checked before minutes of evaluation, not after.
         check_output_location(output)
         check_output_location(os.path.splitext(output)[0] + "_confusion.png")
-        experiment = Experiment(config)
-        experiment.prepare_data(os.path.join(os.path.dirname(os.path.abspath(args.run)), "data_cache"))
+        experiment.prepare_data(runs.data_cache(args.run))
         report = evaluation.evaluate_split(
             model, experiment, split=args.split, clips=args.clips, output=output,
-            stage=stage, weights=os.path.join(args.run, stage, training.FINAL),
+            stage=stage, weights=runs.final_weights(args.run, stage),
             placement_controls=args.placement_controls, placement_seed=args.placement_seed,
         )
-    except (training.TrainingError, preparation.DataDirError, pipeline.SplitNotFoundError,
+    except (runs.TrainingError, preparation.DataDirError, pipeline.SplitNotFoundError,
             evaluation.EvaluationError, config_lib.ConfigError, StorageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

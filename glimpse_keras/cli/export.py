@@ -60,24 +60,23 @@ def main(argv=None):
     console.import_tensorflow_quietly()
     from glimpse_keras import config as config_lib
     from glimpse_keras import export as export_lib
-    from glimpse_keras import training
+    from glimpse_keras import runs
     from glimpse_keras.data.preparation import DataDirError
-    from glimpse_keras.experiment import Experiment
     from glimpse_keras.io_utils import StorageError, check_output_location
 
     try:
         # The destination is checked before the model is built.
         check_output_location(args.output, directory=True)
-        model, config = training.load_run_model(args.run, stage_name=args.stage, weights=args.weights)
+        model, experiment = runs.load_run(args.run, stage_name=args.stage, weights=args.weights)
         result = export_lib.export_for_serving(
             model,
             args.output,
             version=args.version,
             model_name=args.model_name,
             serving_base_path=args.serving_base_path,
-            **Experiment(config).serving_settings(clips=args.clips),
+            **experiment.serving_settings(clips=args.clips),
         )
-    except (training.TrainingError, export_lib.ExportError, config_lib.ConfigError, StorageError,
+    except (runs.TrainingError, export_lib.ExportError, config_lib.ConfigError, StorageError,
             DataDirError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -110,15 +110,16 @@ def main(argv=None):
         return 2
 
     from glimpse_keras import workflow
+    from glimpse_keras.experiment import Experiment
     from glimpse_keras.data.pipeline import SplitNotFoundError
     from glimpse_keras.data.preparation import DataDirError
     from glimpse_keras.io_utils import StorageError
-    from glimpse_keras.training import TrainingError
+    from glimpse_keras.errors import TrainingError
 
     started = time.time()
     try:
         results = workflow.run(
-            config,
+            Experiment(config),
             run_dir,
             resume=args.resume,
             overwrite=args.overwrite,

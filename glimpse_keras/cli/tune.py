@@ -82,7 +82,7 @@ def main(argv=None):
     from glimpse_keras.data import datasets
     from glimpse_keras.data.preparation import DataDirError
     from glimpse_keras.io_utils import StorageError
-    from glimpse_keras.training import TrainingError
+    from glimpse_keras.errors import TrainingError
 
     try:
         config = config_lib.load_config(args.config or DEFAULT_CONFIG, config_lib.overrides_from_args(args))

@@ -95,7 +95,7 @@ def _looks_like_a_file(text):
     return os.sep in text or text.lower().endswith(VIDEO_EXTENSIONS)
 
 
-def load_clip(video, config, run_dir, converted_dir=None, cache_root=None):
+def load_clip(video, experiment, run_dir, converted_dir=None, cache_root=None):
     """The clip named by `--video`: a video file, else a sample id.
 
     Raises:
@@ -103,18 +103,15 @@ def load_clip(video, config, run_dir, converted_dir=None, cache_root=None):
         glimpse_keras.data.errors.VideoDecodeError: for an unreadable file.
         clips.UnknownSampleError: for an id absent from the converted data.
     """
-    data = config.data
+    data = experiment.config.data
     if os.path.isfile(video):
         return clips.clip_from_video_file(video, data.num_frames, data.stored_size, data.image_size)
     if _looks_like_a_file(video):
         raise VisualizeError(f"--video {video}: no such file")
     if converted_dir is None:
-        from glimpse_keras.experiment import Experiment
+        from glimpse_keras.runs import data_cache
 
-        cache_root = cache_root or os.path.join(
-            os.path.dirname(os.path.abspath(run_dir)), "data_cache"
-        )
-        converted_dir = Experiment(config).prepare_data(cache_root)
+        converted_dir = experiment.prepare_data(cache_root or data_cache(run_dir))
     return clips.clip_from_sample_id(video, converted_dir, data)
 
 
@@ -193,27 +190,26 @@ def main(argv=None):
     console.configure_logging(args.verbose)
     console.import_tensorflow_quietly()
     from glimpse_keras.io_utils import StorageError, check_output_location
-    from glimpse_keras.training import TrainingError, load_run_model
+    from glimpse_keras.errors import TrainingError
+    from glimpse_keras.runs import load_run
 
     try:
         kind = output_format(args.output)
         if args.fps <= 0:
             raise VisualizeError(f"--fps must be > 0, got {args.fps}")
         check_output_location(args.output)
-        model, config = load_run_model(args.run, args.stage, args.weights)
+        model, experiment = load_run(args.run, args.stage, args.weights)
+        config = experiment.config
         if model.is_global:
             raise VisualizeError(
                 f"run {args.run}: the model of this stage is the {model.variant!r} variant, "
                 f"which has no glimpses; choose a glimpse stage with --stage"
             )
-        from glimpse_keras.experiment import Experiment
-
-        experiment = Experiment(config)
         label_map = experiment.label_map
         cells = config.data.image_size // model.backbone.output_stride
         clips_drawn, outputs_drawn, images = [], [], []
         for video in args.video:
-            clip = load_clip(video, config, args.run, args.converted_dir, args.cache_root)
+            clip = load_clip(video, experiment, args.run, args.converted_dir, args.cache_root)
             if clip.label is not None and label_map is not None:
                 # Sample ids carry the stored label; the model's labels index the class subset.
                 clip.label = label_map.index(clip.label) if clip.label in label_map else None
