@@ -21,7 +21,7 @@ it were a whole video. T, S, the stored size, K, the class names and the
 duration of the training videos come from the run's config.yaml
 (`from_run`) or the SavedModel's serving contract (`from_saved_model`).
 
-`glimpse-predict` (`glimpse_keras/predict.py`) is the command line over this
+`glimpse-predict` (`glimpse_keras/cli/predict.py`) is the command line over this
 class; `timeline.py` and `streaming.py` hold the sliding windows and the live
 loop.
 """
@@ -31,10 +31,12 @@ import os
 
 import numpy as np
 
+from glimpse_keras.errors import GlimpseError
+
 TOP_K = 5
 
 
-class ClassifierError(ValueError):
+class ClassifierError(GlimpseError, ValueError):
     """A request that cannot be served (bad option, model folder or output); names what is wrong."""
 
 

@@ -86,6 +86,7 @@ import tensorflow as tf
 
 from glimpse_keras.arguments import check_int
 from glimpse_keras.data import video_ops
+from glimpse_keras.errors import GlimpseError
 from glimpse_keras.io_utils import (
     StorageError,
     apply_umask,
@@ -110,7 +111,7 @@ PYTHON_CALLBACK_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
 _VERSION_PATTERN = re.compile(r"^[0-9]+$")
 
 
-class ExportError(ValueError):
+class ExportError(GlimpseError, ValueError):
     """An export argument or an export destination that cannot be used."""
 
 

@@ -63,6 +63,7 @@ from glimpse_keras import checkpoints
 from glimpse_keras import config as config_lib
 from glimpse_keras import runs, training
 from glimpse_keras.callbacks import StopOnNonFinite
+from glimpse_keras.errors import GlimpseError
 from glimpse_keras.experiment import Experiment
 from glimpse_keras.filesystem import read_json
 from glimpse_keras.io_utils import (
@@ -126,15 +127,15 @@ GLIMPSE_ONLY_TARGETS = (
 GLOBAL_VARIANTS = ("global", "global_pose")
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(GlimpseError, ValueError):
     """A search-space entry (or a resumed search's settings) is invalid."""
 
 
-class SearchError(RuntimeError):
+class SearchError(GlimpseError, RuntimeError):
     """keras-tuner gave up (several trials in a row failed)."""
 
 
-class TunerDependencyError(ImportError):
+class TunerDependencyError(GlimpseError, ImportError):
     """A tuner needs a package that is not installed."""
 
 

@@ -424,7 +424,7 @@ from tests.test_predict import tiny  # noqa: E402,F401  (the module's run fixtur
 
 
 def test_predict_names_a_missing_weights_file(tiny, capsys):
-    from glimpse_keras import predict
+    from glimpse_keras.cli import predict
 
     missing = os.path.join(tiny["root"], "no_such.weights.h5")
     code = predict.main([str(tiny["videos"] / "a.avi"), "--run", tiny["run"], "--weights", missing])
@@ -433,7 +433,7 @@ def test_predict_names_a_missing_weights_file(tiny, capsys):
 
 
 def test_predict_refuses_an_unwritable_output_video_before_loading(tiny, tmp_path, capsys):
-    from glimpse_keras import predict
+    from glimpse_keras.cli import predict
 
     blocker = tmp_path / "afile"
     blocker.write_text("x")
@@ -444,7 +444,7 @@ def test_predict_refuses_an_unwritable_output_video_before_loading(tiny, tmp_pat
 
 
 def test_predict_prints_the_prediction_when_the_video_cannot_be_written(tiny, tmp_path, monkeypatch, capsys):
-    from glimpse_keras import predict
+    from glimpse_keras.cli import predict
     from glimpse_keras.visualize import annotated_video
 
     def full_disk(prediction, output, image_size, stored_size=None):
@@ -796,7 +796,8 @@ def test_damaged_reports_and_records_name_their_file(tmp_path):
 
 @pytest.mark.slow  # an export: a minute under load
 def test_a_saved_model_with_damaged_variables_is_named(tiny, tmp_path, capsys):
-    from glimpse_keras import export, predict
+    from glimpse_keras import export
+    from glimpse_keras.cli import predict
 
     base = str(tmp_path / "models")
     export.export_run_model(tiny["model"], Experiment(tiny["config"]), base)

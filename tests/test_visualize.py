@@ -27,7 +27,8 @@ from glimpse_keras.visualize import (
     location_to_box,
     upscale_factor,
 )
-from glimpse_keras.visualize import cli, clips
+from glimpse_keras.cli import visualize as cli
+from glimpse_keras.visualize import clips
 from glimpse_keras.visualize.drawing import (
     FRAME_GAP,
     PANEL_HEADER_HEIGHT,

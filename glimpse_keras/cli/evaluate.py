@@ -21,16 +21,15 @@ import argparse
 import os
 import sys
 
-from glimpse_keras import console
 from glimpse_keras.arguments import at_least
-from glimpse_keras.backend_selection import BackendSelectionError, add_backend_argument, select_backend
+from glimpse_keras.cli import prologue
+from glimpse_keras.errors import GlimpseError
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     parents=[prologue.parent_parser()])
     parser.add_argument("--run", required=True, help="run directory written by train.py")
-    add_backend_argument(parser)
-    console.add_verbose_argument(parser)
     parser.add_argument("--stage", help="stage to evaluate (default: the last)")
     from glimpse_keras.data import datasets
 
@@ -55,20 +54,14 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    console.configure_logging(args.verbose)
     if args.clips is not None and args.clips < 1:
-        print(f"error: --clips: expected an integer >= 1, got {args.clips}", file=sys.stderr)
-        return 2
+        return prologue.bad_argument(f"--clips: expected an integer >= 1, got {args.clips}")
     try:
-        select_backend(args.backend)
-    except BackendSelectionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    console.import_tensorflow_quietly()
-    from glimpse_keras import config as config_lib
+        prologue.start(args)
+    except GlimpseError as error:  # a backend this process cannot use
+        return prologue.bad_argument(error)
     from glimpse_keras import evaluation, runs
-    from glimpse_keras.data import pipeline, preparation
-    from glimpse_keras.io_utils import StorageError, check_output_location
+    from glimpse_keras.io_utils import check_output_location
 
     try:
         model, experiment = runs.load_run(args.run, args.stage)
@@ -93,10 +86,8 @@ def main(argv=None):
             stage=stage, weights=runs.final_weights(args.run, stage),
             placement_controls=args.placement_controls, placement_seed=args.placement_seed,
         )
-    except (runs.TrainingError, preparation.DataDirError, pipeline.SplitNotFoundError,
-            evaluation.EvaluationError, config_lib.ConfigError, StorageError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except GlimpseError as error:
+        return prologue.fail(error)
     print(f"videos evaluated: {report['videos']} of {report['split_size']} "
           f"({report['protocol']} {report['split']}, {report['clips_per_video']} clips each"
           + (", random frames and crops)" if report["test_sampling"] == "random" else ")"))

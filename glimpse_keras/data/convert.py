@@ -55,6 +55,7 @@ import sys
 from glimpse_keras import console, filesystem
 from glimpse_keras.data import ntu, schema, sharding, sources, user_videos
 from glimpse_keras.data.errors import DataReadError
+from glimpse_keras.errors import GlimpseError
 from glimpse_keras.filesystem import atomic_write_json
 from glimpse_keras.io_utils import storage_errors
 
@@ -67,7 +68,7 @@ BEAM_INSTALL_COMMAND = (
     'pip install -e ".[beam]" && pip install --no-deps apache-beam==2.78.0')
 
 
-class ConversionError(ValueError):
+class ConversionError(GlimpseError, ValueError):
     """Conversion cannot proceed (bad settings, nothing converted, ...)."""
 
 

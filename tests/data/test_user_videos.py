@@ -227,7 +227,8 @@ def test_adapt_config_sets_classes_and_turns_pose_losses_off_once(tmp_path):
 def test_convert_train_evaluate_predict_on_generated_clips(tmp_path, capsys):
     import evaluate as evaluate_cli
     import train as train_cli
-    from glimpse_keras import predict
+    from glimpse_keras import classifier
+    from glimpse_keras.cli import predict
 
     root = make_folder_dataset(str(tmp_path / "my_videos"), per_class=3)
     run = str(tmp_path / "runs" / "mine")
@@ -250,7 +251,7 @@ def test_convert_train_evaluate_predict_on_generated_clips(tmp_path, capsys):
     document = json.loads(capsys.readouterr().out)
     assert [os.path.basename(p["video"]) for p in document["predictions"]] == ["clip0.mp4", "clip1.mp4", "clip2.mp4"]
     assert {entry["class_name"] for entry in document["predictions"][0]["top"]} == {"clap", "jump", "wave"}
-    prediction = predict.predict_video(predict.RunPredictor(run), os.path.join(root, "wave", "clip2.mp4"))
+    prediction = classifier.predict_video(classifier.RunPredictor(run), os.path.join(root, "wave", "clip2.mp4"))
     assert sorted(prediction.class_names) == ["clap", "jump", "wave"]
     assert abs(prediction.probabilities.sum() - 1) < 1e-6
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from glimpse_keras import export, predict
+from glimpse_keras import export
+from glimpse_keras.cli import predict
 from glimpse_keras.classifier import ClassifierError
 from glimpse_keras.data.video import read_video
 from glimpse_keras.visualize.annotated_video import frame_location

@@ -1,4 +1,5 @@
-"""`python -m glimpse_keras.visualize`: draws a trained run's glimpses on clips.
+"""`glimpse-visualize` (or `python -m glimpse_keras.visualize`): draws a
+trained run's glimpses on clips.
 
     python -m glimpse_keras.visualize --run RUN --video FILE_OR_SAMPLE_ID [MORE ...] --output OUT.png|OUT.gif
 
@@ -17,9 +18,11 @@ import sys
 
 import numpy as np
 
+from glimpse_keras import diagnostics
+from glimpse_keras.cli import prologue
+from glimpse_keras.errors import GlimpseError
 from glimpse_keras.io_utils import atomic_path
 from glimpse_keras.visualize import clips
-from glimpse_keras import console, diagnostics
 from glimpse_keras.visualize.drawing import (
     BACKGROUND,
     DEFAULT_MIN_FRAME_SIDE,
@@ -32,7 +35,7 @@ OUTPUT_FORMATS = {".png": "PNG", ".gif": "GIF"}
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg")
 
 
-class VisualizeError(ValueError):
+class VisualizeError(GlimpseError, ValueError):
     """A command-line request that cannot be drawn (the message says why)."""
 
 
@@ -147,6 +150,7 @@ def _describe(clip, outputs, class_names=None):
 def build_argument_parser():
     parser = argparse.ArgumentParser(
         prog="python -m glimpse_keras.visualize",
+        parents=[prologue.parent_parser()],
         description="Draw a trained run's glimpses, worker assignments and ground-truth "
         "joints on a clip.",
     )
@@ -180,17 +184,17 @@ def build_argument_parser():
         help="draw the region the bilinear sampler reads (+-1 = centres of the corner res5 "
         "cells) instead of the pose frame (+-1 = frame edges)",
     )
-    console.add_verbose_argument(parser)
     return parser
 
 
 def main(argv=None):
-    """Runs the command line; returns the exit code (0 ok, 1 error)."""
+    """Runs the command line; returns the exit code (0 ok, 1 error, 2 a bad --backend)."""
     args = build_argument_parser().parse_args(argv)
-    console.configure_logging(args.verbose)
-    console.import_tensorflow_quietly()
-    from glimpse_keras.io_utils import StorageError, check_output_location
-    from glimpse_keras.errors import TrainingError
+    try:
+        prologue.start(args)
+    except GlimpseError as error:  # a backend this process cannot use
+        return prologue.bad_argument(error)
+    from glimpse_keras.io_utils import check_output_location
     from glimpse_keras.runs import load_run
 
     try:
@@ -229,9 +233,8 @@ def main(argv=None):
         if len({len(clip.frame_indices) for clip in clips_drawn}) > 1:
             raise VisualizeError("the clips have different numbers of frames and cannot be drawn together")
         write_images(images, args.output, args.fps)
-    except (ValueError, TrainingError, StorageError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except GlimpseError as error:
+        return prologue.fail(error)
     names = experiment.class_names
     for clip, outputs in zip(clips_drawn, outputs_drawn):
         print(_describe(clip, outputs, names))
@@ -248,3 +251,7 @@ def main(argv=None):
     print(f"wrote {args.output} ({kind}, {len(clips_drawn)} clip(s) of {len(images[0])} frames)")
     return 0
 
+
+
+if __name__ == "__main__":
+    sys.exit(main())
