@@ -37,6 +37,7 @@ from glimpse_keras.errors import DataDirError, TrainingError
 from glimpse_keras.io_utils import clean_stale_temporaries, makedirs
 from glimpse_keras.models.inflation import InflationError, load_imagenet_weights
 from glimpse_keras.stage_progress import StageProgress, keras_verbosity
+from glimpse_keras.visualize import draw_clip_strip
 
 
 def set_seed(seed):
@@ -316,7 +317,7 @@ def run_stage(experiment, plan, run_dir, previous_model, strategy, extra_callbac
         *writers,
         # The other processes compute the figures too (they take part in
         # every computation) but do not write them.
-        GlimpseSummary(logs if chief else None, test_clips),
+        GlimpseSummary(logs if chief else None, test_clips, draw_clip=draw_clip_strip),
         *extra_callbacks,
     ]
     # One progress display over the whole stage (Keras' own is off).

@@ -377,14 +377,13 @@ def test_a_full_file_system_is_refused_before_work(tmp_path):
 
 
 def test_an_empty_class_folder_is_named_and_the_class_count_printed(tmp_path):
-    from glimpse_keras.data import datasets
     from tests.data.test_user_videos import make_folder_dataset
 
     root = make_folder_dataset(str(tmp_path / "videos"), per_class=2)
     os.makedirs(os.path.join(root, "empty_class"))
     config = config_lib.load_config(TINY_CONFIG, ["data.dataset=videos", f"data.data_dir={root}",
                                                   "data.classes=[]", "model.num_classes=3"])
-    messages = datasets.get("videos").adapt_config(config)
+    messages = Experiment(config).adapt_to_data()
     assert f"videos: 3 classes in {root} (clap, jump, wave)" in messages
     assert any("['empty_class']" in line and "hold no video and are left out" in line for line in messages)
     assert config.model.num_classes == 3

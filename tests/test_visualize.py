@@ -221,7 +221,7 @@ def test_callback_overlay_images_use_draw_clip_strip():
     inputs = {"video": rng.integers(0, 256, (2, T, SIZE, SIZE, 3), np.uint8)}
     targets = {"pose": np.zeros((2, T, 2, 25, 2), np.float32), "pose_mask": np.zeros((2, T, 2, 25))}
     outputs = {"locations": rng.uniform(-0.5, 0.5, (2, T, 3, 4)), "assignments": rng.random((2, T, 3, 3))}
-    images = callbacks._overlay_images(inputs, targets, outputs, 2)
+    images = callbacks._overlay_images(draw_clip_strip, inputs, targets, outputs, 2)
     expected = draw_clip_strip(inputs["video"][1], outputs["locations"][1], outputs["assignments"][1])
     assert images.shape == (2,) + expected.shape
     np.testing.assert_allclose(images[1], expected / 255.0, atol=1e-6)

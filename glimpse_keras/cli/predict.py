@@ -41,8 +41,8 @@ import json
 import os
 import sys
 
-from glimpse_keras.classifier import TOP_K
-from glimpse_keras.classifier import ClassifierError as PredictError
+from glimpse_keras.class_probabilities import TOP_K
+from glimpse_keras.class_probabilities import ClassifierError as PredictError
 from glimpse_keras.cli import prologue
 from glimpse_keras.errors import GlimpseError
 

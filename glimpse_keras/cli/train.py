@@ -23,7 +23,6 @@ import time
 
 from glimpse_keras import config as config_lib
 from glimpse_keras.cli import default_config_path, prologue
-from glimpse_keras.data import datasets
 from glimpse_keras.errors import GlimpseError
 
 DEFAULT_CONFIG = default_config_path("demo.yaml")
@@ -69,19 +68,22 @@ def main(argv=None):
         overrides.append(f"train.strategy={args.strategy}")
     config_path = args.config or DEFAULT_CONFIG
     try:
-        config = config_lib.load_config(config_path, overrides)
-        # The family fits the config to its data (your own videos: the class
-        # count; pose losses off without keypoints).
-        for message in datasets.get(config.data.dataset).adapt_config(config):
-            print(message)
-    except config_lib.ConfigError as error:
-        return prologue.bad_argument(error)
-    name = os.path.splitext(os.path.basename(config_path))[0]
-    run_dir = args.output_dir or os.path.join("runs", name)
-    try:
         backend = prologue.start(args)
     except GlimpseError as error:  # a backend this process cannot use
         return prologue.bad_argument(error)
+    from glimpse_keras.experiment import Experiment
+
+    try:
+        experiment = Experiment(config_lib.load_config(config_path, overrides))
+        # The config fitted to its data (your own videos: the class count;
+        # pose losses off without keypoints).
+        for message in experiment.adapt_to_data():
+            print(message)
+    except config_lib.ConfigError as error:
+        return prologue.bad_argument(error)
+    config = experiment.config
+    name = os.path.splitext(os.path.basename(config_path))[0]
+    run_dir = args.output_dir or os.path.join("runs", name)
 
     from glimpse_keras import parallel
 
@@ -100,12 +102,11 @@ def main(argv=None):
                                      "--strategy data_parallel (on JAX)")
 
     from glimpse_keras import workflow
-    from glimpse_keras.experiment import Experiment
 
     started = time.time()
     try:
         results = workflow.run(
-            Experiment(config),
+            experiment,
             run_dir,
             resume=args.resume,
             overwrite=args.overwrite,

@@ -81,12 +81,12 @@ def main(argv=None):
     except GlimpseError as error:  # a backend this process cannot use
         return prologue.bad_argument(error)
     from glimpse_keras import tuning
-    from glimpse_keras.data import datasets
+    from glimpse_keras.experiment import Experiment
 
     try:
         config = config_lib.load_config(args.config or DEFAULT_CONFIG, config_lib.overrides_from_args(args))
         # Your own videos: the class count; pose losses off without keypoints.
-        for message in datasets.get(config.data.dataset).adapt_config(config):
+        for message in Experiment(config).adapt_to_data():
             print(message)
         tuning.search_config_of(config, args.validation_fraction)  # a bad fraction: exit code 2
         space = tuning.load_search_space(args.space, args.space_overrides)
