@@ -40,6 +40,19 @@ STAGE2_BUDGET_KEYS = ("epochs", "batch_size", "learning_rate", "freeze_backbone"
                       "steps_per_epoch")
 
 
+def quiet_console():
+    """The console of `train.py` for the runs of a benchmark: framework logs
+    off (GLIMPSE_VERBOSE=1 keeps them), TensorFlow imported without its
+    load-time lines. Without it TensorFlow's C++ log prints, among others,
+    grappler's "remapper failed" line once per stage whose backbone is partly
+    frozen (see `glimpse_keras.console`)."""
+    os.environ.setdefault("GLIMPSE_QUIET", "1")
+    from glimpse_keras import console
+
+    console.configure_logging()
+    console.import_tensorflow_quietly()
+
+
 def setting_config(base_path, overrides, seed):
     """The config of one setting and seed: the seed sets the generator's seed (`data.synthetic_seed`)
     and the training seed (`train.seed` = 1234 + seed)."""

@@ -19,7 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from demo_runs import ROOT, config_lib, mean_and_range, run_setting, setting_config  # noqa: E402
+from demo_runs import ROOT, config_lib, mean_and_range, quiet_console, run_setting, setting_config  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -88,7 +88,7 @@ def tables(results_by_row, seeds):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    os.environ.setdefault("GLIMPSE_QUIET", "1")
+    quiet_console()
     runs_dir = os.path.abspath(args.runs_dir)
     from glimpse_keras.runs import data_cache
 
