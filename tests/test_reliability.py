@@ -503,11 +503,11 @@ class _Kill:
     def __init__(self, monkeypatch, point):
         self.point, self.calls = point, 0
         if point == "after_history":
-            target, name = resume.checkpoints, "save_weights"
+            target, name = runs.checkpoints, "save_weights"
         elif point == "after_checksum":
-            target, name = resume.checkpoints, "atomic_path"
+            target, name = runs.checkpoints, "atomic_path"
         else:  # "after_checkpoint": before state.json
-            target, name = resume, "atomic_write_json"
+            target, name = runs, "atomic_write_json"
         self.original = getattr(target, name)
         monkeypatch.setattr(target, name, getattr(self, point))
 

@@ -417,7 +417,8 @@ def test_a_frozen_one_stage_search_needs_a_stage_one_run(tmp_path):
 def test_the_earlier_stages_are_trained_once_and_reused(tmp_path, monkeypatch):
     calls = []
 
-    def train(config, run_dir, resume=False, cache_root=None):
+    def train(experiment, run_dir, resume=False, cache_root=None):
+        config = experiment.config
         calls.append(([stage.name for stage in config.train.stages], resume, config.data.validation_fraction))
         os.makedirs(os.path.join(run_dir, "stage1"), exist_ok=True)
         config_lib.save_config(config, os.path.join(run_dir, "config.yaml"))

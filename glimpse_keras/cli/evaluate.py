@@ -54,8 +54,6 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.clips is not None and args.clips < 1:
-        return prologue.bad_argument(f"--clips: expected an integer >= 1, got {args.clips}")
     try:
         prologue.start(args)
     except GlimpseError as error:  # a backend this process cannot use

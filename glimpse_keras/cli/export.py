@@ -45,10 +45,6 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.version is not None and args.version < 1:
-        return prologue.bad_argument(f"--version must be >= 1, received {args.version}")
-    if args.clips is not None and args.clips < 1:
-        return prologue.bad_argument(f"--clips must be >= 1, received {args.clips}")
     if args.backend not in (None, "tensorflow"):
         return prologue.bad_argument(
             f"--backend {args.backend}: the export runs on TensorFlow (a SavedModel is TensorFlow's format); "

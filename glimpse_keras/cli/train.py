@@ -29,7 +29,8 @@ DEFAULT_CONFIG = default_config_path("demo.yaml")
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     parents=[prologue.parent_parser()])
     config_lib.add_config_arguments(parser, DEFAULT_CONFIG, "model.num_glimpses=4")
     parser.add_argument("--output-dir", help="run directory (default: runs/<config name>)")
     resume = parser.add_mutually_exclusive_group()
