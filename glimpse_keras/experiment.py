@@ -108,10 +108,13 @@ class Experiment:
         if facts is None:
             return []
         model, loss, data = self.config.model, self.config.loss, self.config.data
-        messages = list(facts.description)
-        if model.num_classes != len(facts.class_names):
-            messages[0] += f": model.num_classes set to {len(facts.class_names)}"
+        described = list(facts.description)
+        changed = model.num_classes != len(facts.class_names)
+        if changed:
+            described[0] += f": model.num_classes set to {len(facts.class_names)}"
             model.num_classes = len(facts.class_names)
+        # Said when something changed or is left out, not on every call.
+        messages = described if changed or len(described) > 1 else []
         if facts.videos_with_pose == 0:
             if loss.pose_weight or loss.attraction_weight:
                 messages.append(

@@ -43,7 +43,8 @@ class DataFacts:
         videos: how many videos the data hold.
         videos_with_pose: how many of them have keypoints (0: the pose is
             masked everywhere).
-        description: lines to print once, describing what was read.
+        description: lines describing what was read: the classes found, then any
+            class folder left out.
     """
 
     class_names: tuple
