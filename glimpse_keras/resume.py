@@ -14,8 +14,10 @@ Whatever moment a run is killed at, `plan_stages` finds a consistent point:
 
 A file that matches neither record is damaged and refused by name.
 
-`plan_stages` decides, before a job writes anything, what each stage does:
-"skip" (finished: its final weights are loaded), "continue" (from its
+`check_resumable` says which config changes a resume applies (epochs, learning
+rates, loss weights, bookkeeping) and refuses the others (data, model, seed,
+the stage layout). `plan_stages` decides, before a job writes anything, what
+each stage does: "skip" (finished: its final weights are loaded), "continue" (from its
 checkpoint), "start" (from the previous stage's model) or "redo" (its earlier
 result no longer follows from the stage before it, which trains further in
 this job or whose final weights changed: it starts again and its old files

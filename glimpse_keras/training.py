@@ -2,7 +2,7 @@
 (`runs` describes its files).
 
 Every file is written atomically and each epoch is committed in a fixed
-order (`resume`), so a run killed at any moment resumes from its last
+order (`runs.commit_epoch`), so a run killed at any moment resumes from its last
 completed epoch (`resume=True`) with the optimizer state, epoch counter and
 history it had; the temporary files of a write that was killed are removed
 when the run is next started. A folder that holds a run is never trained over
