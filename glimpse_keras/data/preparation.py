@@ -21,14 +21,11 @@ import sys
 
 from glimpse_keras import filesystem
 from glimpse_keras.data import datasets, pipeline
+from glimpse_keras.errors import DataDirError
 
 # Kept for one release; the texts live in the families' adapters.
 NTU_HELP = datasets.get("ntu").help
 NUCLA_HELP = datasets.get("nucla").help
-
-
-class DataDirError(ValueError):
-    """`--data-dir` holds neither converted shards nor a raw dataset."""
 
 
 def is_converted(path):
