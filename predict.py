@@ -3,12 +3,12 @@
     python predict.py VIDEO_OR_FOLDER [...] --run runs/demo [--json] [--output-video out.mp4]
     python predict.py VIDEO_OR_FOLDER [...] --saved-model runs/demo/export/glimpse_clouds/1
 
-The same command as `glimpse-predict` (see glimpse_keras/predict.py).
+The same command as `glimpse-predict` (see glimpse_keras/cli/predict.py).
 """
 
 import sys
 
-from glimpse_keras.predict import main
+from glimpse_keras.cli.predict import main
 
 if __name__ == "__main__":
     sys.exit(main())

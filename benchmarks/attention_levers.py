@@ -28,7 +28,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from demo_runs import ROOT, config_lib, correct_by_video, run_setting, setting_config  # noqa: E402
+from demo_runs import ROOT, config_lib, correct_by_video, quiet_console, run_setting, setting_config  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -187,9 +187,11 @@ def main(argv=None):
         for name, (overrides, description) in SETTINGS.items():
             print(f"{name:<18} {description}\n{'':<18} {' '.join(overrides) or '(no override)'}")
         return 0
-    os.environ.setdefault("GLIMPSE_QUIET", "1")
+    quiet_console()
     runs_dir = os.path.abspath(args.runs_dir)
-    cache_root = os.path.join(os.path.dirname(runs_dir), "data_cache")
+    from glimpse_keras.runs import data_cache
+
+    cache_root = data_cache(runs_dir)
     descriptions = {key: value[1] for key, value in SETTINGS.items()}
     results, table = [], ""
     for seed in args.seeds:

@@ -40,6 +40,19 @@ STAGE2_BUDGET_KEYS = ("epochs", "batch_size", "learning_rate", "freeze_backbone"
                       "steps_per_epoch")
 
 
+def quiet_console():
+    """The console of `train.py` for the runs of a benchmark: framework logs
+    off (GLIMPSE_VERBOSE=1 keeps them), TensorFlow imported without its
+    load-time lines. Without it TensorFlow's C++ log prints, among others,
+    grappler's "remapper failed" line once per stage whose backbone is partly
+    frozen (see `glimpse_keras.console`)."""
+    os.environ.setdefault("GLIMPSE_QUIET", "1")
+    from glimpse_keras import console
+
+    console.configure_logging()
+    console.import_tensorflow_quietly()
+
+
 def setting_config(base_path, overrides, seed):
     """The config of one setting and seed: the seed sets the generator's seed (`data.synthetic_seed`)
     and the training seed (`train.seed` = 1234 + seed)."""
@@ -101,16 +114,16 @@ def train_stage1(config, runs_dir, cache_root):
     Returns:
         (stage-1 run folder, its test report).
     """
-    from glimpse_keras import evaluation, training
+    from glimpse_keras import evaluation, runs, training
     from glimpse_keras.experiment import Experiment
 
     stage1_dir = os.path.join(runs_dir, f"stage1_{stage1_key(config)}")
     stage1_name = config.train.stages[0].name
     report_path = _report_path(stage1_dir, stage1_name)
     if not os.path.exists(report_path):
-        first = _first_stage_only(config)
-        outcome = training.train(first, stage1_dir, resume=training.holds_run(stage1_dir), cache_root=cache_root)
-        evaluation.evaluate_split(outcome["model"], Experiment(first, outcome["converted_dir"]),
+        experiment = Experiment(_first_stage_only(config))
+        outcome = training.train(experiment, stage1_dir, resume=runs.holds_run(stage1_dir), cache_root=cache_root)
+        evaluation.evaluate_split(outcome["model"], experiment,
                                   output=report_path, progress=False, stage=stage1_name,
                                   weights=outcome["final_weights"])
     return stage1_dir, _read(report_path)
@@ -123,7 +136,7 @@ def train_later_stages(run_dir, config, stage1_dir, cache_root, placement_contro
     Returns:
         the last stage's test report.
     """
-    from glimpse_keras import evaluation, training
+    from glimpse_keras import evaluation, runs, training
     from glimpse_keras.experiment import Experiment
 
     stage1_name = config.train.stages[0].name
@@ -131,14 +144,15 @@ def train_later_stages(run_dir, config, stage1_dir, cache_root, placement_contro
     report_path = _report_path(run_dir, last)
     if not os.path.exists(report_path):
         target = os.path.join(run_dir, stage1_name)
+        experiment = Experiment(config)
         if not os.path.exists(target):
-            Experiment(config).resolve_glimpse_scales()
+            experiment.resolve_glimpse_scales()
             shutil.copytree(os.path.join(stage1_dir, stage1_name), target)
             # The shared stage 1 makes this a run interrupted after stage 1:
             # resuming it trains the later stages only.
-            config_lib.save_config(config, os.path.join(run_dir, training.CONFIG))
-        outcome = training.train(config, run_dir, resume=True, cache_root=cache_root)
-        evaluation.evaluate_split(outcome["model"], Experiment(config, outcome["converted_dir"]),
+            config_lib.save_config(config, os.path.join(run_dir, runs.CONFIG))
+        outcome = training.train(experiment, run_dir, resume=True, cache_root=cache_root)
+        evaluation.evaluate_split(outcome["model"], experiment,
                                   output=report_path, progress=False, stage=last,
                                   weights=outcome["final_weights"], placement_controls=placement_controls)
     return _read(report_path)

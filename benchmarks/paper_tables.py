@@ -19,7 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from demo_runs import ROOT, config_lib, mean_and_range, run_setting, setting_config  # noqa: E402
+from demo_runs import ROOT, config_lib, mean_and_range, quiet_console, run_setting, setting_config  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -88,9 +88,11 @@ def tables(results_by_row, seeds):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    os.environ.setdefault("GLIMPSE_QUIET", "1")
+    quiet_console()
     runs_dir = os.path.abspath(args.runs_dir)
-    cache_root = os.path.join(os.path.dirname(runs_dir), "data_cache")
+    from glimpse_keras.runs import data_cache
+
+    cache_root = data_cache(runs_dir)
     results = {}
     for seed in args.seeds:
         done = {}  # rows with the same overrides (Glimpse Clouds in both tables) share one run

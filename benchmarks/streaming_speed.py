@@ -49,7 +49,8 @@ import tensorflow as tf  # noqa: E402
 
 from glimpse_keras import Classifier  # noqa: E402
 from glimpse_keras import config as config_lib  # noqa: E402
-from glimpse_keras import training  # noqa: E402
+from glimpse_keras import runs  # noqa: E402
+from glimpse_keras.experiment import Experiment  # noqa: E402
 
 MODELS = {"demo": "demo.yaml", "resnet50": "ntu_xsub.yaml"}
 POLICIES = ("float32", "mixed_bfloat16")
@@ -84,11 +85,11 @@ def write_run(folder, config_name, policy):
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(0)
     try:
-        model = training.build_stage_model(config, stage, tf.distribute.get_strategy(), compile_model=False)
+        model = Experiment(config).build_stage_model(stage, tf.distribute.get_strategy(), compile_model=False)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     os.makedirs(os.path.join(folder, stage.name))
-    model.save_weights(os.path.join(folder, stage.name, training.FINAL))
+    model.save_weights(os.path.join(folder, stage.name, runs.FINAL))
     config_lib.save_config(config, os.path.join(folder, "config.yaml"))
     return folder
 

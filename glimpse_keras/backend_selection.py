@@ -9,10 +9,12 @@ This module imports neither Keras nor a backend.
 import os
 import sys
 
+from glimpse_keras.errors import GlimpseError
+
 BACKENDS = ("tensorflow", "jax")
 
 
-class BackendSelectionError(RuntimeError):
+class BackendSelectionError(GlimpseError, RuntimeError):
     """The requested backend cannot be used in this process."""
 
 
@@ -46,12 +48,3 @@ def select_backend(name=None):
         os.environ["KERAS_BACKEND"] = name
     return os.environ.get("KERAS_BACKEND", "tensorflow")
 
-
-def add_backend_argument(parser):
-    """Adds `--backend {tensorflow,jax}` to an argparse parser."""
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        help="Keras backend (default: $KERAS_BACKEND, else tensorflow); the input pipeline and "
-        "the SavedModel export use TensorFlow either way",
-    )

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from glimpse_keras import diagnostics
 from glimpse_keras.checkpoints import save_weights
-from glimpse_keras.resume import commit_epoch
+from glimpse_keras.runs import commit_epoch
 
 
 def save_weights_atomically(model, path):
@@ -58,7 +58,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
 class AtomicCheckpoint(keras.callbacks.Callback):
     """Commits every epoch: its history entry, weights + optimizer state,
-    then the epoch counter (`resume.commit_epoch`).
+    then the epoch counter (`runs.commit_epoch`).
 
     Args:
         directory: the stage directory.
@@ -106,15 +106,19 @@ class GlimpseSummary(keras.callbacks.Callback):
             (`last_figures`) without writing them: the other processes of a
             multi-process job, which take part in every computation.
         dataset: a dataset of (inputs, targets) batches, or None (no-op).
+        draw_clip: fn(video, locations, assignments, pose=, pose_mask=) ->
+            a uint8 image of one clip with its glimpses drawn
+            (`visualize.draw_clip_strip`), or None to log no images.
         max_images: number of clips drawn as images.
         batches: validation batches the diagnostics are computed on (the
             input dependence compares videos, so more than one clip is needed).
     """
 
-    def __init__(self, log_dir, dataset, max_images=2, batches=4):
+    def __init__(self, log_dir, dataset, draw_clip=None, max_images=2, batches=4):
         super().__init__()
         self.log_dir = log_dir
         self.dataset = dataset
+        self.draw_clip = draw_clip
         self.max_images = max_images
         self.batches = batches
         self._batches = None
@@ -147,23 +151,20 @@ class GlimpseSummary(keras.callbacks.Callback):
         with self._writer.as_default(step=epoch):
             for name, value in attention_scalars(self.last_figures).items():
                 tf.summary.scalar(name, value)
-            inputs, targets = self._batches[0]
-            images = _overlay_images(inputs, targets, first_outputs, self.max_images)
-            if images is not None:
+            if self.draw_clip is not None:
+                inputs, targets = self._batches[0]
+                images = _overlay_images(self.draw_clip, inputs, targets, first_outputs, self.max_images)
                 tf.summary.image("glimpses", images, max_outputs=self.max_images)
         self._writer.flush()
 
 
-def _overlay_images(inputs, targets, outputs, count):
-    try:
-        from glimpse_keras.visualize import draw_clip_strip
-    except ImportError:
-        return None
+def _overlay_images(draw_clip, inputs, targets, outputs, count):
+    """The first `count` clips of a batch drawn by `draw_clip`, as float images in [0, 1]."""
     video = np.asarray(inputs["video"] if isinstance(inputs, dict) else inputs)
     strips = []
     for index in range(min(count, video.shape[0])):
         strips.append(
-            draw_clip_strip(
+            draw_clip(
                 video[index],
                 np.asarray(outputs["locations"][index]),
                 np.asarray(outputs["assignments"][index]),

@@ -16,6 +16,7 @@ import os
 
 import keras
 
+from glimpse_keras.errors import GlimpseError
 from glimpse_keras.io_utils import (
     ChecksumError,
     atomic_path,
@@ -26,7 +27,7 @@ from glimpse_keras.io_utils import (
 )
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(GlimpseError, RuntimeError):
     """A weights file is missing, damaged or unreadable; the message names it."""
 
 

@@ -21,7 +21,7 @@ it were a whole video. T, S, the stored size, K, the class names and the
 duration of the training videos come from the run's config.yaml
 (`from_run`) or the SavedModel's serving contract (`from_saved_model`).
 
-`glimpse-predict` (`glimpse_keras/predict.py`) is the command line over this
+`glimpse-predict` (`glimpse_keras/cli/predict.py`) is the command line over this
 class; `timeline.py` and `streaming.py` hold the sliding windows and the live
 loop.
 """
@@ -31,34 +31,7 @@ import os
 
 import numpy as np
 
-TOP_K = 5
-
-
-class ClassifierError(ValueError):
-    """A request that cannot be served (bad option, model folder or output); names what is wrong."""
-
-
-class ClassProbabilities:
-    """The top class of a result with `probabilities` (classes,) and `class_names`."""
-
-    @property
-    def class_id(self):
-        """The most probable class (int)."""
-        return int(np.argmax(self.probabilities))
-
-    @property
-    def label(self):
-        """The most probable class name."""
-        return self.class_names[self.class_id]
-
-    @property
-    def probability(self):
-        """The probability of `label` (float)."""
-        return float(self.probabilities[self.class_id])
-
-    def top(self, k=TOP_K):
-        """The k most probable classes, best first: list of (class_id, name, probability)."""
-        return top_classes(self.probabilities, self.class_names, k)
+from glimpse_keras.class_probabilities import TOP_K, ClassifierError, ClassProbabilities, top_json
 
 
 @dataclasses.dataclass
@@ -98,20 +71,6 @@ class Prediction(ClassProbabilities):
         if self.boxes is not None:
             document["boxes"] = self.boxes
         return document
-
-
-def top_classes(probabilities, class_names, k=TOP_K):
-    """The k most probable classes, best first: list of (class_id, name, probability)."""
-    order = np.argsort(-np.asarray(probabilities), kind="stable")[: min(k, len(probabilities))]
-    return [(int(i), class_names[i], float(probabilities[i])) for i in order]
-
-
-def top_json(probabilities, class_names, k=TOP_K):
-    """`top_classes` as a list of {"class_id", "class_name", "probability"} dicts."""
-    return [
-        {"class_id": class_id, "class_name": name, "probability": round(probability, 6)}
-        for class_id, name, probability in top_classes(probabilities, class_names, k)
-    ]
 
 
 # === Clip sampling (as evaluation) ===
@@ -169,29 +128,28 @@ class RunPredictor:
             under.
 
     Raises:
-        glimpse_keras.training.TrainingError: a missing or unreadable run file.
+        glimpse_keras.errors.TrainingError: a missing or unreadable run file.
     """
 
     def __init__(self, run_dir, stage=None, weights=None, clips=None, precision=None):
         import keras
 
-        from glimpse_keras import training
+        from glimpse_keras import runs
         from glimpse_keras.backends import compile_forward
-        from glimpse_keras.experiment import Experiment
         from glimpse_keras.models.folding import fold_model_batch_norm
 
         previous = keras.mixed_precision.global_policy().name
         if precision is not None:
             keras.mixed_precision.set_global_policy(precision)
         try:
-            model, config = training.load_run_model(run_dir, stage, weights)
+            model, experiment = runs.load_run(run_dir, stage, weights)
             if not model.backbone.fold_batch_norm:
                 model = fold_model_batch_norm(model)  # as `evaluation.collect_logits`
         finally:
             keras.mixed_precision.set_global_policy(previous)
         # The run's serving settings, as export.py writes them into the
         # SavedModel's contract.
-        settings = Experiment(config).serving_settings(clips=clips)
+        settings = experiment.serving_settings(clips=clips)
         self.num_frames = settings["num_frames"]
         self.image_size = settings["image_size"]
         self.stored_size = settings["stored_size"]
@@ -369,7 +327,7 @@ class Classifier:
             precision: None (current Keras policy) or e.g. "mixed_bfloat16".
 
         Raises:
-            glimpse_keras.training.TrainingError: a missing or unreadable run file.
+            glimpse_keras.errors.TrainingError: a missing or unreadable run file.
         """
         return cls(RunPredictor(run_dir, stage, weights, clips, precision))
 

@@ -15,30 +15,12 @@ object.
 import copy
 import dataclasses
 import os
-import re
 import typing
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration file, key or value is invalid; the message names it."""
-
-
-# PyYAML follows YAML 1.1, which reads `1e-5` (no dot) as a string.
-_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
-def parse_yaml_value(text):
-    """Parses a command-line value as YAML, reading `1e-5` as a number.
-
-    Raises:
-        yaml.YAMLError: the text is not valid YAML.
-    """
-    value = yaml.safe_load(text) if text.strip() else ""
-    if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
-        return float(value)
-    return value
+from glimpse_keras.errors import ConfigError
+from glimpse_keras.yaml_values import EXPONENT_NUMBER, parse_yaml_value
 
 
 def _choice(default, choices, doc):
@@ -465,7 +447,7 @@ def _coerce(key, value, tp, field_meta):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
     elif tp is float:
-        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+        if isinstance(value, str) and EXPONENT_NUMBER.fullmatch(value.strip()):
             value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")

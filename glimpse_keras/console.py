@@ -8,7 +8,12 @@ Framework noise has three sources, each handled here:
   `TF_CPP_MIN_LOG_LEVEL=3` (and `GLOG_minloglevel`) silence what is logged
   after absl is initialised; the lines written while the TensorFlow library
   loads come before that and are only silenced by `import_tensorflow_quietly`,
-  which points file descriptor 2 at /dev/null during the import.
+  which points file descriptor 2 at /dev/null during the import. The
+  remapper line comes from a training step whose backbone is partly frozen
+  (`train_backbone_from` past "stem"): grappler's remapper fuses the explicit
+  Pad of a strided backbone convolution into the convolution while the
+  filter gradient's ShapeN still reads the Pad, so the pass gives up on that
+  graph (which runs without its fusions, with the same results) and says so.
 * Python loggers: `tf.get_logger()` is the "tensorflow" logger, JAX logs to
   "jax", absl has its own verbosity; all are set to ERROR.
 * Python warnings of Keras that are not the user's business, e.g. "Your input

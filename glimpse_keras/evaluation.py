@@ -16,11 +16,12 @@ import numpy as np
 from glimpse_keras import console, filesystem
 from glimpse_keras.backends import compile_forward
 from glimpse_keras.data import preparation
+from glimpse_keras.errors import GlimpseError
 from glimpse_keras.io_utils import atomic_path, atomic_write_json
 from glimpse_keras.models.folding import fold_model_batch_norm
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(GlimpseError, RuntimeError):
     """The evaluation could not account for every video of the split."""
 
 

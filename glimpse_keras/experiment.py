@@ -62,17 +62,41 @@ class Experiment:
     # === Data ===
 
     def adapt_to_data(self):
-        """Fits the config to its data where the family needs it (user videos:
-        the class count from the folder, pose losses off without keypoints),
-        in place, before anything is built or written.
+        """Fits the config to what its data say of themselves
+        (`DatasetAdapter.data_facts`; user videos: the class count from the
+        folder, the pose losses off when no video has keypoints), in place,
+        before anything is built or written.
 
         Returns:
-            messages to print once (what was changed and why).
+            messages to print once (what was read and what was changed, and why).
 
         Raises:
             config.ConfigError: naming the key or file that does not fit.
         """
-        return self.dataset.adapt_config(self.config)
+        facts = self.dataset.data_facts(self.config.data)
+        if facts is None:
+            return []
+        model, loss, data = self.config.model, self.config.loss, self.config.data
+        described = list(facts.description)
+        changed = model.num_classes != len(facts.class_names)
+        if changed:
+            described[0] += f": model.num_classes set to {len(facts.class_names)}"
+            model.num_classes = len(facts.class_names)
+        # Said when something changed or is left out, not on every call.
+        messages = described if changed or len(described) > 1 else []
+        if facts.videos_with_pose == 0:
+            if loss.pose_weight or loss.attraction_weight:
+                messages.append(
+                    f"{data.dataset}: no keypoint file (<video>.json, COCO-17) beside the {facts.videos} videos of "
+                    f"{data.data_dir}: the pose loss and the glimpse attraction loss are OFF (loss.pose_weight=0, "
+                    "loss.attraction_weight=0); glimpses are learnt from the class labels alone"
+                )
+            loss.pose_weight = 0.0
+            loss.attraction_weight = 0.0
+        elif facts.videos_with_pose < facts.videos:
+            messages.append(f"{data.dataset}: {facts.videos_with_pose} of {facts.videos} videos have keypoints; "
+                            "the others' pose is masked")
+        return messages
 
     @property
     def dataset(self):

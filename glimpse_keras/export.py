@@ -86,6 +86,7 @@ import tensorflow as tf
 
 from glimpse_keras.arguments import check_int
 from glimpse_keras.data import video_ops
+from glimpse_keras.errors import GlimpseError
 from glimpse_keras.io_utils import (
     StorageError,
     apply_umask,
@@ -108,7 +109,7 @@ PYTHON_CALLBACK_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
 _VERSION_PATTERN = re.compile(r"^[0-9]+$")
 
 
-class ExportError(ValueError):
+class ExportError(GlimpseError, ValueError):
     """An export argument or an export destination that cannot be used."""
 
 
@@ -562,28 +563,25 @@ def export_for_serving(
     }
 
 
-def export_run_model(model, config, model_base_dir, *, version=None, serving_base_path=None):
-    """Exports a trained model with the clip settings of its `ExperimentConfig`.
+def export_run_model(model, experiment, model_base_dir, *, version=None, serving_base_path=None):
+    """Exports a trained model with the clip settings of its `Experiment`.
 
     Args:
-        model: the built model (e.g. from `training.load_run_model`).
-        config: its `ExperimentConfig` (data.num_frames, data.image_size,
-            data.stored_size, data.clips_per_video, data.dataset,
-            model.num_classes).
+        model: the built model (e.g. from `runs.load_run`).
+        experiment: its `Experiment` (`Experiment.serving_settings`: the
+            clip size and count, the class names).
         model_base_dir: TF Serving base path of the model.
         version, serving_base_path: see `export_for_serving`.
 
     Returns:
         the version directory (str).
     """
-    from glimpse_keras.experiment import Experiment
-
     result = export_for_serving(
         model,
         model_base_dir,
         version=version,
         serving_base_path=serving_base_path,
-        **Experiment(config).serving_settings(),
+        **experiment.serving_settings(),
     )
     return result["saved_model"]
 
@@ -606,14 +604,14 @@ def export_run_in_subprocess(run_dir, model_base_dir, *, version=None, stage=Non
 
     For a process whose Keras runs on another backend (JAX): the child
     rebuilds the model from the run's config and weights file
-    (`training.load_run_model`) and calls `export_for_serving`, so the
+    (`runs.load_run`) and calls `export_for_serving`, so the
     SavedModel is the one a TensorFlow-trained run with those weights gives.
 
     Args:
         run_dir: a directory written by `training.train`.
         model_base_dir: TF Serving base path of the model.
         version: int or None (the next free version).
-        stage, weights: see `training.load_run_model`.
+        stage, weights: see `runs.load_run`.
 
     Returns:
         the version directory (str).

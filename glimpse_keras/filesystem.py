@@ -40,13 +40,14 @@ import tempfile
 import uuid
 
 from glimpse_keras import io_utils
+from glimpse_keras.errors import GlimpseError
 
 COPY_CHUNK_BYTES = 16 << 20
 # URL prefixes whose tf.io.gfile listings end every sub-folder's name with '/'.
 _LISTINGS_MARK_FOLDERS = ("gs://",)
 
 
-class TransientStorageError(OSError):
+class TransientStorageError(GlimpseError, OSError):
     """A remote file system failed in a way that may pass if tried again
     (unavailable, deadline exceeded, aborted, resources exhausted)."""
 

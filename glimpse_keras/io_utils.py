@@ -22,11 +22,13 @@ import json
 import os
 import tempfile
 
+from glimpse_keras.errors import GlimpseError
+
 TEMPORARY_PREFIX = ".tmp-"
 CHECKSUM_SUFFIX = ".sha256"
 
 
-class StorageError(OSError):
+class StorageError(GlimpseError, OSError):
     """A file or folder cannot be written (full disk, no permission, a file
     where a folder is needed, ...). The message names the path.
 
@@ -52,7 +54,7 @@ class StorageError(OSError):
         return self.message
 
 
-class ChecksumError(RuntimeError):
+class ChecksumError(GlimpseError, RuntimeError):
     """A file's content differs from the sha256 recorded beside it."""
 
 

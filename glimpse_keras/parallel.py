@@ -43,6 +43,7 @@ import numpy as np
 
 from glimpse_keras import backends
 from glimpse_keras.config import ConfigError
+from glimpse_keras.errors import GlimpseError
 
 DATA_PARALLEL = "data_parallel"
 TF_STRATEGIES = ("mirrored", "multi_worker")
@@ -53,7 +54,7 @@ NUM_PROCESSES = ("--num-processes", "KERAS_DISTRIBUTION_NUM_PROCESSES")
 PROCESS_ID = ("--process-id", "KERAS_DISTRIBUTION_PROCESS_ID")
 
 
-class ClusterError(RuntimeError):
+class ClusterError(GlimpseError, RuntimeError):
     """This process could not join the multi-process job; the message says why."""
 
 

@@ -1,20 +1,9 @@
-"""What a run's stage folders record of their progress, how an epoch is
-committed, and what a resumed job does with each stage.
+"""What a resumed job may change in a run, and what it does with each stage.
 
-A stage folder holds `checkpoint.weights.h5` (+ `.sha256`), `history.json`,
-`state.json` and, once finished, `final.weights.h5` (+ `.sha256`).
-`state.json` is the commit record; it is written last:
-
-    {"epoch": 3, "done": false,             # epochs committed; the stage finished?
-     "checkpoint_sha256": "...",            # the checkpoint of that epoch
-     "final_sha256": "...",                 # once done: the final weights
-     "started_from": "..." | null}          # sha256 of the previous stage's final
-                                            # weights this stage started from
-
-The end of an epoch (`commit_epoch`) writes, in this order, that epoch's
-entry of `history.json`, the checkpoint (its `.sha256` just before the
-rename, see `checkpoints.save_weights`), then `state.json`. Whatever moment a
-run is killed at, `plan_stages` finds a consistent point:
+A run folder (`runs`) records each stage's progress in its `state.json`, and
+the end of an epoch writes, in this order, that epoch's entry of
+`history.json`, the checkpoint, then `state.json` (`runs.commit_epoch`).
+Whatever moment a run is killed at, `plan_stages` finds a consistent point:
 
 * killed before the checkpoint: the state and checkpoint are those of the
   previous epoch; the history entry written ahead is dropped on resume (it
@@ -25,8 +14,10 @@ run is killed at, `plan_stages` finds a consistent point:
 
 A file that matches neither record is damaged and refused by name.
 
-`plan_stages` decides, before a job writes anything, what each stage does:
-"skip" (finished: its final weights are loaded), "continue" (from its
+`check_resumable` says which config changes a resume applies (epochs, learning
+rates, loss weights, bookkeeping) and refuses the others (data, model, seed,
+the stage layout). `plan_stages` decides, before a job writes anything, what
+each stage does: "skip" (finished: its final weights are loaded), "continue" (from its
 checkpoint), "start" (from the previous stage's model) or "redo" (its earlier
 result no longer follows from the stage before it, which trains further in
 this job or whose final weights changed: it starts again and its old files
@@ -38,104 +29,73 @@ import dataclasses
 import os
 import shutil
 
-from glimpse_keras import checkpoints
-from glimpse_keras.filesystem import read_json
-from glimpse_keras.io_utils import (
-    ChecksumError,
-    atomic_write_json,
-    checksum_path,
-    sha256_of,
-    verify_checksum,
-    write_checksum,
-)
+from glimpse_keras import checkpoints, runs
+from glimpse_keras.errors import TrainingError
+from glimpse_keras.io_utils import ChecksumError, checksum_path, sha256_of, verify_checksum, write_checksum
 
-CHECKPOINT = "checkpoint.weights.h5"
-FINAL = "final.weights.h5"
-STATE = "state.json"
-HISTORY = "history.json"
+# Stage keys a resumed run may change: the epoch count, and the optimizer
+# settings, which `training.run_stage` applies to the restored optimizer.
+RESUMABLE_STAGE_KEYS = ("epochs", "learning_rate")
 
 
-# === Reading and writing a stage folder ===
+# === What may change ===
 
 
-def read_state(stage_dir):
-    """The stage's `state.json` ({"epoch": 0, "done": False} when absent).
+def check_resumable(previous, config, path):
+    """Refuses to resume with other data, architecture or stage layout.
 
-    Raises:
-        checkpoints.CheckpointError: the file cannot be read, naming it.
-    """
-    path = os.path.join(stage_dir, STATE)
-    if not os.path.exists(path):
-        return {"epoch": 0, "done": False}
-    return read_json(path, dict, checkpoints.CheckpointError, required={"epoch": int},
-                     fix=f"delete the stage folder {stage_dir} to restart that stage")
-
-
-def read_history(stage_dir, epochs):
-    """The first `epochs` entries of the stage's history.json (the epochs a
-    resumed stage keeps; fewer when it records fewer); [] when absent.
-
-    Raises:
-        checkpoints.CheckpointError: the file cannot be read, naming it.
-    """
-    path = os.path.join(stage_dir, HISTORY)
-    if not os.path.exists(path):
-        return []
-    history = read_json(path, list, checkpoints.CheckpointError,
-                        fix="it records the metrics of each epoch: restore it, or delete it to go on without "
-                            "the record of the earlier epochs")
-    return history[:epochs]
-
-
-def append_history(stage_dir, epoch, values):
-    """Records epoch `epoch`'s metrics {name: value} as entry `epoch` of
-    history.json; entries past it (written ahead by an interrupted session)
-    are dropped. Epochs before it that it does not record (a deleted file;
-    a run of an earlier version killed before its history append) get an
-    empty entry (null)."""
-    path = os.path.join(stage_dir, HISTORY)
-    previous = read_history(stage_dir, epoch)
-    previous = previous + [None] * (epoch - len(previous))
-    previous.append({key: float(value) for key, value in values.items()})
-    atomic_write_json(path, previous)
-
-
-def commit_epoch(model, stage_dir, epoch, values, started_from):
-    """Ends epoch `epoch` (0-based) of a stage: history entry, checkpoint,
-    then state.json (see the module doc for why in this order).
+    The checkpoints of `path`'s run would not fit (or would silently mean
+    something else). Allowed: more or fewer epochs, a new learning rate (the
+    restored optimizer takes it), the losses' weights and the bookkeeping
+    keys of `train` (validate, jit_compile, ...).
 
     Returns:
-        the checkpoint's sha256.
+        list of "key: old -> new" strings, every change that is applied.
 
     Raises:
-        io_utils.StorageError: a refused write; the last committed epoch is
-            kept as it was.
+        TrainingError: naming every key that differs and cannot change.
     """
-    append_history(stage_dir, epoch, values)
-    digest = checkpoints.save_weights(model, os.path.join(stage_dir, CHECKPOINT))
-    atomic_write_json(os.path.join(stage_dir, STATE), {
-        "epoch": epoch + 1, "done": False, "checkpoint_sha256": digest, "started_from": started_from,
-    })
-    return digest
+    old, new = _flatten(previous.to_dict()), _flatten(config.to_dict())
+    refused, applied = [], []
+    for key in sorted(set(old) | set(new), key=lambda k: (k.split(".")[0], k)):
+        if old.get(key) == new.get(key):
+            continue
+        change = f"{key}: {old.get(key, 'absent')!r} -> {new.get(key, 'absent')!r}"
+        section, _, rest = key.partition(".")
+        if section in ("data", "model"):
+            refused.append(change)
+        elif section == "train" and rest.startswith("stages"):
+            field = rest.split(".")[-1]
+            same_count = len(previous.train.stages) == len(config.train.stages)
+            if not same_count or field not in RESUMABLE_STAGE_KEYS:
+                refused.append(change)
+            else:
+                applied.append(change)
+        elif key == "train.seed":
+            refused.append(change)
+        else:
+            applied.append(change)
+    if refused:
+        raise TrainingError(
+            f"--resume with a different config than {path}: {'; '.join(refused)}. "
+            f"Resume with the same data, model, seed and stages (only "
+            f"{', '.join(RESUMABLE_STAGE_KEYS)} of a stage may change), or use a new --output-dir."
+        )
+    return applied
 
 
-def commit_stage(model, stage_dir, epochs, started_from):
-    """Ends a stage: its final weights, then state.json marked done.
-
-    Returns:
-        the final weights' sha256.
-    """
-    state = read_state(stage_dir)
-    digest = checkpoints.save_weights(model, os.path.join(stage_dir, FINAL))
-    checkpoint = os.path.join(stage_dir, CHECKPOINT)
-    # The checkpoint's own digest: it may be an epoch recovered by
-    # `plan_stages` that state.json did not record yet.
-    atomic_write_json(os.path.join(stage_dir, STATE), {
-        "epoch": max(int(epochs), int(state["epoch"])), "done": True,
-        "checkpoint_sha256": sha256_of(checkpoint) if os.path.exists(checkpoint) else None,
-        "final_sha256": digest, "started_from": started_from,
-    })
-    return digest
+def _flatten(tree, prefix=""):
+    """{"a": {"b": 1}, "c": [{"d": 2}]} -> {"a.b": 1, "c.0.d": 2}."""
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, list) and all(isinstance(item, dict) for item in tree):
+        items = enumerate(tree)
+    else:
+        return {prefix[:-1]: tree}
+    flat = {}
+    for key, value in items:
+        flat.update(_flatten(value, f"{prefix}{key}."))
+    return flat
 
 
 # === Planning a job over a run's stages ===
@@ -197,7 +157,7 @@ def plan_stages(config, run_dir, resume):
             plans.append(StagePlan(stage, "start"))
             continue
         stage_dir = os.path.join(run_dir, stage.name)
-        state = read_state(stage_dir)
+        state = runs.read_state(stage_dir)
         has_result = state["epoch"] > 0 or state.get("done")
         started_from = state.get("started_from")
         if has_result and trains_earlier:
@@ -209,12 +169,12 @@ def plan_stages(config, run_dir, resume):
                 f"[{stage.name}] trained again from the start: it started from other weights of the stage "
                 f"before it than the final weights there now"))
         elif state.get("done") and state["epoch"] >= stage.epochs and os.path.exists(
-                os.path.join(stage_dir, FINAL)):
-            path = os.path.join(stage_dir, FINAL)
+                os.path.join(stage_dir, runs.FINAL)):
+            path = os.path.join(stage_dir, runs.FINAL)
             digest = _verified(path, state.get("final_sha256"), "final weights")
             plan = StagePlan(stage, "skip", epoch=state["epoch"], weights=path, sha256=digest,
                              committed=state.get("final_sha256") is not None)
-        elif state["epoch"] > 0 and os.path.exists(os.path.join(stage_dir, CHECKPOINT)):
+        elif state["epoch"] > 0 and os.path.exists(os.path.join(stage_dir, runs.CHECKPOINT)):
             plan = _continue_plan(stage, stage_dir, state)
         else:
             plan = StagePlan(stage, "start")
@@ -228,7 +188,7 @@ def plan_stages(config, run_dir, resume):
 def _continue_plan(stage, stage_dir, state):
     """The "continue" plan of a stage with a committed checkpoint; recovers
     the epoch whose checkpoint was written but not yet recorded."""
-    path = os.path.join(stage_dir, CHECKPOINT)
+    path = os.path.join(stage_dir, runs.CHECKPOINT)
     committed = state.get("checkpoint_sha256")
     epoch = int(state["epoch"])
     if committed is None:  # a run written before state.json recorded the checkpoint
@@ -252,9 +212,9 @@ def _continue_plan(stage, stage_dir, state):
 def _history_note(stage, stage_dir, epoch, note):
     """Reads the history entries a continued stage keeps (they must be
     readable) and adds a line to `note` when some are missing."""
-    kept = len(read_history(stage_dir, epoch))
+    kept = len(runs.read_history(stage_dir, epoch))
     if kept < epoch:
-        missing = (f"[{stage.name}] {os.path.join(stage_dir, HISTORY)} records {kept} of the {epoch} epochs "
+        missing = (f"[{stage.name}] {os.path.join(stage_dir, runs.HISTORY)} records {kept} of the {epoch} epochs "
                    f"done; the missing entries are written as null")
         note = f"{note}\n{missing}" if note else missing
     return note

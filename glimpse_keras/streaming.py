@@ -38,7 +38,7 @@ import time
 
 import numpy as np
 
-from glimpse_keras.classifier import TOP_K, ClassifierError, ClassProbabilities, top_json
+from glimpse_keras.class_probabilities import TOP_K, ClassifierError, ClassProbabilities, top_json
 
 DEFAULT_TIMEOUT = 10.0
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")

@@ -28,7 +28,7 @@ import os
 
 import numpy as np
 
-from glimpse_keras.classifier import TOP_K, ClassifierError, ClassProbabilities, top_json
+from glimpse_keras.class_probabilities import TOP_K, ClassifierError, ClassProbabilities, top_json
 
 DEFAULT_STRIDE_FRACTION = 0.5
 

@@ -1,18 +1,8 @@
-"""Runs the training stages of an `ExperimentConfig`.
-
-Layout of a run directory::
-
-    RUN/config.yaml                  the resolved config
-    RUN/environment.json             Keras backend and versions of every session
-    RUN/<stage>/checkpoint.weights.h5  weights + optimizer state, every epoch
-    RUN/<stage>/*.weights.h5.sha256  sha256 of each weights file, checked on load
-    RUN/<stage>/state.json           {"epoch": completed epochs, "done": bool, sha256s}
-    RUN/<stage>/final.weights.h5     weights when the stage finished
-    RUN/<stage>/logs/                TensorBoard (every loss term, glimpse stats)
-    RUN/<stage>/history.json         per-epoch metrics
+"""Runs the training stages of an `ExperimentConfig` into a run folder
+(`runs` describes its files).
 
 Every file is written atomically and each epoch is committed in a fixed
-order (`resume`), so a run killed at any moment resumes from its last
+order (`runs.commit_epoch`), so a run killed at any moment resumes from its last
 completed epoch (`resume=True`) with the optimizer state, epoch counter and
 history it had; the temporary files of a write that was killed are removed
 when the run is next started. A folder that holds a run is never trained over
@@ -32,39 +22,22 @@ runner (`initialise_stage_model`, `fit_stage`) is shared with the tuner.
 
 import json
 import os
-import platform
 import random
-import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from glimpse_keras import backends, checkpoints, parallel
+from glimpse_keras import backends, checkpoints, parallel, runs
 from glimpse_keras import config as config_lib
 from glimpse_keras import resume as resume_lib
 from glimpse_keras.callbacks import AtomicCheckpoint, GlimpseSummary, StopOnNonFinite
 from glimpse_keras.data import preparation
-from glimpse_keras.filesystem import read_json
-from glimpse_keras.io_utils import (
-    atomic_write_json,
-    check_output_location,
-    clean_stale_temporaries,
-    makedirs,
-)
-from glimpse_keras.experiment import Experiment
+from glimpse_keras.errors import DataDirError, TrainingError
+from glimpse_keras.io_utils import clean_stale_temporaries, makedirs
 from glimpse_keras.models.inflation import InflationError, load_imagenet_weights
 from glimpse_keras.stage_progress import StageProgress, keras_verbosity
-
-CONFIG = "config.yaml"
-CHECKPOINT = resume_lib.CHECKPOINT
-FINAL = resume_lib.FINAL
-STATE = resume_lib.STATE
-ENVIRONMENT = "environment.json"
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (non-finite loss, unreadable checkpoint, ...)."""
+from glimpse_keras.visualize import draw_clip_strip
 
 
 def set_seed(seed):
@@ -104,16 +77,6 @@ def make_strategy(name):
     return tf.distribute.get_strategy()
 
 
-def build_model(config, variant, freeze_backbone=False):
-    """`Experiment(config).build_model(variant, freeze_backbone)`."""
-    return Experiment(config).build_model(variant, freeze_backbone)
-
-
-def build_stage_model(config, stage, strategy, compile_model=True):
-    """`Experiment(config).build_stage_model(stage, strategy, compile_model)`."""
-    return Experiment(config).build_stage_model(stage, strategy, compile_model)
-
-
 SUBMODELS = ("backbone", "pose_head", "core", "worker_classifier", "global_classifier")
 
 
@@ -144,44 +107,6 @@ def transfer_weights(source, target):
     return copied, fresh
 
 
-def load_run_model(run_dir, stage_name=None, weights=None):
-    """Rebuilds a finished run's model from its saved config and weights.
-
-    Args:
-        run_dir: a directory written by `train`.
-        stage_name: which stage (default: the last one).
-        weights: weights file (default: that stage's final weights).
-
-    Returns:
-        (model, config).
-
-    Raises:
-        TrainingError: naming the missing, damaged (sha256 mismatch) or
-            unreadable file.
-    """
-    config_path = os.path.join(run_dir, CONFIG)
-    if not os.path.exists(config_path):
-        raise TrainingError(f"{run_dir} is not a training run: {config_path} is missing")
-    config = config_lib.load_config(config_path)
-    stages = {stage.name: stage for stage in config.train.stages}
-    stage = stages.get(stage_name) if stage_name else config.train.stages[-1]
-    if stage is None:
-        raise TrainingError(f"run {run_dir} has no stage {stage_name!r}; stages: {sorted(stages)}")
-    if weights and not os.path.isfile(weights):
-        raise TrainingError(f"weights file {weights} does not exist")
-    weights = weights or os.path.join(run_dir, stage.name, FINAL)
-    if not os.path.exists(weights):
-        raise TrainingError(
-            f"{weights} does not exist: stage {stage.name} of {run_dir} has not finished"
-        )
-    model = build_stage_model(config, stage, tf.distribute.get_strategy(), compile_model=False)
-    try:
-        checkpoints.load_weights(model, weights)
-    except checkpoints.CheckpointError as error:
-        raise TrainingError(str(error)) from error
-    return model, config
-
-
 def adapt_memory_metric(model, dataset, batches=8):
     """Initialises the memory's learned distance from glimpse features.
 
@@ -210,122 +135,6 @@ def adapt_memory_metric(model, dataset, batches=8):
     samples = np.concatenate(samples)
     memory.adapt_metric(samples)
     return len(samples)
-
-
-def backend_versions():
-    """The Keras backend in use and the versions of what runs it (a dict;
-    None for a framework this process has not imported)."""
-    versions = {"backend": backends.current_backend(), "keras": keras.__version__,
-                "python": platform.python_version()}
-    for module in ("tensorflow", "jax"):
-        versions[module] = getattr(sys.modules.get(module), "__version__", None)
-    return versions
-
-
-def _read_environment(run_dir):
-    """The sessions recorded in RUN/environment.json ([] when absent).
-
-    Raises:
-        TrainingError: the file cannot be read, naming it.
-    """
-    path = os.path.join(run_dir, ENVIRONMENT)
-    if not os.path.exists(path):
-        return []
-    return read_json(path, list, TrainingError,
-                     fix="it only records the sessions of the run: delete it (or repair it) and rerun")
-
-
-def _record_environment(run_dir, sessions, resume, changes=(), distribution=None):
-    """Appends this session's backend and versions, its distribution
-    (`parallel.describe`: strategy, devices, processes) and, for a resumed
-    session, the config changes it applied to the earlier `sessions` in
-    RUN/environment.json."""
-    entry = dict(backend_versions(), resumed=bool(resume))
-    if distribution is not None:
-        entry["distribution"] = distribution
-    if changes:
-        entry["config_changes"] = list(changes)
-    atomic_write_json(os.path.join(run_dir, ENVIRONMENT), list(sessions) + [entry])
-
-
-def _flatten(tree, prefix=""):
-    """{"a": {"b": 1}, "c": [{"d": 2}]} -> {"a.b": 1, "c.0.d": 2}."""
-    if isinstance(tree, dict):
-        items = tree.items()
-    elif isinstance(tree, list) and all(isinstance(item, dict) for item in tree):
-        items = enumerate(tree)
-    else:
-        return {prefix[:-1]: tree}
-    flat = {}
-    for key, value in items:
-        flat.update(_flatten(value, f"{prefix}{key}."))
-    return flat
-
-
-# Stage keys a resumed run may change: the epoch count, and the optimizer
-# settings, which `run_stage` applies to the restored optimizer.
-RESUMABLE_STAGE_KEYS = ("epochs", "learning_rate")
-
-
-def _check_resumable(previous, config, path):
-    """Refuses to resume with other data, architecture or stage layout.
-
-    The checkpoints of `path`'s run would not fit (or would silently mean
-    something else). Allowed: more or fewer epochs, a new learning rate (the
-    restored optimizer takes it), the losses' weights and the bookkeeping
-    keys of `train` (validate, jit_compile, ...).
-
-    Returns:
-        list of "key: old -> new" strings, every change that is applied.
-
-    Raises:
-        TrainingError: naming every key that differs and cannot change.
-    """
-    old, new = _flatten(previous.to_dict()), _flatten(config.to_dict())
-    refused, applied = [], []
-    for key in sorted(set(old) | set(new), key=lambda k: (k.split(".")[0], k)):
-        if old.get(key) == new.get(key):
-            continue
-        change = f"{key}: {old.get(key, 'absent')!r} -> {new.get(key, 'absent')!r}"
-        section, _, rest = key.partition(".")
-        if section in ("data", "model"):
-            refused.append(change)
-        elif section == "train" and rest.startswith("stages"):
-            field = rest.split(".")[-1]
-            same_count = len(previous.train.stages) == len(config.train.stages)
-            if not same_count or field not in RESUMABLE_STAGE_KEYS:
-                refused.append(change)
-            else:
-                applied.append(change)
-        elif key == "train.seed":
-            refused.append(change)
-        else:
-            applied.append(change)
-    if refused:
-        raise TrainingError(
-            f"--resume with a different config than {path}: {'; '.join(refused)}. "
-            f"Resume with the same data, model, seed and stages (only "
-            f"{', '.join(RESUMABLE_STAGE_KEYS)} of a stage may change), or use a new --output-dir."
-        )
-    return applied
-
-
-def _read_state(stage_dir):
-    try:
-        return resume_lib.read_state(stage_dir)
-    except checkpoints.CheckpointError as error:
-        raise TrainingError(str(error)) from error
-
-
-def train_dataset(config, converted_dir, stage, seed):
-    """`Experiment.train_dataset`: the training clips of one epoch."""
-    return Experiment(config, converted_dir).train_dataset(stage, seed)
-
-
-def validation_dataset(config, converted_dir, batch_size):
-    """`Experiment.validation_dataset`: one clip per video of the validation
-    split (the test split, or the hold-out of `data.validation_fraction`)."""
-    return Experiment(config, converted_dir).validation_dataset(batch_size)
 
 
 # === The stage runner (shared by `train` and the tuner) ===
@@ -441,14 +250,14 @@ def fit_stage(experiment, model, stage, *, initial_epoch=0, epochs=None, callbac
     return merged
 
 
-def run_stage(config, plan, run_dir, converted_dir, previous_model, strategy, extra_callbacks=(),
-              started_from=None):
+def run_stage(experiment, plan, run_dir, previous_model, strategy, extra_callbacks=(), started_from=None):
     """Trains one stage of a run as `plan` says (checkpoints, logs, history).
 
     In a multi-process job every process trains, and reads the stage's
     checkpoint when resuming; only process 0 writes.
 
     Args:
+        experiment: the run's `Experiment`, its data prepared.
         plan: the stage's `resume.StagePlan` (`resume.plan_stages`): skip it
             (load its final weights), continue from its checkpoint, or start
             (again).
@@ -463,9 +272,9 @@ def run_stage(config, plan, run_dir, converted_dir, previous_model, strategy, ex
         (model, sha256 of the stage's final weights).
     """
     stage = plan.stage
-    experiment = Experiment(config, converted_dir)
+    config = experiment.config
     stage_dir = os.path.join(run_dir, stage.name)
-    checkpoint_path = os.path.join(stage_dir, CHECKPOINT)
+    checkpoint_path = os.path.join(stage_dir, runs.CHECKPOINT)
     chief = parallel.is_chief()
     if plan.note:
         print(plan.note)
@@ -476,7 +285,7 @@ def run_stage(config, plan, run_dir, converted_dir, previous_model, strategy, ex
     if plan.action in ("skip", "continue"):
         if chief and plan.repair_checksum():
             print(f"[{stage.name}] rewrote {plan.weights}.sha256: it did not record the sha256 of the weights "
-                  f"that {STATE} records (and that the file has)")
+                  f"that {runs.STATE} records (and that the file has)")
         set_seed(stage_seed(config, stage))
         model = experiment.build_stage_model(stage, strategy)
     if plan.action == "skip":
@@ -508,7 +317,7 @@ def run_stage(config, plan, run_dir, converted_dir, previous_model, strategy, ex
         *writers,
         # The other processes compute the figures too (they take part in
         # every computation) but do not write them.
-        GlimpseSummary(logs if chief else None, test_clips),
+        GlimpseSummary(logs if chief else None, test_clips, draw_clip=draw_clip_strip),
         *extra_callbacks,
     ]
     # One progress display over the whole stage (Keras' own is off).
@@ -523,7 +332,10 @@ def run_stage(config, plan, run_dir, converted_dir, previous_model, strategy, ex
         guard=nonfinite,
     )
     if nonfinite.failure:
-        good = _read_state(stage_dir)["epoch"]
+        try:
+            good = runs.read_state(stage_dir)["epoch"]
+        except checkpoints.CheckpointError as error:
+            raise TrainingError(str(error)) from error
         if good > 0 and os.path.exists(checkpoint_path):
             where = (
                 f"The last good checkpoint is {checkpoint_path} (epoch {good}); lower the "
@@ -536,7 +348,7 @@ def run_stage(config, plan, run_dir, converted_dir, previous_model, strategy, ex
                 f"with --resume (the earlier stages are kept)."
             )
         raise TrainingError(f"[{stage.name}] {nonfinite.failure}; training stopped. {where}")
-    final_sha256 = resume_lib.commit_stage(model, stage_dir, stage.epochs, started_from) if chief else None
+    final_sha256 = runs.commit_stage(model, stage_dir, stage.epochs, started_from) if chief else None
     parallel.barrier(f"{stage.name} written")
     return model, final_sha256
 
@@ -585,7 +397,7 @@ def _load_checked(model, plan, what):
         checkpoints.load_weights(model, plan.weights, what, sha256=plan.sha256)
     except checkpoints.CheckpointError as error:
         raise TrainingError(
-            f"{error}; delete it (and {STATE}) to restart stage {plan.stage.name} from scratch"
+            f"{error}; delete it (and {runs.STATE}) to restart stage {plan.stage.name} from scratch"
         ) from error
 
 
@@ -601,7 +413,7 @@ def _check_stage_data(experiment, stage):
 
     Raises:
         TrainingError: a batch larger than the training split.
-        preparation.DataDirError: a split the converted data lack.
+        DataDirError: a split the converted data lack.
     """
     from glimpse_keras.data import pipeline
 
@@ -610,7 +422,7 @@ def _check_stage_data(experiment, stage):
             _full_pass_steps(experiment, stage)
         experiment.split_files(experiment.validation_split())
     except pipeline.SplitNotFoundError as error:
-        raise preparation.DataDirError(str(error)) from error
+        raise DataDirError(str(error)) from error
 
 
 def _full_pass_steps(experiment, stage):
@@ -625,82 +437,19 @@ def _full_pass_steps(experiment, stage):
     return videos // stage.batch_size
 
 
-def holds_run(run_dir):
-    """True when `run_dir` holds a training run (its config.yaml)."""
-    return os.path.isfile(os.path.join(run_dir, CONFIG))
-
-
-# What `train(..., overwrite=True)` removes besides the stage folders: the
-# files and folders a run writes (never anything else in the folder).
-RUN_ENTRIES = (CONFIG, ENVIRONMENT, "evaluation", "export", "visualize")
-
-
-def check_run_dir(run_dir, resume=False, overwrite=False):
-    """Checks that a new job may use `run_dir`, before anything is written.
-
-    Args:
-        run_dir: the output folder.
-        resume: the job continues the run in `run_dir`, which must exist.
-        overwrite: the job replaces the run in `run_dir`.
-
-    Returns:
-        the `ExperimentConfig` of the run already in `run_dir`, or None.
-
-    Raises:
-        TrainingError: a run is there and neither `resume` nor `overwrite`,
-            or `resume` and no run is there, or both flags.
-        io_utils.StorageError: `run_dir` cannot be created or written.
-    """
-    if resume and overwrite:
-        raise TrainingError("--resume and --overwrite exclude each other")
-    check_output_location(run_dir, directory=True)
-    config_path = os.path.join(run_dir, CONFIG)
-    if holds_run(run_dir):
-        if not (resume or overwrite):
-            raise TrainingError(
-                f"{run_dir} already holds a run ({config_path}); pass --resume to continue "
-                f"it, --overwrite to replace it, or choose another --output-dir"
-            )
-        try:
-            return config_lib.load_config(config_path)
-        except config_lib.ConfigError as error:
-            if overwrite:
-                return None
-            raise TrainingError(f"cannot resume {run_dir}: {error}") from error
-    if resume:
-        raise TrainingError(
-            f"--resume: {run_dir} holds no run ({config_path} is missing); check the "
-            f"--output-dir, or leave out --resume to start a new run there"
-        )
-    return None
-
-
-def _remove_run(run_dir, previous):
-    """Removes the files of the run in `run_dir` (for `overwrite`)."""
-    import shutil
-
-    names = list(RUN_ENTRIES)
-    if previous is not None:
-        names += [stage.name for stage in previous.train.stages]
-    for name in names:
-        path = os.path.join(run_dir, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        elif os.path.lexists(path):
-            os.remove(path)
-
-
-def train(config, run_dir, resume=False, init_from=None, cache_root=None, callbacks=(),
+def train(experiment, run_dir, resume=False, init_from=None, cache_root=None, callbacks=(),
           overwrite=False):
-    """Runs every stage of `config.train.stages` in order.
+    """Runs every stage of `experiment.config.train.stages` in order.
 
-    Nothing is written into `run_dir` before `config` is checked against the
-    run already there, the output location is checked, the data are found
-    (or converted) and fit every batch size, the strategy and `init_from`
-    model exist and, for a resume, every file it loads is verified.
+    Nothing is written into `run_dir` before the config is checked against
+    the run already there, the output location is checked, the data are
+    found (or converted) and fit every batch size, the strategy and
+    `init_from` model exist and, for a resume, every file it loads is
+    verified.
 
     Args:
-        config: validated `ExperimentConfig`.
+        experiment: the `Experiment` of a validated `ExperimentConfig`; its
+            data are prepared here (`experiment.converted_dir` is set).
         run_dir: output directory of the run (created).
         resume: continue from the checkpoints found in `run_dir`, which must
             hold a run; changed learning rates and epoch counts are applied
@@ -711,7 +460,7 @@ def train(config, run_dir, resume=False, init_from=None, cache_root=None, callba
             first stage (e.g. an NTU run for N-UCLA fine-tuning; classifiers
             whose size differs start fresh).
         cache_root: where generated/converted data live; default beside
-            `run_dir`.
+            `run_dir` (`runs.data_cache`).
         callbacks: further Keras callbacks given to every stage's `fit`.
         overwrite: replace a run already in `run_dir` (without it, and
             without `resume`, such a folder is refused).
@@ -721,30 +470,30 @@ def train(config, run_dir, resume=False, init_from=None, cache_root=None, callba
         "model" (the trained model).
 
     Raises:
-        TrainingError: see `check_run_dir` and `_check_resumable`; a
-            non-finite loss; a damaged checkpoint.
+        TrainingError: see `runs.check_run_dir` and
+            `resume.check_resumable`; a non-finite loss; a damaged checkpoint.
         io_utils.StorageError: a write was refused (full disk, ...); the
             last good checkpoint is kept.
     """
+    config = experiment.config
     # First, before JAX computes anything: a multi-process job is joined.
     strategy = make_strategy(config.train.strategy)
     if config.train.strategy == parallel.DATA_PARALLEL:
         parallel.check_batch_sizes(config.train.stages, parallel.device_count(strategy))
         parallel.check_same_job(json.dumps(config.to_dict(), sort_keys=True), "their config")
-    previous = check_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    message = Experiment(config).resolve_glimpse_scales()
+    previous = runs.check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    message = experiment.resolve_glimpse_scales()
     if message:
         print(message)
-    config_path = os.path.join(run_dir, CONFIG)
-    changes = _check_resumable(previous, config, config_path) if resume else []
+    config_path = os.path.join(run_dir, runs.CONFIG)
+    changes = resume_lib.check_resumable(previous, config, config_path) if resume else []
     set_seed(config.train.seed)
     keras.mixed_precision.set_global_policy(config.train.precision)
-    cache_root = cache_root or os.path.join(os.path.dirname(os.path.abspath(run_dir)), "data_cache")
-    experiment = Experiment(config)
+    cache_root = cache_root or runs.data_cache(run_dir)
     # Every process has checked the run folder before process 0 (done first
     # here) goes on to write into it.
     converted_dir = parallel.chief_first(lambda: experiment.prepare_data(cache_root), "data prepared")
-    model = load_run_model(init_from)[0] if init_from else None
+    model = runs.load_run(init_from)[0] if init_from else None
     try:
         plans = resume_lib.plan_stages(config, run_dir, resume)
     except checkpoints.CheckpointError as error:
@@ -753,27 +502,26 @@ def train(config, run_dir, resume=False, init_from=None, cache_root=None, callba
         for plan in plans:
             if plan.action != "skip":
                 _check_stage_data(experiment, plan.stage)
-    sessions = _read_environment(run_dir) if resume else []
+    sessions = runs.read_environment(run_dir) if resume else []
     # Everything is checked: from here on the run folder is written (by
     # process 0 of a multi-process job).
     if parallel.is_chief():
         if overwrite and os.path.isdir(run_dir):
-            _remove_run(run_dir, previous)
+            runs.remove_run(run_dir, previous)
         makedirs(run_dir)
         for path in clean_stale_temporaries(run_dir):
             print(f"removed {path}, left by an interrupted write")
         config_lib.save_config(config, config_path)
-        _record_environment(run_dir, sessions, resume, changes, parallel.describe(config.train.strategy, strategy))
+        runs.record_environment(run_dir, sessions, resume, changes, parallel.describe(config.train.strategy, strategy))
     for change in changes:
         print(f"--resume applies {change}")
     final_sha256 = None
     with preparation.shard_errors(converted_dir):  # a damaged shard is named, the last checkpoint kept
         for plan in plans:
-            model, final_sha256 = run_stage(config, plan, run_dir, converted_dir, model, strategy, callbacks,
+            model, final_sha256 = run_stage(experiment, plan, run_dir, model, strategy, callbacks,
                                             started_from=final_sha256)
-    last = config.train.stages[-1].name
     return {
         "converted_dir": converted_dir,
-        "final_weights": os.path.join(run_dir, last, FINAL),
+        "final_weights": runs.final_weights(run_dir, config.train.stages[-1].name),
         "model": model,
     }

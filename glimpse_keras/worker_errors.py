@@ -12,8 +12,10 @@ round trip in the worker and, when it fails, replaces the exception by a
 import pickle
 import traceback
 
+from glimpse_keras.errors import GlimpseError
 
-class WorkerError(RuntimeError):
+
+class WorkerError(GlimpseError, RuntimeError):
     """An exception of a worker process that could not be sent back as itself.
 
     The message holds the original type, message and the worker's traceback.

@@ -10,15 +10,14 @@ multi-process job (`parallel`) every process trains and evaluates; process
 
 import os
 
-from glimpse_keras import evaluation, parallel, training
-from glimpse_keras.experiment import Experiment
+from glimpse_keras import evaluation, parallel, runs, training
 
 
-def run(config, run_dir, resume=False, init_from=None, evaluate=True, export=True, overwrite=False):
+def run(experiment, run_dir, resume=False, init_from=None, evaluate=True, export=True, overwrite=False):
     """Trains every stage, then evaluates each and exports the last model.
 
     Args:
-        config: validated `ExperimentConfig`.
+        experiment: the `Experiment` of a validated `ExperimentConfig`.
         run_dir: the run folder (see `training.train` for resume/overwrite).
         resume, init_from, overwrite: see `training.train`.
         evaluate: score every stage on the test split
@@ -29,13 +28,13 @@ def run(config, run_dir, resume=False, init_from=None, evaluate=True, export=Tru
         dict of result name -> path or figure, printed by `train.py`, and
         "attention": the last stage's attention diagnostics (or None).
     """
-    outcome = training.train(config, run_dir, resume=resume, init_from=init_from, overwrite=overwrite)
+    outcome = training.train(experiment, run_dir, resume=resume, init_from=init_from, overwrite=overwrite)
     model = outcome["model"]
     chief = parallel.is_chief()
-    experiment = Experiment(config, outcome["converted_dir"])
+    config = experiment.config
     results = {
         "run directory": run_dir,
-        "resolved config": os.path.join(run_dir, training.CONFIG),
+        "resolved config": os.path.join(run_dir, runs.CONFIG),
         "final weights": outcome["final_weights"],
         "TensorBoard logs": os.path.join(run_dir, "*", "logs"),
         "converted data": outcome["converted_dir"],
@@ -44,12 +43,12 @@ def run(config, run_dir, resume=False, init_from=None, evaluate=True, export=Tru
         # Every stage is scored, so the demo shows the global model (stage 1)
         # beside Glimpse Clouds (stage 2) on the same clips.
         for stage in config.train.stages:
-            weights = os.path.join(run_dir, stage.name, training.FINAL)
+            weights = runs.final_weights(run_dir, stage.name)
             if stage is config.train.stages[-1]:
                 stage_model = model
             else:
-                stage_model = training.load_run_model(run_dir, stage.name)[0]
-            report_path = stage_report_path(run_dir, stage.name)
+                stage_model = runs.load_run(run_dir, stage.name)[0]
+            report_path = runs.report_path(run_dir, stage.name)
             report = evaluation.evaluate_split(stage_model, experiment, output=report_path if chief else None,
                                                stage=stage.name, weights=weights, progress=chief)
             label = f"{stage.name} ({stage.variant})"
@@ -62,11 +61,6 @@ def run(config, run_dir, resume=False, init_from=None, evaluate=True, export=Tru
     if export and chief:
         results["SavedModel"] = export_run(model, experiment, run_dir)
     return results
-
-
-def stage_report_path(run_dir, stage_name, split="test"):
-    """RUN/evaluation/<stage>/<split>_report.json: one report per stage."""
-    return os.path.join(run_dir, "evaluation", stage_name, f"{split}_report.json")
 
 
 def export_run(model, experiment, run_dir):

@@ -217,12 +217,13 @@ def test_a_jax_run_resumes_from_its_checkpoint(jax_run):
 def test_a_jax_trained_run_exports_what_tensorflow_computes_with_its_weights(jax_run):
     import tensorflow as tf
 
-    from glimpse_keras import training
+    from glimpse_keras import runs
 
     version_dir = os.path.join(jax_run.run, "export", "glimpse_clouds", "1")
     assert version_dir in jax_run.stdout
     loaded = tf.saved_model.load(version_dir)
-    model, config = training.load_run_model(jax_run.run, weights=jax_run.exported_weights)
+    model, experiment = runs.load_run(jax_run.run, weights=jax_run.exported_weights)
+    config = experiment.config
     data = config.data
     # Frames at the stored size: the serving graph's area resize keeps them
     # and takes the centred crop the model sees.

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from glimpse_keras import config as config_lib
-from glimpse_keras import parallel, training
+from glimpse_keras import parallel, runs, training
 from tests.test_backends import REPO, TINY_CONFIG, child_environment, run_child
 
 TWO_DEVICES = "--xla_force_host_platform_device_count=2"
@@ -256,7 +256,7 @@ def test_two_processes_on_localhost_train_as_one_job(two_process_run, data_paral
     # The same global batches as two devices of one process: the same stage 1.
     models = []
     for run in (two_process_run.run, data_parallel_run.run):
-        model, _ = training.load_run_model(run, "stage1")
+        model, _ = runs.load_run(run, "stage1")
         models.append(model)
     for mine, theirs in zip(*(model.weights for model in models)):
         np.testing.assert_allclose(mine.numpy(), theirs.numpy(), **TOLERANCE, err_msg=mine.path)

@@ -1,7 +1,7 @@
 """SavedModel export for TF Serving: layout, signatures, parity, client bodies.
 
 One tiny model is trained-for-zero-steps into a run directory and exported
-once per module through the `export.py` command line (load_run_model ->
+once per module through the `export.py` command line (runs.load_run ->
 export_for_serving), then every test reloads the SavedModel the model server
 would load.
 """
@@ -21,7 +21,8 @@ from tensorflow.python.framework import op_def_registry
 
 from glimpse_keras import config as config_lib
 from glimpse_keras import export
-from glimpse_keras import training
+from glimpse_keras import runs
+from glimpse_keras.experiment import Experiment
 from glimpse_keras.data import video_ops
 from glimpse_keras.data.ntu import NTU60_CLASS_NAMES
 from glimpse_keras.models.folding import fold_model_batch_norm
@@ -69,7 +70,7 @@ def served(tmp_path_factory):
     )
     stage = config.train.stages[-1]
     keras.utils.set_random_seed(7)
-    model = training.build_stage_model(config, stage, tf.distribute.get_strategy(), compile_model=False)
+    model = Experiment(config).build_stage_model(stage, tf.distribute.get_strategy(), compile_model=False)
     # Spread the fresh classifier's logits so that probabilities and argmax
     # differ between inputs (a near-uniform softmax would hide mistakes).
     kernel = model.worker_classifier.kernel
@@ -79,7 +80,7 @@ def served(tmp_path_factory):
     randomise_batch_norm(model.backbone, seed=3)
     run_dir = root / "run"
     (run_dir / stage.name).mkdir(parents=True)
-    model.save_weights(str(run_dir / stage.name / training.FINAL))
+    model.save_weights(str(run_dir / stage.name / runs.FINAL))
     config_lib.save_config(config, str(run_dir / "config.yaml"))
     base = root / "models" / "glimpse_clouds"
     assert export_cli.main(["--run", str(run_dir), "--output", str(base)]) == 0
@@ -305,8 +306,8 @@ def test_export_refuses_bad_arguments_and_existing_versions(served, tmp_path):
         export.export_model(served.model, target, stored_size=16, **arguments)
     with pytest.raises(export.ExportError, match="version must be a positive int, received 0"):
         export.export_serving_version(served.model, str(tmp_path), version=0, **arguments)
-    unbuilt = training.build_model(config_lib.load_config(None, ["model.preset=tiny", "model.num_classes=5"]),
-                                   "glimpse_clouds")
+    config = config_lib.load_config(None, ["model.preset=tiny", "model.num_classes=5"])
+    unbuilt = Experiment(config).build_model("glimpse_clouds")
     with pytest.raises(export.ExportError, match="not built"):
         export.export_model(unbuilt, target, **arguments)
     assert not os.path.exists(target)
@@ -316,8 +317,10 @@ def test_export_refuses_bad_arguments_and_existing_versions(served, tmp_path):
 def test_export_cli_refuses_clips_below_one(clips, capsys, tmp_path):
     # 0 used to fall back silently to data.clips_per_video.
     argv = ["--run", str(tmp_path), "--output", str(tmp_path / "out"), "--clips", clips]
-    assert export_cli.main(argv) == 2
-    assert f"--clips must be >= 1, received {clips}" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_code:  # argparse's exit: the flag's type refuses it
+        export_cli.main(argv)
+    assert exit_code.value.code == 2
+    assert f"argument --clips: expected an integer >= 1, got {clips}" in capsys.readouterr().err
 
 
 def test_version_numbering(tmp_path):

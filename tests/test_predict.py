@@ -10,7 +10,9 @@ import pytest
 import tensorflow as tf
 
 from glimpse_keras import config as config_lib
-from glimpse_keras import predict, training
+from glimpse_keras import classifier, runs
+from glimpse_keras.cli import predict
+from glimpse_keras.experiment import Experiment
 from glimpse_keras.data.ntu import NTU60_CLASS_NAMES
 from glimpse_keras.data.video import read_video
 from glimpse_keras.visualize import annotated_video
@@ -38,12 +40,12 @@ def tiny(tmp_path_factory):
     )
     stage = config.train.stages[0]
     keras.utils.set_random_seed(11)
-    model = training.build_stage_model(config, stage, tf.distribute.get_strategy(), compile_model=False)
+    model = Experiment(config).build_stage_model(stage, tf.distribute.get_strategy(), compile_model=False)
     kernel = model.worker_classifier.kernel
     kernel.assign(kernel * 20.0)  # spread the probabilities so that the ranking means something
     run = root / "run"
     os.makedirs(run / stage.name)
-    model.save_weights(str(run / stage.name / training.FINAL))
+    model.save_weights(str(run / stage.name / runs.FINAL))
     config_lib.save_config(config, str(run / "config.yaml"))
     videos = root / "videos"
     os.makedirs(videos / "sub")
@@ -59,18 +61,18 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def predictor(tiny):
-    return predict.RunPredictor(tiny["run"])
+    return classifier.RunPredictor(tiny["run"])
 
 
 def test_sample_clips_take_the_test_split_frames():
     frames = np.arange(12, dtype=np.uint8)[:, None, None, None] * np.ones((1, STORED, STORED, 3), np.uint8)
-    clips, indices = predict.sample_clips(frames, T, SIZE, CLIPS)
+    clips, indices = classifier.sample_clips(frames, T, SIZE, CLIPS)
     # floor((t + (k + 0.5) / 2) * 12 / 4): clip 0 -> 0, 3, 6, 9; clip 1 -> 2, 5, 8, 11
     np.testing.assert_array_equal(indices, [[0, 3, 6, 9], [2, 5, 8, 11]])
     assert clips.shape == (CLIPS, T, SIZE, SIZE, 3)
     np.testing.assert_array_equal(clips[:, :, 0, 0, 0], indices)
     # Shorter videos than T repeat frames, as evaluation does.
-    _, short = predict.sample_clips(frames[:2], T, SIZE, 1)
+    _, short = classifier.sample_clips(frames[:2], T, SIZE, 1)
     np.testing.assert_array_equal(short, [[0, 0, 1, 1]])
 
 
@@ -83,11 +85,11 @@ def test_frame_location_maps_the_crop_onto_the_frame():
 
 def test_run_prediction_averages_the_clip_logits(tiny, predictor):
     assert predictor.class_names == list(NTU60_CLASS_NAMES[:CLASSES])
-    prediction = predict.predict_video(predictor, str(tiny["videos"] / "a.avi"))
+    prediction = classifier.predict_video(predictor, str(tiny["videos"] / "a.avi"))
     frames = read_video(str(tiny["videos"] / "a.avi"), size=(STORED, STORED))
-    clips, indices = predict.sample_clips(frames, T, SIZE, CLIPS)
+    clips, indices = classifier.sample_clips(frames, T, SIZE, CLIPS)
     per_clip = [np.asarray(tiny["model"](clip[None], training=False)["logits"])[0] for clip in clips]
-    expected = predict.softmax(np.mean(per_clip, axis=0))
+    expected = classifier.softmax(np.mean(per_clip, axis=0))
     np.testing.assert_allclose(prediction.probabilities, expected, atol=2e-4)
     np.testing.assert_array_equal(prediction.frame_indices, indices)
     assert prediction.locations.shape[:2] == (CLIPS, T) and prediction.num_video_frames == 12
@@ -127,7 +129,7 @@ def test_output_video_draws_label_and_boxes_on_the_sampled_frames(tiny, predicto
     assert f"annotated video: {output}" in capsys.readouterr().out
     written, original = read_video(output), read_video(source)
     assert written.shape == original.shape  # every frame, at its own size
-    prediction = predict.predict_video(predictor, source)
+    prediction = classifier.predict_video(predictor, source)
     boxes = annotated_video.boxes_per_frame(prediction, SIZE, STORED)
     assert sorted(boxes) == sorted(set(prediction.frame_indices.ravel().tolist()))
     height, width = original.shape[1:3]
@@ -151,24 +153,23 @@ def test_output_video_draws_label_and_boxes_on_the_sampled_frames(tiny, predicto
 
 def test_saved_model_gives_the_run_s_answer(tiny, predictor, capsys):
     from glimpse_keras import export
-    from glimpse_keras.experiment import Experiment
 
-    model, config = training.load_run_model(tiny["run"])
+    model, experiment = runs.load_run(tiny["run"])
     base = str(tiny["root"] / "models" / "glimpse_clouds")
-    export.export_run_model(model, config, base)
+    export.export_run_model(model, experiment, base)
     source = str(tiny["videos"] / "a.avi")
-    from_run = predict.predict_video(predictor, source)
-    served = predict.SavedModelPredictor(base)  # the base folder: its newest version
-    from_saved = predict.predict_video(served, source)
-    assert served.class_names == Experiment(config).class_names
+    from_run = classifier.predict_video(predictor, source)
+    served = classifier.SavedModelPredictor(base)  # the base folder: its newest version
+    from_saved = classifier.predict_video(served, source)
+    assert served.class_names == experiment.class_names
     np.testing.assert_allclose(from_saved.probabilities, from_run.probabilities, atol=1e-4)
     np.testing.assert_array_equal(from_saved.frame_indices, from_run.frame_indices)
     np.testing.assert_allclose(from_saved.locations, from_run.locations, atol=1e-4)
     assert predict.main([source, "--saved-model", base, "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["predictions"][0]["top"][0]["class_name"] == from_run.top(1)[0][1]
-    with pytest.raises(predict.PredictError, match="averages 2 clips"):
-        predict.SavedModelPredictor(base, clips=3)
+    with pytest.raises(classifier.ClassifierError, match="averages 2 clips"):
+        classifier.SavedModelPredictor(base, clips=3)
 
 
 def test_bad_options_name_the_value(tiny, capsys):

@@ -29,7 +29,8 @@ import pytest
 
 import glimpse_keras
 from glimpse_keras import config as config_lib
-from glimpse_keras import io_utils, resume, training
+from glimpse_keras import io_utils, resume, runs, training
+from glimpse_keras.experiment import Experiment
 from glimpse_keras.worker_errors import PortableErrors, WorkerError, portable
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -249,7 +250,7 @@ def test_train_py_on_a_disk_that_fills_at_a_checkpoint(tmp_path):
         result = run_child(["train.py", "--config", TINY_CONFIG, "--dataset", "ntu", "--data-dir", converted,
                             "--output-dir", os.path.join(disk, "run"), "--no-export"])
         assert_clean_failure(result, "No space left on device")
-        checkpoint = os.path.join(disk, "run", "stage1", training.CHECKPOINT)
+        checkpoint = os.path.join(disk, "run", "stage1", runs.CHECKPOINT)
         assert io_utils.verify_checksum(checkpoint) is True
 
 
@@ -376,14 +377,13 @@ def test_a_full_file_system_is_refused_before_work(tmp_path):
 
 
 def test_an_empty_class_folder_is_named_and_the_class_count_printed(tmp_path):
-    from glimpse_keras.data import datasets
     from tests.data.test_user_videos import make_folder_dataset
 
     root = make_folder_dataset(str(tmp_path / "videos"), per_class=2)
     os.makedirs(os.path.join(root, "empty_class"))
     config = config_lib.load_config(TINY_CONFIG, ["data.dataset=videos", f"data.data_dir={root}",
                                                   "data.classes=[]", "model.num_classes=3"])
-    messages = datasets.get("videos").adapt_config(config)
+    messages = Experiment(config).adapt_to_data()
     assert f"videos: 3 classes in {root} (clap, jump, wave)" in messages
     assert any("['empty_class']" in line and "hold no video and are left out" in line for line in messages)
     assert config.model.num_classes == 3
@@ -423,7 +423,7 @@ from tests.test_predict import tiny  # noqa: E402,F401  (the module's run fixtur
 
 
 def test_predict_names_a_missing_weights_file(tiny, capsys):
-    from glimpse_keras import predict
+    from glimpse_keras.cli import predict
 
     missing = os.path.join(tiny["root"], "no_such.weights.h5")
     code = predict.main([str(tiny["videos"] / "a.avi"), "--run", tiny["run"], "--weights", missing])
@@ -432,7 +432,7 @@ def test_predict_names_a_missing_weights_file(tiny, capsys):
 
 
 def test_predict_refuses_an_unwritable_output_video_before_loading(tiny, tmp_path, capsys):
-    from glimpse_keras import predict
+    from glimpse_keras.cli import predict
 
     blocker = tmp_path / "afile"
     blocker.write_text("x")
@@ -443,7 +443,7 @@ def test_predict_refuses_an_unwritable_output_video_before_loading(tiny, tmp_pat
 
 
 def test_predict_prints_the_prediction_when_the_video_cannot_be_written(tiny, tmp_path, monkeypatch, capsys):
-    from glimpse_keras import predict
+    from glimpse_keras.cli import predict
     from glimpse_keras.visualize import annotated_video
 
     def full_disk(prediction, output, image_size, stored_size=None):
@@ -480,12 +480,12 @@ def _one_stage(epochs=2, **values):
 
 
 def _weights(run):
-    model, _ = training.load_run_model(run)
+    model, _ = runs.load_run(run)
     return [np.asarray(w) for w in model.weights]
 
 
 def _history(run, stage="only"):
-    with open(os.path.join(run, stage, resume.HISTORY)) as handle:
+    with open(os.path.join(run, stage, runs.HISTORY)) as handle:
         return json.load(handle)
 
 
@@ -493,7 +493,7 @@ def _history(run, stage="only"):
 def straight(workspace):
     """The uninterrupted 2-epoch run every killed run is compared with."""
     run = str(workspace / "straight")
-    training.train(_one_stage(), run, cache_root=str(workspace / "data_cache"))
+    training.train(Experiment(_one_stage()), run, cache_root=str(workspace / "data_cache"))
     return run
 
 
@@ -503,16 +503,16 @@ class _Kill:
     def __init__(self, monkeypatch, point):
         self.point, self.calls = point, 0
         if point == "after_history":
-            target, name = resume.checkpoints, "save_weights"
+            target, name = runs.checkpoints, "save_weights"
         elif point == "after_checksum":
-            target, name = resume.checkpoints, "atomic_path"
+            target, name = runs.checkpoints, "atomic_path"
         else:  # "after_checkpoint": before state.json
-            target, name = resume, "atomic_write_json"
+            target, name = runs, "atomic_write_json"
         self.original = getattr(target, name)
         monkeypatch.setattr(target, name, getattr(self, point))
 
     def _second(self, path):
-        if path.endswith((resume.CHECKPOINT, resume.STATE)) and "only" in path:
+        if path.endswith((runs.CHECKPOINT, runs.STATE)) and "only" in path:
             self.calls += 1
             return self.calls == 2
         return False
@@ -530,7 +530,7 @@ class _Kill:
                 raise KeyboardInterrupt("killed before the rename")
 
     def after_checkpoint(self, path, data):
-        if path.endswith(resume.STATE) and self._second(path):
+        if path.endswith(runs.STATE) and self._second(path):
             raise KeyboardInterrupt("killed before state.json")
         return self.original(path, data)
 
@@ -543,13 +543,13 @@ def test_a_kill_during_an_epochs_commit_resumes_consistently(point, workspace, s
     with monkeypatch.context() as patch:
         _Kill(patch, point)
         with pytest.raises(KeyboardInterrupt):
-            training.train(_one_stage(), run, cache_root=cache)
-    state = resume.read_state(os.path.join(run, "only"))
+            training.train(Experiment(_one_stage()), run, cache_root=cache)
+    state = runs.read_state(os.path.join(run, "only"))
     assert state["epoch"] == 1  # epoch 2 was not recorded
-    training.train(_one_stage(), run, resume=True, cache_root=cache)
-    state = resume.read_state(os.path.join(run, "only"))
+    training.train(Experiment(_one_stage()), run, resume=True, cache_root=cache)
+    state = runs.read_state(os.path.join(run, "only"))
     assert (state["epoch"], state["done"]) == (2, True)
-    assert state["checkpoint_sha256"] == io_utils.sha256_of(os.path.join(run, "only", training.CHECKPOINT))
+    assert state["checkpoint_sha256"] == io_utils.sha256_of(os.path.join(run, "only", runs.CHECKPOINT))
     history, expected = _history(run), _history(straight)
     assert len(history) == 2
     for got, want in zip(history, expected):
@@ -562,7 +562,7 @@ def test_a_batch_larger_than_the_data_writes_nothing(workspace, tmp_path):
     run = str(tmp_path / "big_batch")
     config = _one_stage(batch_size=1000, steps_per_epoch=0)  # 0: one pass over the training split
     with pytest.raises(training.TrainingError, match=r"fewer than batch_size=1000"):
-        training.train(config, run, cache_root=str(workspace / "data_cache"))
+        training.train(Experiment(config), run, cache_root=str(workspace / "data_cache"))
     assert not os.path.exists(run)  # so the suggested fix needs no --overwrite
 
 
@@ -576,19 +576,19 @@ def test_a_failed_resume_changes_nothing(damage, workspace, straight):
     run = str(workspace / f"damaged_{damage}")
     shutil.copytree(straight, run)
     if damage == "flipped_final":
-        path = os.path.join(run, "only", training.FINAL)
+        path = os.path.join(run, "only", runs.FINAL)
         data = bytearray(open(path, "rb").read())
         data[len(data) // 2] ^= 0x10
         open(path, "wb").write(bytes(data))
         message = r"final weights .*final.weights.h5 is damaged"
     elif damage == "garbage_state":
-        open(os.path.join(run, "only", training.STATE), "w").write("{not json")
+        open(os.path.join(run, "only", runs.STATE), "w").write("{not json")
         message = r"cannot read .*state.json"
     elif damage == "garbage_environment":
-        open(os.path.join(run, training.ENVIRONMENT), "w").write("[{truncated")
+        open(os.path.join(run, runs.ENVIRONMENT), "w").write("[{truncated")
         message = r"cannot read .*environment.json"
     else:
-        open(os.path.join(run, "only", resume.HISTORY), "wb").write(b"\xff\x00 not json")
+        open(os.path.join(run, "only", runs.HISTORY), "wb").write(b"\xff\x00 not json")
         message = r"cannot read .*history.json .*restore it, or delete it"
     before = _snapshot(run)
     # A new learning rate: config.yaml would change if anything were
@@ -596,7 +596,7 @@ def test_a_failed_resume_changes_nothing(damage, workspace, straight):
     # weights, which only a finished stage (nothing to add) loads.
     epochs = 2 if damage == "flipped_final" else 3
     with pytest.raises(training.TrainingError, match=message):
-        training.train(_one_stage(epochs=epochs, learning_rate=0.0005), run, resume=True,
+        training.train(Experiment(_one_stage(epochs=epochs, learning_rate=0.0005)), run, resume=True,
                        cache_root=str(workspace / "data_cache"))
     assert _snapshot(run) == before
 
@@ -604,19 +604,19 @@ def test_a_failed_resume_changes_nothing(damage, workspace, straight):
 def test_resume_rewrites_a_damaged_checksum_record_of_intact_weights(workspace, straight, capsys):
     run = str(workspace / "damaged_record")
     shutil.copytree(straight, run)
-    final = os.path.join(run, "only", training.FINAL)
+    final = os.path.join(run, "only", runs.FINAL)
     open(final + ".sha256", "w").write("garbage\n")
-    training.train(_one_stage(), run, resume=True, cache_root=str(workspace / "data_cache"))
+    training.train(Experiment(_one_stage()), run, resume=True, cache_root=str(workspace / "data_cache"))
     assert f"rewrote {final}.sha256" in capsys.readouterr().out
     assert io_utils.verify_checksum(final) is True
 
 
 def test_a_history_missing_an_epoch_gets_a_null_entry(tmp_path):
     stage_dir = str(tmp_path)
-    resume.append_history(stage_dir, 0, {"loss": 2.0})
-    resume.append_history(stage_dir, 2, {"loss": 1.0})  # epoch 1's entry was never written
+    runs.append_history(stage_dir, 0, {"loss": 2.0})
+    runs.append_history(stage_dir, 2, {"loss": 1.0})  # epoch 1's entry was never written
     assert _history(stage_dir, "") == [{"loss": 2.0}, None, {"loss": 1.0}]
-    resume.append_history(stage_dir, 1, {"loss": 1.5})  # a resumed epoch 1 drops what came after it
+    runs.append_history(stage_dir, 1, {"loss": 1.5})  # a resumed epoch 1 drops what came after it
     assert _history(stage_dir, "") == [{"loss": 2.0}, {"loss": 1.5}]
 
 
@@ -629,9 +629,9 @@ def test_extending_stage_one_on_resume_plans_stage_two_again(tmp_path):
     for name in ("stage1", "stage2"):
         os.makedirs(tmp_path / name)
         model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-        digest = training.checkpoints.save_weights(model, str(tmp_path / name / training.CHECKPOINT))
-        final = training.checkpoints.save_weights(model, str(tmp_path / name / training.FINAL))
-        (tmp_path / name / training.STATE).write_text(json.dumps(
+        digest = training.checkpoints.save_weights(model, str(tmp_path / name / runs.CHECKPOINT))
+        final = training.checkpoints.save_weights(model, str(tmp_path / name / runs.FINAL))
+        (tmp_path / name / runs.STATE).write_text(json.dumps(
             {"epoch": 1, "done": True, "checkpoint_sha256": digest, "final_sha256": final}))
     plans = resume.plan_stages(_two_stages(2), str(tmp_path), resume=True)
     assert [(plan.action, plan.epoch) for plan in plans] == [("continue", 1), ("redo", 0)]
@@ -644,20 +644,20 @@ def test_extending_stage_one_on_resume_plans_stage_two_again(tmp_path):
 def test_extending_stage_one_on_resume_trains_stage_two_again(workspace, capsys):
     cache = str(workspace / "data_cache")
     run = str(workspace / "extended")
-    training.train(_two_stages(1), run, cache_root=cache)
-    first_final = resume.read_state(os.path.join(run, "stage1"))["final_sha256"]
-    assert resume.read_state(os.path.join(run, "stage2"))["started_from"] == first_final
+    training.train(Experiment(_two_stages(1)), run, cache_root=cache)
+    first_final = runs.read_state(os.path.join(run, "stage1"))["final_sha256"]
+    assert runs.read_state(os.path.join(run, "stage2"))["started_from"] == first_final
     capsys.readouterr()
-    training.train(_two_stages(2), run, resume=True, cache_root=cache)
+    training.train(Experiment(_two_stages(2)), run, resume=True, cache_root=cache)
     out = capsys.readouterr().out
     assert "[stage1] resumed after epoch 1" in out
     assert "[stage2] trained again from the start: stage1 trains further in this job" in out
-    stage1, stage2 = (resume.read_state(os.path.join(run, name)) for name in ("stage1", "stage2"))
+    stage1, stage2 = (runs.read_state(os.path.join(run, name)) for name in ("stage1", "stage2"))
     assert (stage1["epoch"], stage1["done"], stage2["epoch"], stage2["done"]) == (2, True, 1, True)
     assert stage1["final_sha256"] != first_final and stage2["started_from"] == stage1["final_sha256"]
     assert len(_history(run, "stage1")) == 2 and len(_history(run, "stage2")) == 1
     # Nothing more to do: a further resume skips both.
-    training.train(_two_stages(2), run, resume=True, cache_root=cache)
+    training.train(Experiment(_two_stages(2)), run, resume=True, cache_root=cache)
     assert capsys.readouterr().out.count("already finished; skipping") == 2
 
 
@@ -665,11 +665,11 @@ def test_a_stage_whose_start_changed_is_planned_again(tmp_path):
     # stage1's final weights: any weights file (its sha256 is what counts).
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     os.makedirs(tmp_path / "stage1")
-    digest = training.checkpoints.save_weights(model, str(tmp_path / "stage1" / training.FINAL))
+    digest = training.checkpoints.save_weights(model, str(tmp_path / "stage1" / runs.FINAL))
     for name, state in (("stage1", {"epoch": 1, "done": True, "final_sha256": digest}),
                         ("stage2", {"epoch": 1, "done": True, "started_from": "0" * 64})):
         os.makedirs(tmp_path / name, exist_ok=True)
-        (tmp_path / name / training.STATE).write_text(json.dumps(state))
+        (tmp_path / name / runs.STATE).write_text(json.dumps(state))
     plans = resume.plan_stages(_two_stages(1), str(tmp_path), resume=True)
     assert [(plan.action, plan.sha256) for plan in plans] == [("skip", digest), ("redo", None)]
     assert "started from other weights" in plans[1].note
@@ -797,10 +797,11 @@ def test_damaged_reports_and_records_name_their_file(tmp_path):
 
 @pytest.mark.slow  # an export: a minute under load
 def test_a_saved_model_with_damaged_variables_is_named(tiny, tmp_path, capsys):
-    from glimpse_keras import export, predict
+    from glimpse_keras import export
+    from glimpse_keras.cli import predict
 
     base = str(tmp_path / "models")
-    export.export_run_model(tiny["model"], tiny["config"], base)
+    export.export_run_model(tiny["model"], Experiment(tiny["config"]), base)
     version = os.path.join(base, "1")
     for name in os.listdir(os.path.join(version, "variables")):
         open(os.path.join(version, "variables", name), "wb").write(b"garbage")

@@ -12,7 +12,8 @@ import pytest
 import evaluate as evaluate_cli
 import train as train_cli
 from glimpse_keras import config as config_lib
-from glimpse_keras import training
+from glimpse_keras import runs, training
+from glimpse_keras.experiment import Experiment
 from glimpse_keras.data import preparation
 
 TINY_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "tiny.yaml")
@@ -116,12 +117,12 @@ def stage_run(workspace):
     """A finished run of `_stage_config()` (one glimpse stage, 2 epochs),
     trained once for the tests that only read it or copy it."""
     run = str(workspace / "straight")
-    training.train(_stage_config(), run, cache_root=str(workspace / "data_cache"))
+    training.train(Experiment(_stage_config()), run, cache_root=str(workspace / "data_cache"))
     return run
 
 
 def _final_weights(path):
-    model, _ = training.load_run_model(path)
+    model, _ = runs.load_run(path)
     return [np.asarray(w) for w in model.weights]
 
 
@@ -132,12 +133,12 @@ def test_resume_matches_uninterrupted_run(workspace, stage_run):
 
     resumed = str(workspace / "resumed")
     with pytest.raises(KeyboardInterrupt):
-        training.train(config, resumed, cache_root=cache, callbacks=[_Interrupt(at=1)])
+        training.train(Experiment(config), resumed, cache_root=cache, callbacks=[_Interrupt(at=1)])
     state = json.load(open(os.path.join(resumed, "only", "state.json")))
     assert (state["epoch"], state["done"]) == (1, False)
-    assert not os.path.exists(os.path.join(resumed, "only", training.FINAL))
+    assert not os.path.exists(os.path.join(resumed, "only", runs.FINAL))
 
-    training.train(config, resumed, resume=True, cache_root=cache)
+    training.train(Experiment(config), resumed, resume=True, cache_root=cache)
     state = json.load(open(os.path.join(resumed, "only", "state.json")))
     assert (state["epoch"], state["done"]) == (2, True)
     history = json.load(open(os.path.join(resumed, "only", "history.json")))
@@ -152,12 +153,12 @@ def test_corrupt_checkpoint_gives_a_clear_error(workspace):
     stage_dir = os.path.join(run, "only")
     os.makedirs(stage_dir)
     config_lib.save_config(config, os.path.join(run, "config.yaml"))
-    with open(os.path.join(stage_dir, training.CHECKPOINT), "wb") as handle:
+    with open(os.path.join(stage_dir, runs.CHECKPOINT), "wb") as handle:
         handle.write(b"not an hdf5 file")
-    with open(os.path.join(stage_dir, training.STATE), "w") as handle:
+    with open(os.path.join(stage_dir, runs.STATE), "w") as handle:
         json.dump({"epoch": 1, "done": False}, handle)
     with pytest.raises(training.TrainingError, match="checkpoint .*checkpoint.weights.h5 is unreadable"):
-        training.train(config, run, resume=True, cache_root=str(workspace / "data_cache"))
+        training.train(Experiment(config), run, resume=True, cache_root=str(workspace / "data_cache"))
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(workspace):
@@ -175,12 +176,12 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(workspace):
                     variable.assign(np.full(variable.shape, np.nan, "float32"))
 
     with pytest.raises(training.TrainingError, match="non-finite loss at epoch 2.*epoch 1"):
-        training.train(config, run, cache_root=str(workspace / "data_cache"),
+        training.train(Experiment(config), run, cache_root=str(workspace / "data_cache"),
                        callbacks=[PoisonAfterFirstEpoch()])
     state = json.load(open(os.path.join(run, "only", "state.json")))
     assert (state["epoch"], state["done"]) == (1, False)
-    model = training.build_stage_model(config, config.train.stages[0], training.make_strategy("default"))
-    model.load_weights(os.path.join(run, "only", training.CHECKPOINT))
+    model = Experiment(config).build_stage_model(config.train.stages[0], training.make_strategy("default"))
+    model.load_weights(os.path.join(run, "only", runs.CHECKPOINT))
     assert all(np.isfinite(np.asarray(w)).all() for w in model.weights)
 
 
@@ -188,8 +189,8 @@ def test_stage_two_starts_from_stage_one_backbone(workspace):
     config = tiny_config()
     stage1, stage2 = config.train.stages
     strategy = training.make_strategy("default")
-    first = training.build_stage_model(config, stage1, strategy)
-    second = training.build_stage_model(config, stage2, strategy)
+    first = Experiment(config).build_stage_model(stage1, strategy)
+    second = Experiment(config).build_stage_model(stage2, strategy)
     copied, fresh = training.transfer_weights(first, second)
     assert copied == ["backbone", "pose_head"]
     assert fresh == ["core", "worker_classifier"]
@@ -256,7 +257,7 @@ def test_mirrored_strategy_trains(workspace):
         "steps_per_epoch: 1, learning_rate: 0.001}]",
     )
     run = str(workspace / "mirrored")
-    outcome = training.train(config, run, cache_root=str(workspace / "data_cache"))
+    outcome = training.train(Experiment(config), run, cache_root=str(workspace / "data_cache"))
     state = json.load(open(os.path.join(run, "only", "state.json")))
     assert (state["epoch"], state["done"]) == (1, True)
     assert outcome["model"].distribute_strategy.num_replicas_in_sync >= 1
@@ -281,14 +282,14 @@ def test_first_stage_starts_from_inflated_imagenet_weights(workspace, tmp_path):
         "steps_per_epoch: 1, learning_rate: 0.0}]",
     )
     run = str(workspace / "pretrained")
-    model = training.train(config, run, cache_root=str(workspace / "data_cache"))["model"]
+    model = training.train(Experiment(config), run, cache_root=str(workspace / "data_cache"))["model"]
     kernel = np.asarray(model.backbone.get_layer("res3_block1_conv2").kernel)
     np.testing.assert_array_equal(kernel[1], np.transpose(state_dict["layer2.0.conv2.weight"], (2, 3, 1, 0)))
     np.testing.assert_array_equal(kernel[[0, 2]], 0)
 
     broken = tiny_config(f"model.pretrained_weights={tmp_path / 'nope.npz'}", "train.validate=false")
     with pytest.raises(training.TrainingError, match="model.pretrained_weights: .*nope.npz.*does not exist"):
-        training.train(broken, str(workspace / "broken"), cache_root=str(workspace / "data_cache"))
+        training.train(Experiment(broken), str(workspace / "broken"), cache_root=str(workspace / "data_cache"))
 
 
 def test_resume_refuses_a_changed_model_but_allows_more_epochs(workspace, stage_run):
@@ -304,13 +305,13 @@ def test_resume_refuses_a_changed_model_but_allows_more_epochs(workspace, stage_
         "train.validate=false",
     )
     with pytest.raises(training.TrainingError, match="model.num_glimpses: 3 -> 2"):
-        training.train(other, run, resume=True, cache_root=cache)
+        training.train(Experiment(other), run, resume=True, cache_root=cache)
     longer = tiny_config(
         "train.stages=[{name: only, variant: glimpse_clouds, epochs: 3, batch_size: 4, "
         "steps_per_epoch: 2, learning_rate: 0.001}]",
         "train.validate=false",
     )
-    training.train(longer, run, resume=True, cache_root=cache)
+    training.train(Experiment(longer), run, resume=True, cache_root=cache)
     state = json.load(open(os.path.join(run, "only", "state.json")))
     assert (state["epoch"], state["done"]) == (3, True)
 
@@ -333,8 +334,8 @@ def test_nucla_fine_tunes_an_ntu_run_with_new_ten_way_heads(workspace, stage_run
         "train.stages=[{name: heads, variant: glimpse_clouds, epochs: 1, batch_size: 4, "
         "steps_per_epoch: 1, learning_rate: 0.001, freeze_backbone: true}]",
     )
-    source, _ = training.load_run_model(ntu_run)
-    model = training.train(config, str(workspace / "nucla"), init_from=ntu_run, cache_root=cache)["model"]
+    source, _ = runs.load_run(ntu_run)
+    model = training.train(Experiment(config), str(workspace / "nucla"), init_from=ntu_run, cache_root=cache)["model"]
     # Backbone, pose head and glimpse core come from the NTU run; the 10-way
     # worker classifier is new.
     for a, b in zip(source.backbone.weights, model.backbone.weights):
@@ -363,7 +364,7 @@ def _write_yaml(config, path):
 def finished_run(workspace):
     """A finished one-stage run (global model, 1 epoch)."""
     run = str(workspace / "finished")
-    training.train(_one_stage(), run, cache_root=str(workspace / "data_cache"))
+    training.train(Experiment(_one_stage()), run, cache_root=str(workspace / "data_cache"))
     return run
 
 
@@ -413,7 +414,7 @@ def test_resume_applies_and_records_a_new_learning_rate(workspace):
     cache = str(workspace / "data_cache")
     run = str(workspace / "new_rate")
     with pytest.raises(KeyboardInterrupt):
-        training.train(_one_stage(epochs=2), run, cache_root=cache, callbacks=[_Interrupt(at=1)])
+        training.train(Experiment(_one_stage(epochs=2)), run, cache_root=cache, callbacks=[_Interrupt(at=1)])
 
     class Rate(keras.callbacks.Callback):
         rates = []
@@ -421,18 +422,18 @@ def test_resume_applies_and_records_a_new_learning_rate(workspace):
         def on_epoch_begin(self, epoch, logs=None):
             self.rates.append(float(np.asarray(self.model.optimizer.learning_rate)))
 
-    model = training.train(_one_stage(epochs=2, learning_rate=0.0005), run, resume=True, cache_root=cache,
+    model = training.train(Experiment(_one_stage(epochs=2, learning_rate=0.0005)), run, resume=True, cache_root=cache,
                            callbacks=[Rate()])["model"]
     assert Rate.rates == [pytest.approx(0.0005)]
     assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(0.0005)
-    sessions = json.load(open(os.path.join(run, training.ENVIRONMENT)))
+    sessions = json.load(open(os.path.join(run, runs.ENVIRONMENT)))
     assert sessions[-1]["config_changes"] == ["train.stages.0.learning_rate: 0.001 -> 0.0005"]
     assert config_lib.load_config(os.path.join(run, "config.yaml")).train.stages[0].learning_rate == 0.0005
 
 
 def test_resume_refuses_other_optimizer_settings_naming_the_key(finished_run, workspace):
     with pytest.raises(training.TrainingError, match=r"train.stages.0.batch_size: 4 -> 2"):
-        training.train(_one_stage(batch_size=2), finished_run, resume=True,
+        training.train(Experiment(_one_stage(batch_size=2)), finished_run, resume=True,
                        cache_root=str(workspace / "data_cache"))
 
 
@@ -445,12 +446,12 @@ def test_nan_in_the_first_epoch_names_no_missing_checkpoint(workspace):
                 variable.assign(np.full(variable.shape, np.nan, "float32"))
 
     with pytest.raises(training.TrainingError) as caught:
-        training.train(_one_stage(epochs=2), run, cache_root=str(workspace / "data_cache"),
+        training.train(Experiment(_one_stage(epochs=2)), run, cache_root=str(workspace / "data_cache"),
                        callbacks=[PoisonAtStart()])
     message = str(caught.value)
     assert "No checkpoint of stage only was written" in message
     assert "last good checkpoint" not in message
-    assert not os.path.exists(os.path.join(run, "only", training.CHECKPOINT))
+    assert not os.path.exists(os.path.join(run, "only", runs.CHECKPOINT))
 
 
 def test_full_disk_gives_a_clear_error_and_keeps_the_last_checkpoint(workspace, monkeypatch, capsys, tmp_path):
@@ -476,7 +477,7 @@ def test_full_disk_gives_a_clear_error_and_keeps_the_last_checkpoint(workspace, 
     assert "checkpoint.weights.h5: No space left on device" in err
     state = json.load(open(os.path.join(run, "only", "state.json")))
     assert (state["epoch"], state["done"]) == (1, False)
-    checkpoint = os.path.join(run, "only", training.CHECKPOINT)
+    checkpoint = os.path.join(run, "only", runs.CHECKPOINT)
     assert io_utils.verify_checksum(checkpoint) is True
     assert not [name for name in os.listdir(os.path.join(run, "only")) if name.startswith(".tmp-")]
 
@@ -486,12 +487,12 @@ def test_flipped_bytes_in_weights_are_refused(finished_run, workspace, capsys):
 
     run = str(workspace / "flipped")
     shutil.copytree(finished_run, run)
-    weights = os.path.join(run, "only", training.FINAL)
+    weights = os.path.join(run, "only", runs.FINAL)
     data = bytearray(open(weights, "rb").read())
     data[len(data) // 2] ^= 0x10
     open(weights, "wb").write(bytes(data))
     with pytest.raises(training.TrainingError, match=r"final.weights.h5 is damaged: its sha256 is"):
-        training.load_run_model(run)
+        runs.load_run(run)
     assert evaluate_cli.main(["--run", run]) == 1
     assert "is damaged" in capsys.readouterr().err
 
@@ -506,11 +507,11 @@ def test_run_files_get_umask_permissions_and_stale_temporaries_go(finished_run, 
     open(stale, "wb").write(b"half a file")
     previous = os.umask(0o022)
     try:
-        training.train(_one_stage(epochs=2), run, resume=True, cache_root=str(workspace / "data_cache"))
+        training.train(Experiment(_one_stage(epochs=2)), run, resume=True, cache_root=str(workspace / "data_cache"))
     finally:
         os.umask(previous)
     assert not os.path.exists(stale)
-    for name in (training.CHECKPOINT, training.FINAL, training.STATE):
+    for name in (runs.CHECKPOINT, runs.FINAL, runs.STATE):
         assert stat.S_IMODE(os.stat(os.path.join(run, "only", name)).st_mode) == 0o644, name
     assert stat.S_IMODE(os.stat(os.path.join(run, "config.yaml")).st_mode) == 0o644
 
@@ -526,10 +527,10 @@ def test_overwrite_replaces_a_run(finished_run, workspace, tmp_path):
         "steps_per_epoch: 1, learning_rate: 0.001}]",
         "train.validate=false",
     )
-    training.train(other, run, overwrite=True, cache_root=str(workspace / "data_cache"))
+    training.train(Experiment(other), run, overwrite=True, cache_root=str(workspace / "data_cache"))
     assert not os.path.exists(os.path.join(run, "only"))  # the old run's stage
     assert os.path.exists(os.path.join(run, "oldstage"))  # not the run's: kept
-    assert os.path.exists(os.path.join(run, "again", training.FINAL))
+    assert os.path.exists(os.path.join(run, "again", runs.FINAL))
 
 
 def test_config_keys_reach_the_core_under_their_own_names():

@@ -16,7 +16,8 @@ import pytest
 
 import tune
 from glimpse_keras import config as config_lib
-from glimpse_keras import training, tuning
+from glimpse_keras import runs, training, tuning
+from glimpse_keras.experiment import Experiment
 
 
 def tiny_config(**data):
@@ -160,7 +161,7 @@ def test_hypermodel_initialises_a_fresh_memory_distance_from_the_data(random_cli
     # The same model built and adapted by hand, as training.run_stage does.
     config = hypermodel.trial_config(hp)
     training.set_seed(training.stage_seed(config, config.train.stages[-1]))
-    expected = training.build_stage_model(config, config.train.stages[-1], tf.distribute.get_strategy())
+    expected = Experiment(config).build_stage_model(config.train.stages[-1], tf.distribute.get_strategy())
     fresh = np.asarray(expected.core.memory.metric_kernel).copy()
     assert training.adapt_memory_metric(expected, hypermodel.datasets(config)[0]) > 0
     adapted = np.asarray(model.core.memory.metric_kernel)
@@ -207,11 +208,11 @@ def test_init_from_copies_the_finished_runs_backbone_into_every_trial(tmp_path, 
     run_config = tiny_config()
     run_config.train.stages = run_config.train.stages[:1]
     training.set_seed(99)
-    source = training.build_stage_model(run_config, run_config.train.stages[0],
+    source = Experiment(run_config).build_stage_model(run_config.train.stages[0],
                                         tf.distribute.get_strategy(), compile_model=False)
     config_lib.save_config(run_config, str(tmp_path / "config.yaml"))
     os.makedirs(tmp_path / "stage1")
-    source.save_weights(str(tmp_path / "stage1" / training.FINAL))
+    source.save_weights(str(tmp_path / "stage1" / runs.FINAL))
 
     hypermodel = tuning.GlimpseHyperModel(tiny_config(), "unused", init_from=str(tmp_path))
     hp = fixed_values()
@@ -416,7 +417,8 @@ def test_a_frozen_one_stage_search_needs_a_stage_one_run(tmp_path):
 def test_the_earlier_stages_are_trained_once_and_reused(tmp_path, monkeypatch):
     calls = []
 
-    def train(config, run_dir, resume=False, cache_root=None):
+    def train(experiment, run_dir, resume=False, cache_root=None):
+        config = experiment.config
         calls.append(([stage.name for stage in config.train.stages], resume, config.data.validation_fraction))
         os.makedirs(os.path.join(run_dir, "stage1"), exist_ok=True)
         config_lib.save_config(config, os.path.join(run_dir, "config.yaml"))

@@ -11,7 +11,8 @@ from PIL import Image
 
 from glimpse_keras import callbacks
 from glimpse_keras import config as config_lib
-from glimpse_keras import training
+from glimpse_keras import runs
+from glimpse_keras.experiment import Experiment
 from glimpse_keras.data import schema
 from glimpse_keras.data.errors import VideoDecodeError
 from glimpse_keras.models.presets import build_model_from_preset
@@ -26,7 +27,8 @@ from glimpse_keras.visualize import (
     location_to_box,
     upscale_factor,
 )
-from glimpse_keras.visualize import cli, clips
+from glimpse_keras.cli import visualize as cli
+from glimpse_keras.visualize import clips
 from glimpse_keras.visualize.drawing import (
     FRAME_GAP,
     PANEL_HEADER_HEIGHT,
@@ -219,7 +221,7 @@ def test_callback_overlay_images_use_draw_clip_strip():
     inputs = {"video": rng.integers(0, 256, (2, T, SIZE, SIZE, 3), np.uint8)}
     targets = {"pose": np.zeros((2, T, 2, 25, 2), np.float32), "pose_mask": np.zeros((2, T, 2, 25))}
     outputs = {"locations": rng.uniform(-0.5, 0.5, (2, T, 3, 4)), "assignments": rng.random((2, T, 3, 3))}
-    images = callbacks._overlay_images(inputs, targets, outputs, 2)
+    images = callbacks._overlay_images(draw_clip_strip, inputs, targets, outputs, 2)
     expected = draw_clip_strip(inputs["video"][1], outputs["locations"][1], outputs["assignments"][1])
     assert images.shape == (2,) + expected.shape
     np.testing.assert_allclose(images[1], expected / 255.0, atol=1e-6)
@@ -277,9 +279,9 @@ def tiny_run(tmp_path_factory):
     )
     run = root / "run"
     stage = config.train.stages[0]
-    model = training.build_stage_model(config, stage, tf.distribute.get_strategy(), compile_model=False)
+    model = Experiment(config).build_stage_model(stage, tf.distribute.get_strategy(), compile_model=False)
     os.makedirs(run / stage.name)
-    model.save_weights(str(run / stage.name / training.FINAL))
+    model.save_weights(str(run / stage.name / runs.FINAL))
     config_lib.save_config(config, str(run / "config.yaml"))
     video_path = root / "clip.avi"
     # 12 flat frames of grey level 20 * i, 96 wide and 80 high
@@ -371,11 +373,11 @@ def test_cli_errors_name_the_problem(tiny_run, capsys):
     assert cli.main(missing_run) == 1
     assert "config.yaml" in capsys.readouterr().err
     with pytest.raises(clips.UnknownSampleError, match="S009C001P001R001A001"):
-        cli.load_clip("S009C001P001R001A001", tiny_run["config"], tiny_run["run"])
+        cli.load_clip("S009C001P001R001A001", Experiment(tiny_run["config"]), tiny_run["run"])
     with pytest.raises(cli.VisualizeError, match="missing.avi"):
-        cli.load_clip(str(root / "missing.avi"), tiny_run["config"], tiny_run["run"])
+        cli.load_clip(str(root / "missing.avi"), Experiment(tiny_run["config"]), tiny_run["run"])
     broken = root / "broken.avi"
     broken.write_bytes(b"not a video at all" * 10)
     with pytest.raises(VideoDecodeError, match="broken.avi"):
-        cli.load_clip(str(broken), tiny_run["config"], tiny_run["run"])
+        cli.load_clip(str(broken), Experiment(tiny_run["config"]), tiny_run["run"])
     assert not (root / "x.png").exists()

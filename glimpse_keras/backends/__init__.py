@@ -22,10 +22,12 @@ Training is supported on "tensorflow" and "jax". On any other backend (e.g.
 
 import keras
 
+from glimpse_keras.errors import GlimpseError
+
 TRAINING_BACKENDS = ("tensorflow", "jax")
 
 
-class UnsupportedBackendError(RuntimeError):
+class UnsupportedBackendError(GlimpseError, RuntimeError):
     """A backend-specific step was asked of a backend without one."""
 
 

@@ -6,12 +6,14 @@
 | glimpse-evaluate    | `glimpse_keras.cli.evaluate:main`         | `python evaluate.py`         |
 | glimpse-export      | `glimpse_keras.cli.export:main`           | `python export.py`           |
 | glimpse-tune        | `glimpse_keras.cli.tune:main`             | `python tune.py`             |
-| glimpse-predict     | `glimpse_keras.predict:main`              | `python predict.py`          |
-| glimpse-visualize   | `glimpse_keras.visualize.cli:main`        | `python -m glimpse_keras.visualize` |
+| glimpse-predict     | `glimpse_keras.cli.predict:main`          | `python predict.py`          |
+| glimpse-visualize   | `glimpse_keras.cli.visualize:main`        | `python -m glimpse_keras.visualize` |
 
-Each `main(argv=None)` returns the exit code (0 success, 1 failure, 2 bad
-arguments); the console scripts pass it to `sys.exit`. Nothing here is
-imported by the library.
+Every command starts the same way (`prologue`: `--backend` and `--verbose`,
+quiet framework logs, the Keras backend chosen before Keras is imported) and
+catches `errors.GlimpseError` once. Each `main(argv=None)` returns the exit
+code (0 success, 1 failure, 2 bad arguments); the console scripts pass it to
+`sys.exit`. Nothing here is imported by the library.
 """
 
 import os

@@ -21,16 +21,15 @@ import argparse
 import os
 import sys
 
-from glimpse_keras import console
 from glimpse_keras.arguments import at_least
-from glimpse_keras.backend_selection import BackendSelectionError, add_backend_argument, select_backend
+from glimpse_keras.cli import prologue
+from glimpse_keras.errors import GlimpseError
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     parents=[prologue.parent_parser()])
     parser.add_argument("--run", required=True, help="run directory written by train.py")
-    add_backend_argument(parser)
-    console.add_verbose_argument(parser)
     parser.add_argument("--stage", help="stage to evaluate (default: the last)")
     from glimpse_keras.data import datasets
 
@@ -55,24 +54,16 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    console.configure_logging(args.verbose)
-    if args.clips is not None and args.clips < 1:
-        print(f"error: --clips: expected an integer >= 1, got {args.clips}", file=sys.stderr)
-        return 2
     try:
-        select_backend(args.backend)
-    except BackendSelectionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    console.import_tensorflow_quietly()
-    from glimpse_keras import config as config_lib
-    from glimpse_keras import evaluation, training, workflow
-    from glimpse_keras.data import pipeline, preparation
-    from glimpse_keras.experiment import Experiment
-    from glimpse_keras.io_utils import StorageError, check_output_location
+        prologue.start(args)
+    except GlimpseError as error:  # a backend this process cannot use
+        return prologue.bad_argument(error)
+    from glimpse_keras import evaluation, runs
+    from glimpse_keras.io_utils import check_output_location
 
     try:
-        model, config = training.load_run_model(args.run, args.stage)
+        model, experiment = runs.load_run(args.run, args.stage)
+        config = experiment.config
         data = config.data
         if args.dataset:
             data.dataset = args.dataset
@@ -83,21 +74,18 @@ def main(argv=None):
         if args.test_sampling:
             data.test_sampling = args.test_sampling
         stage = args.stage or config.train.stages[-1].name
-        output = args.output or workflow.stage_report_path(args.run, stage, args.split)
+        output = args.output or runs.report_path(args.run, stage, args.split)
         # Checked before minutes of evaluation, not after.
         check_output_location(output)
         check_output_location(os.path.splitext(output)[0] + "_confusion.png")
-        experiment = Experiment(config)
-        experiment.prepare_data(os.path.join(os.path.dirname(os.path.abspath(args.run)), "data_cache"))
+        experiment.prepare_data(runs.data_cache(args.run))
         report = evaluation.evaluate_split(
             model, experiment, split=args.split, clips=args.clips, output=output,
-            stage=stage, weights=os.path.join(args.run, stage, training.FINAL),
+            stage=stage, weights=runs.final_weights(args.run, stage),
             placement_controls=args.placement_controls, placement_seed=args.placement_seed,
         )
-    except (training.TrainingError, preparation.DataDirError, pipeline.SplitNotFoundError,
-            evaluation.EvaluationError, config_lib.ConfigError, StorageError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except GlimpseError as error:
+        return prologue.fail(error)
     print(f"videos evaluated: {report['videos']} of {report['split_size']} "
           f"({report['protocol']} {report['split']}, {report['clips_per_video']} clips each"
           + (", random frames and crops)" if report["test_sampling"] == "random" else ")"))

@@ -22,13 +22,14 @@ import argparse
 import os
 import sys
 
-from glimpse_keras import console
 from glimpse_keras.arguments import at_least
-from glimpse_keras.backend_selection import BackendSelectionError, select_backend
+from glimpse_keras.cli import prologue
+from glimpse_keras.errors import GlimpseError
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     parents=[prologue.parent_parser()])
     parser.add_argument("--run", required=True, help="run directory written by train.py")
     parser.add_argument("--output", required=True, help="model base path, e.g. models/glimpse_clouds")
     parser.add_argument("--version", type=at_least(1), help="version number (default: the next free one)")
@@ -39,48 +40,37 @@ def parse_args(argv):
                         help="base path written into models.config as the server sees it "
                              "(default: the absolute --output)")
     parser.add_argument("--clips", type=at_least(1), help="clips averaged by whole_video (default: data.clips_per_video)")
-    console.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    console.configure_logging(args.verbose)
-    if args.version is not None and args.version < 1:
-        print(f"error: --version must be >= 1, received {args.version}", file=sys.stderr)
-        return 2
-    if args.clips is not None and args.clips < 1:
-        print(f"error: --clips must be >= 1, received {args.clips}", file=sys.stderr)
-        return 2
+    if args.backend not in (None, "tensorflow"):
+        return prologue.bad_argument(
+            f"--backend {args.backend}: the export runs on TensorFlow (a SavedModel is TensorFlow's format); "
+            "the weights of a run trained on any backend load there")
     try:
-        select_backend("tensorflow")
-    except BackendSelectionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    console.import_tensorflow_quietly()
-    from glimpse_keras import config as config_lib
+        prologue.start(args, backend="tensorflow")
+    except GlimpseError as error:  # Keras already imported on another backend
+        return prologue.bad_argument(error)
     from glimpse_keras import export as export_lib
-    from glimpse_keras import training
-    from glimpse_keras.data.preparation import DataDirError
-    from glimpse_keras.experiment import Experiment
-    from glimpse_keras.io_utils import StorageError, check_output_location
+    from glimpse_keras import runs
+    from glimpse_keras.io_utils import check_output_location
 
     try:
         # The destination is checked before the model is built.
         check_output_location(args.output, directory=True)
-        model, config = training.load_run_model(args.run, stage_name=args.stage, weights=args.weights)
+        model, experiment = runs.load_run(args.run, stage_name=args.stage, weights=args.weights)
         result = export_lib.export_for_serving(
             model,
             args.output,
             version=args.version,
             model_name=args.model_name,
             serving_base_path=args.serving_base_path,
-            **Experiment(config).serving_settings(clips=args.clips),
+            **experiment.serving_settings(clips=args.clips),
         )
-    except (training.TrainingError, export_lib.ExportError, config_lib.ConfigError, StorageError,
-            DataDirError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except GlimpseError as error:
+        return prologue.fail(error)
     print(f"SavedModel:    {result['saved_model']} (version {result['version']})")
     print(f"models.config: {result['models_config']} (model name {result['model_name']!r})")
     print(f"serve:         tensorflow_model_server --rest_api_port=8501 --port=8500 "

@@ -22,16 +22,15 @@ import sys
 import time
 
 from glimpse_keras import config as config_lib
-from glimpse_keras import console
-from glimpse_keras.backend_selection import BackendSelectionError, add_backend_argument, select_backend
-from glimpse_keras.cli import default_config_path
-from glimpse_keras.data import datasets
+from glimpse_keras.cli import default_config_path, prologue
+from glimpse_keras.errors import GlimpseError
 
 DEFAULT_CONFIG = default_config_path("demo.yaml")
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     parents=[prologue.parent_parser()])
     config_lib.add_config_arguments(parser, DEFAULT_CONFIG, "model.num_glimpses=4")
     parser.add_argument("--output-dir", help="run directory (default: runs/<config name>)")
     resume = parser.add_mutually_exclusive_group()
@@ -60,35 +59,32 @@ def parse_args(argv):
                               "(default $KERAS_DISTRIBUTION_PROCESS_ID)")
     parser.add_argument("--no-evaluate", action="store_true", help="skip the test-split evaluation")
     parser.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
-    add_backend_argument(parser)
-    console.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    console.configure_logging(args.verbose)
     overrides = config_lib.overrides_from_args(args)
     if args.strategy:
         overrides.append(f"train.strategy={args.strategy}")
     config_path = args.config or DEFAULT_CONFIG
     try:
-        config = config_lib.load_config(config_path, overrides)
-        # The family fits the config to its data (your own videos: the class
-        # count; pose losses off without keypoints).
-        for message in datasets.get(config.data.dataset).adapt_config(config):
+        backend = prologue.start(args)
+    except GlimpseError as error:  # a backend this process cannot use
+        return prologue.bad_argument(error)
+    from glimpse_keras.experiment import Experiment
+
+    try:
+        experiment = Experiment(config_lib.load_config(config_path, overrides))
+        # The config fitted to its data (your own videos: the class count;
+        # pose losses off without keypoints).
+        for message in experiment.adapt_to_data():
             print(message)
     except config_lib.ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return prologue.bad_argument(error)
+    config = experiment.config
     name = os.path.splitext(os.path.basename(config_path))[0]
     run_dir = args.output_dir or os.path.join("runs", name)
-    try:
-        backend = select_backend(args.backend)
-    except BackendSelectionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    console.import_tensorflow_quietly()
 
     from glimpse_keras import parallel
 
@@ -99,26 +95,19 @@ def main(argv=None):
             # Before anything runs on JAX.
             parallel.join_cluster(*cluster)
         except config_lib.ConfigError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+            return prologue.bad_argument(error)
         except parallel.ClusterError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
+            return prologue.fail(error)
     elif any(value is not None for value in cluster):
-        print("error: --coordinator-address, --num-processes and --process-id need --strategy data_parallel "
-              "(on JAX)", file=sys.stderr)
-        return 2
+        return prologue.bad_argument("--coordinator-address, --num-processes and --process-id need "
+                                     "--strategy data_parallel (on JAX)")
 
     from glimpse_keras import workflow
-    from glimpse_keras.data.pipeline import SplitNotFoundError
-    from glimpse_keras.data.preparation import DataDirError
-    from glimpse_keras.io_utils import StorageError
-    from glimpse_keras.training import TrainingError
 
     started = time.time()
     try:
         results = workflow.run(
-            config,
+            experiment,
             run_dir,
             resume=args.resume,
             overwrite=args.overwrite,
@@ -126,10 +115,8 @@ def main(argv=None):
             evaluate=not args.no_evaluate,
             export=not args.no_export,
         )
-    except (DataDirError, SplitNotFoundError, TrainingError, StorageError, config_lib.ConfigError,
-            parallel.ClusterError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except GlimpseError as error:
+        return prologue.fail(error)
     if not parallel.is_chief():
         print(f"\nFinished in {(time.time() - started) / 60:.1f} min; process 0 wrote the results in {run_dir}.")
         return 0

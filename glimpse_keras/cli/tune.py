@@ -35,16 +35,17 @@ import os
 import sys
 
 from glimpse_keras import config as config_lib
-from glimpse_keras import console
 from glimpse_keras.arguments import at_least
-from glimpse_keras.cli import default_config_path
+from glimpse_keras.cli import default_config_path, prologue
+from glimpse_keras.errors import GlimpseError
 
 DEFAULT_CONFIG = default_config_path("demo.yaml")
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[prologue.parent_parser()],
     )
     config_lib.add_config_arguments(parser, DEFAULT_CONFIG, "train.stages.1.epochs=2")
     parser.add_argument("--tuner", choices=("random", "hyperband", "bayesian"), default="random",
@@ -70,31 +71,28 @@ def parse_args(argv):
                         help="Hyperband's largest epoch budget (default: the tuned stage's epochs)")
     parser.add_argument("--cache-dir", help="generated/converted data (default: beside --output-dir)")
     parser.add_argument("--no-tensorboard", action="store_true", help="do not write OUT/logs/")
-    console.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    console.configure_logging(args.verbose)
-    console.import_tensorflow_quietly()
+    try:
+        prologue.start(args)
+    except GlimpseError as error:  # a backend this process cannot use
+        return prologue.bad_argument(error)
     from glimpse_keras import tuning
-    from glimpse_keras.data import datasets
-    from glimpse_keras.data.preparation import DataDirError
-    from glimpse_keras.io_utils import StorageError
-    from glimpse_keras.training import TrainingError
+    from glimpse_keras.experiment import Experiment
 
     try:
         config = config_lib.load_config(args.config or DEFAULT_CONFIG, config_lib.overrides_from_args(args))
         # Your own videos: the class count; pose losses off without keypoints.
-        for message in datasets.get(config.data.dataset).adapt_config(config):
+        for message in Experiment(config).adapt_to_data():
             print(message)
         tuning.search_config_of(config, args.validation_fraction)  # a bad fraction: exit code 2
         space = tuning.load_search_space(args.space, args.space_overrides)
         tuning.check_search_space(config, space)
     except (config_lib.ConfigError, tuning.SearchSpaceError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return prologue.bad_argument(error)
     try:
         summary = tuning.run_search(
             config,
@@ -109,10 +107,8 @@ def main(argv=None):
             tensorboard_dir=None if args.no_tensorboard else os.path.join(args.output_dir, "logs"),
             validation_fraction=args.validation_fraction,
         )
-    except (config_lib.ConfigError, tuning.SearchSpaceError, tuning.TunerDependencyError,
-            tuning.SearchError, DataDirError, TrainingError, StorageError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except GlimpseError as error:
+        return prologue.fail(error)
     print(f"\n{summary['num_trials']} trial(s) in {args.output_dir} "
           f"({len(summary['trials_run'])} run now).")
     print(f"  results      {summary['results_csv']}, {summary['results_md']}")

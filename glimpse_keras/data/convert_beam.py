@@ -13,9 +13,9 @@ the pending plans to a file in the output (`write_plan`) and runs this pipeline:
     ReadPlan      reads the file on a worker: one element per pending shard
                   (its path, splits and RawSamples: file names, no video)
     SpreadShards  Reshuffle: the shard descriptors spread over the workers
-    WriteShard    per shard, on one worker: `convert.convert_sample` (the local
+    WriteShard    per shard, on one worker: `shard_writer.convert_sample` (the local
                   engine's per-sample function) for each sample in plan order,
-                  written by `convert.ShardWriter` (the local engine's writer)
+                  written by `shard_writer.ShardWriter` (the local engine's writer)
 
 Encoded videos never cross a shuffle: each goes from the decoder to its
 shard's file on the worker that decoded it. The work is balanced by shards
@@ -51,7 +51,7 @@ from apache_beam.options.pipeline_options_validator import PipelineOptionsValida
 from apache_beam.runners.runner import PipelineState, create_runner
 
 from glimpse_keras import filesystem
-from glimpse_keras.data import convert
+from glimpse_keras.data import shard_writer
 
 DEFAULT_RUNNER = "DirectRunner"
 DIRECT_RUNNERS = ("DirectRunner", "SwitchingDirectRunner")
@@ -96,7 +96,7 @@ def pipeline_options(pipeline_args):
         PipelineOptions (runner DirectRunner when none is named).
 
     Raises:
-        convert.ConversionError: an unknown runner, a runner that cannot be
+        shard_writer.ConversionError: an unknown runner, a runner that cannot be
             loaded, a badly typed value, a flag no Beam option knows, or
             options the runner refuses (e.g. DataflowRunner without
             --project); the message names it.
@@ -108,14 +108,14 @@ def pipeline_options(pipeline_args):
 def _checked_options(options):
     problem = _parse_error(options)
     if problem:
-        raise convert.ConversionError(f"Beam pipeline option: {problem}")
+        raise shard_writer.ConversionError(f"Beam pipeline option: {problem}")
     name = runner_name(options)
     try:
         runner = create_runner(name)  # also registers the runner's own options
     except ValueError as error:
-        raise convert.ConversionError(f"--runner {name!r}: {error}") from error
+        raise shard_writer.ConversionError(f"--runner {name!r}: {error}") from error
     except ImportError as error:
-        raise convert.ConversionError(
+        raise shard_writer.ConversionError(
             f"--runner {name!r} cannot be loaded ({error}); it needs more of Apache "
             "Beam than the DirectRunner, e.g. apache-beam[gcp] for DataflowRunner") from error
     known = options.get_all_options()
@@ -125,11 +125,11 @@ def _checked_options(options):
         for option in unknown:
             close = difflib.get_close_matches(option, list(known), n=1)
             described.append(f"--{option}" + (f" (did you mean --{close[0]}?)" if close else ""))
-        raise convert.ConversionError(
+        raise shard_writer.ConversionError(
             f"unknown Beam pipeline option(s): {', '.join(described)}")
     refused = PipelineOptionsValidator(options, runner).validate()  # what Pipeline() checks
     if refused:
-        raise convert.ConversionError(
+        raise shard_writer.ConversionError(
             f"--runner {name!r} refuses these pipeline options: " + " ".join(refused))
     return options
 
@@ -168,13 +168,13 @@ class WriteShard(beam.DoFn):
     """ShardPlan -> its path, once the shard and its sidecar are written.
 
     Decodes the shard's samples one after the other with
-    `convert.convert_sample` (the local engine's per-sample function) and
-    writes them in plan order with `convert.ShardWriter`, on one worker: the
+    `shard_writer.convert_sample` (the local engine's per-sample function) and
+    writes them in plan order with `shard_writer.ShardWriter`, on one worker: the
     encoded videos go straight from the decoder to the shard file.
 
     Args:
         output, data_dir: the conversion's output and raw data directories.
-        stored_size, jpeg_quality: as `convert.convert_sample`.
+        stored_size, jpeg_quality: as `shard_writer.convert_sample`.
     """
 
     def __init__(self, output, data_dir, stored_size, jpeg_quality):
@@ -186,7 +186,7 @@ class WriteShard(beam.DoFn):
         self.written = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "shards_written")
 
     def setup(self):
-        settings = os.path.join(self.output, convert.SETTINGS_FILE)
+        settings = os.path.join(self.output, shard_writer.SETTINGS_FILE)
         for path, present, written in ((self.data_dir, filesystem.isdir, "the raw data directory"),
                                        (settings, filesystem.isfile, "written by the launcher")):
             if not present(path):
@@ -194,16 +194,16 @@ class WriteShard(beam.DoFn):
                     f"this Beam worker does not see {path} ({written}): on a cluster the raw "
                     "data and the output must be where every worker can read them, a bucket "
                     "(gs://...) or a file system every worker mounts at that path")
-        convert.init_decoding_process()
+        shard_writer.init_decoding_process()
 
     def process(self, plan):
         final = os.path.join(self.output, plan.path)
-        writer = convert.ShardWriter(
+        writer = shard_writer.ShardWriter(
             self.output, plan.path, plan.splits,
-            partial_path=f"{final}.{uuid.uuid4().hex}{convert.PARTIAL_SUFFIX}")
+            partial_path=f"{final}.{uuid.uuid4().hex}{shard_writer.PARTIAL_SUFFIX}")
         try:
             for sample in plan.samples:
-                result = convert.convert_sample(sample, self.stored_size, self.jpeg_quality)
+                result = shard_writer.convert_sample(sample, self.stored_size, self.jpeg_quality)
                 if result[3] is not None:
                     self.skipped.inc()
                 writer.add(*result)
@@ -232,7 +232,7 @@ def write_plan(output, plans):
     """Writes `plans` to a new file in `output` for the pipeline to read; returns
     its path. Its name ends with '.partial', so a run that dies before removing
     it leaves it to the next run's clean-up."""
-    path = os.path.join(output, f"beam_plan.{uuid.uuid4().hex}.pickle{convert.PARTIAL_SUFFIX}")
+    path = os.path.join(output, f"beam_plan.{uuid.uuid4().hex}.pickle{shard_writer.PARTIAL_SUFFIX}")
     filesystem.atomic_write_bytes(path, pickle.dumps(list(plans), protocol=pickle.HIGHEST_PROTOCOL))
     return path
 
@@ -248,12 +248,12 @@ def write_shards(output, data_dir, plans, *, stored_size, jpeg_quality, options,
     Args:
         output, data_dir: absolute paths every worker sees.
         plans: the pending `sharding.ShardPlan`s.
-        stored_size, jpeg_quality: as `convert.convert_sample`.
+        stored_size, jpeg_quality: as `shard_writer.convert_sample`.
         options: from `pipeline_options`.
         log: callable for console lines (a SKIPPED line per bad sample).
 
     Raises:
-        convert.ConversionError: the pipeline failed or did not finish; the
+        shard_writer.ConversionError: the pipeline failed or did not finish; the
             shards finished so far are kept and a rerun resumes from them.
     """
     if not plans:
@@ -274,12 +274,12 @@ def write_shards(output, data_dir, plans, *, stored_size, jpeg_quality, options,
         raise
     except Exception as error:
         _remove_plan(plan_path)
-        raise convert.ConversionError(
+        raise shard_writer.ConversionError(
             f"the Beam pipeline ({runner_name(options)}) failed: {error}\nThe shards "
             f"finished so far are kept in {output}; rerun the same command to resume") from error
     _remove_plan(plan_path)
     if state != PipelineState.DONE:
-        raise convert.ConversionError(
+        raise shard_writer.ConversionError(
             f"the Beam pipeline ({runner_name(options)}) ended in state {state}, not DONE; "
             "rerun the same command to resume")
     for plan in plans:

@@ -4,7 +4,9 @@ Everything that differs between dataset families lives in that family's
 adapter, so no module above the readers branches on `data.dataset`: the
 config's class check, class names (fixed, or read from the data), stored
 labels, the split protocol, how a `--data-dir` is recognised and converted,
-how a config is fitted to the data, and the help shown when it is missing. A
+what the data say of themselves (`DataFacts`: their classes, how many videos
+have keypoints; `experiment.Experiment` turns them into model and loss
+settings), and the help shown when it is missing. A
 new family registers by writing one adapter and calling `register`:
 
     class MyFamily(DatasetAdapter):
@@ -21,13 +23,34 @@ The converter (`data.convert`) reads raw files by their on-disk `raw_format`
 reader in `data.sources`.
 """
 
+import dataclasses
 import os
 
 from glimpse_keras import filesystem
+from glimpse_keras.errors import ConfigError, DataDirError
 
 # NTU RGB+D: about 70 frames per sample (the paper's totals) at about 30 fps.
 NTU_MEAN_FRAMES = 70
 NTU_FRAME_RATE = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class DataFacts:
+    """What a family reads from its data before a job (`DatasetAdapter.data_facts`).
+
+    Attributes:
+        class_names: the classes the data hold, in label order.
+        videos: how many videos the data hold.
+        videos_with_pose: how many of them have keypoints (0: the pose is
+            masked everywhere).
+        description: lines describing what was read: the classes found, then any
+            class folder left out.
+    """
+
+    class_names: tuple
+    videos: int
+    videos_with_pose: int
+    description: tuple = ()
 
 
 class DatasetAdapter:
@@ -62,17 +85,18 @@ class DatasetAdapter:
         the data (user videos) read them there."""
         return self.class_names()
 
-    def adapt_config(self, config):
-        """Fits an `ExperimentConfig` of this family to its data before a job
-        starts (e.g. the class count read from the data), in place.
+    def data_facts(self, data_config):
+        """What the data of `data_config` say of themselves before a job
+        starts, for families whose classes or keypoints come from the data.
 
         Returns:
-            a list of messages to print once (what was changed and why).
+            a `DataFacts`, or None when the family's data are known in
+            advance (nothing to read).
 
         Raises:
-            config.ConfigError: the config cannot fit the data, naming the key.
+            ConfigError: the data config cannot read the data, naming the key.
         """
-        return []
+        return None
 
     def stored_label(self, number):
         """The label the converter stores for class `number`."""
@@ -260,10 +284,9 @@ class UserVideosAdapter(DatasetAdapter):
         converted data), else those of the raw folder `data.data_dir`.
 
         Raises:
-            preparation.DataDirError: neither is readable (naming the folder).
+            DataDirError: neither is readable (naming the folder).
         """
         from glimpse_keras.data import user_videos
-        from glimpse_keras.data.preparation import DataDirError
 
         for folder in (converted_dir, data_config.data_dir):
             if folder and filesystem.isfile(os.path.join(folder, user_videos.INFO_FILE)):
@@ -296,14 +319,15 @@ class UserVideosAdapter(DatasetAdapter):
             return str(error)
         return None
 
-    def adapt_config(self, config):
-        from glimpse_keras import config as config_lib
+    def data_facts(self, data_config):
         from glimpse_keras.data import user_videos
 
         try:
-            return user_videos.adapt_config(config)
+            names, videos, with_pose, description = user_videos.read_data_facts(data_config)
         except user_videos.UserVideosError as error:
-            raise config_lib.ConfigError(str(error)) from error
+            raise ConfigError(str(error)) from error
+        return DataFacts(class_names=tuple(names), videos=videos, videos_with_pose=with_pose,
+                         description=tuple(description))
 
 
 _REGISTRY = {}

@@ -6,8 +6,10 @@ human-readable `reason`, so that the conversion step can skip the sample and
 report exactly what was wrong with it.
 """
 
+from glimpse_keras.errors import GlimpseError
 
-class DataReadError(ValueError):
+
+class DataReadError(GlimpseError, ValueError):
     """Base class: a dataset file or name could not be interpreted.
 
     Attributes:

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from glimpse_keras import filesystem
 from glimpse_keras.data import schema, video_ops
+from glimpse_keras.errors import GlimpseError
 
 
 MODES = ("train", "eval", "test")
@@ -36,7 +37,7 @@ TEST_SAMPLINGS = ("fixed", "random")
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-class SplitNotFoundError(ValueError):
+class SplitNotFoundError(GlimpseError, ValueError):
     """A converted data directory has no (readable) index for the requested split."""
 
 

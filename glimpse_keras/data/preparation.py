@@ -21,9 +21,8 @@ import sys
 
 from glimpse_keras import filesystem
 from glimpse_keras.data import datasets, pipeline
+from glimpse_keras.errors import DataDirError
 
-class DataDirError(ValueError):
-    """`--data-dir` holds neither converted shards nor a raw dataset."""
 
 
 def is_converted(path):

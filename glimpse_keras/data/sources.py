@@ -22,6 +22,7 @@ from glimpse_keras.data import ntu, nucla, schema, user_videos
 from glimpse_keras.data.errors import DataReadError
 from glimpse_keras.data.ntu_skeleton import read_ntu_skeleton, select_ntu_bodies
 from glimpse_keras.data.video import iter_video_frames
+from glimpse_keras.errors import GlimpseError
 
 DATASETS = ("ntu", "nucla", user_videos.DATASET)
 DATASET_PROTOCOLS = {"ntu": ntu.NTU_PROTOCOLS, "nucla": nucla.NUCLA_PROTOCOLS,
@@ -47,7 +48,7 @@ EXPECTED_LAYOUT = {
 }
 
 
-class EmptyDatasetError(ValueError):
+class EmptyDatasetError(GlimpseError, ValueError):
     """The data directory is missing or holds no sample of the dataset."""
 
 

@@ -38,8 +38,9 @@ shoulder are the mid-points of hips / shoulders; neck, hands, feet and finger
 joints stay masked). A keypoint file that cannot be read skips its video with
 the reason in conversion_errors.json, as any bad sample.
 
-Without keypoint files the pose is masked everywhere: `adapt_config` switches
-the pose loss (w_P) and the glimpse attraction loss (w_G2) off and says so once.
+Without keypoint files the pose is masked everywhere: `read_data_facts` says
+so, and `Experiment.adapt_to_data` switches the pose loss (w_P) and the glimpse
+attraction loss (w_G2) off and says so once.
 
 The converter writes ROOT's class names to OUT/videos_dataset.json
 (`write_dataset_info`), so a run whose data_dir points at converted shards
@@ -409,50 +410,31 @@ def dataset_summary(data_dir):
     return names, len(entries), with_pose
 
 
-def adapt_config(config):
-    """Fits an `ExperimentConfig` whose data.dataset is "videos" to its data.
-
-    Sets model.num_classes to the number of classes; when no video has a keypoint file, sets loss.pose_weight and
-    loss.attraction_weight to 0 (the glimpse diversity loss stays).
+def read_data_facts(data_config):
+    """The classes and videos of the folder `data_config.data_dir` (raw, or converted shards).
 
     Returns:
-        list of messages to print once (what was changed and why).
+        (class names, videos, videos with a keypoint file, description): the
+        description is the lines to print once (the classes found, class
+        folders left out).
 
     Raises:
         UserVideosError: data.data_dir is not a user-video folder, or
             data.classes is set (class subsets are NTU / N-UCLA numbers).
     """
-    data_dir = config.data.data_dir
+    data_dir = data_config.data_dir
     if not data_dir:
         raise UserVideosError("--data-dir", f"is required with --dataset {DATASET}; expected {EXPECTED_LAYOUT}")
     names, videos, with_pose = dataset_summary(data_dir)
-    if config.data.classes:
+    if data_config.classes:
         raise UserVideosError(
-            "data.classes", f"{config.data.classes} selects NTU / N-UCLA action numbers; with --dataset {DATASET} "
+            "data.classes", f"{data_config.classes} selects NTU / N-UCLA action numbers; with --dataset {DATASET} "
             "every class of the data folder is used: leave it empty (e.g. --config configs/videos.yaml, or "
             "--set data.classes=[])")
-    messages = []
     raw = not os.path.isfile(os.path.join(data_dir, INFO_FILE))
-    described = describe_classes(data_dir, names) if raw else [
+    description = describe_classes(data_dir, names) if raw else [
         f"{DATASET}: {len(names)} classes in {data_dir} ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"]
-    changed = config.model.num_classes != len(names)
-    if changed:
-        described[0] += f": model.num_classes set to {len(names)}"
-        config.model.num_classes = len(names)
-    if changed or len(described) > 1:  # said when something changed or is left out, not on every call
-        messages.extend(described)
-    if with_pose == 0:
-        if config.loss.pose_weight or config.loss.attraction_weight:
-            messages.append(
-                f"{DATASET}: no keypoint file (<video>.json, COCO-17) beside the {videos} videos of {data_dir}: "
-                "the pose loss and the glimpse attraction loss are OFF (loss.pose_weight=0, "
-                "loss.attraction_weight=0); glimpses are learnt from the class labels alone"
-            )
-        config.loss.pose_weight = 0.0
-        config.loss.attraction_weight = 0.0
-    elif with_pose < videos:
-        messages.append(f"{DATASET}: {with_pose} of {videos} videos have keypoints; the others' pose is masked")
-    return messages
+    return names, videos, with_pose, description
 
 
 # === Loading (called by sources.load_raw_sample) ===

@@ -25,6 +25,7 @@ from keras import ops
 
 from glimpse_keras.backends import bias_add
 from glimpse_keras.arguments import check_int
+from glimpse_keras.errors import GlimpseError
 
 STRIDE_LAYOUTS = ("torchvision", "keras")
 CONV_IMPLEMENTATIONS = ("conv3d", "frames")
@@ -34,7 +35,7 @@ OUTPUT_STRIDES = (32, 16, 8)
 I3D_TEMPORAL_KERNEL_SIZES = ((3, 3, 3), (3, 1, 3, 1), (3, 1, 3, 1, 3, 1), (1, 3, 1))
 
 
-class BackboneConfigError(ValueError):
+class BackboneConfigError(GlimpseError, ValueError):
     """An invalid backbone constructor argument or preset name."""
 
 

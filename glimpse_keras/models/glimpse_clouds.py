@@ -15,6 +15,7 @@ from keras import ops
 
 from glimpse_keras import losses
 from glimpse_keras.backends import TrainingSteps
+from glimpse_keras.errors import GlimpseError
 from glimpse_keras.layers.glimpse_clouds_core import GlimpseCloudsCore
 from glimpse_keras.layers.initialization import check_initialization
 from glimpse_keras.layers.worker_classifier import WorkerClassifier
@@ -36,11 +37,11 @@ LOSS_TERMS = ("loss", "class_loss", "pose_loss", "diversity_loss", "attraction_l
 FROZEN_BATCHNORM_MODES = ("inference", "drift")
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(GlimpseError, ValueError):
     """An invalid `GlimpseClouds` constructor argument."""
 
 
-class TargetsError(ValueError):
+class TargetsError(GlimpseError, ValueError):
     """Training targets that `GlimpseClouds.train_step` cannot use."""
 
 

@@ -20,13 +20,14 @@ import re
 
 import numpy as np
 
+from glimpse_keras.errors import GlimpseError
 from glimpse_keras.models.backbone import STAGE_NAMES
 
 INFLATION_MODES = ("centre", "mean")
 _MODE_ALIASES = {"centre": "centre", "center": "centre", "mean": "mean"}
 
 
-class InflationError(ValueError):
+class InflationError(GlimpseError, ValueError):
     """Source weights do not fit the backbone (names the layer/key and shapes)."""
 
 

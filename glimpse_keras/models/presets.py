@@ -13,6 +13,8 @@ the model itself accepts any T and any H, W divisible by 32.
 
 import copy
 
+from glimpse_keras.errors import GlimpseError
+
 MODEL_PRESETS = {
     # The authors' configuration (MODEL_SPEC.md section 12): inflated
     # ResNet-50, G = 3 glimpses, C = 3 workers, zoomer and worker GRUs of 512,
@@ -47,7 +49,7 @@ MODEL_PRESETS = {
 }
 
 
-class UnknownPresetError(ValueError):
+class UnknownPresetError(GlimpseError, ValueError):
     """A model preset name that is not in `MODEL_PRESETS`."""
 
 

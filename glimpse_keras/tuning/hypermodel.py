@@ -13,7 +13,7 @@ import keras_tuner
 
 from glimpse_keras import checkpoints
 from glimpse_keras import config as config_lib
-from glimpse_keras import training
+from glimpse_keras import runs, training
 from glimpse_keras.callbacks import StopOnNonFinite
 from glimpse_keras.experiment import Experiment
 from glimpse_keras.io_utils import StorageError
@@ -83,7 +83,7 @@ class GlimpseHyperModel(keras_tuner.HyperModel):
         check_search_space(base_config, self.space)
         # Loaded now, not in `build`: keras-tuner turns an exception in `build`
         # into failed trials and a vague "too many failures" after a few.
-        self._init_model = training.load_run_model(init_from)[0] if init_from else None
+        self._init_model = runs.load_run(init_from)[0] if init_from else None
 
     def declare(self, hp):
         """Registers the whole space on `hp`; returns {name: value}."""

@@ -8,7 +8,8 @@ import keras
 import keras_tuner
 
 from glimpse_keras import config as config_lib
-from glimpse_keras import training
+from glimpse_keras import runs, training
+from glimpse_keras.errors import GlimpseError
 from glimpse_keras.experiment import Experiment
 from glimpse_keras.filesystem import read_json
 from glimpse_keras.io_utils import atomic_write_json, check_output_location, makedirs, storage_errors
@@ -23,11 +24,11 @@ FINISHED_STATUSES = ("COMPLETED", "FAILED", "INVALID")
 INIT_RUN = "init_run"
 
 
-class SearchError(RuntimeError):
+class SearchError(GlimpseError, RuntimeError):
     """keras-tuner gave up (several trials in a row failed)."""
 
 
-class TunerDependencyError(ImportError):
+class TunerDependencyError(GlimpseError, ImportError):
     """A tuner needs a package that is not installed."""
 
 
@@ -188,10 +189,10 @@ def initial_run(config, output_dir, cache_root=None, log=print):
     tree["train"]["stages"] = tree["train"]["stages"][:-1]
     run_dir = os.path.join(output_dir, INIT_RUN)
     names = ", ".join(stage.name for stage in stages[:-1])
-    resume = training.holds_run(run_dir)
+    resume = runs.holds_run(run_dir)
     log(f"[search] {'reusing' if resume else 'training'} the stage(s) before the tuned one ({names}) "
         f"once, in {run_dir}; every trial starts from them")
-    training.train(config_lib.config_from_dict(tree), run_dir, resume=resume, cache_root=cache_root)
+    training.train(Experiment(config_lib.config_from_dict(tree)), run_dir, resume=resume, cache_root=cache_root)
     return run_dir
 
 
@@ -240,9 +241,7 @@ def run_search(config, output_dir, *, tuner="random", max_trials=10, space=None,
     makedirs(output_dir)
     check_or_save_settings(output_dir, search_settings(tuner, objective, space, search_config))
     keras.mixed_precision.set_global_policy(search_config.train.precision)
-    cache_root = cache_root or os.path.join(
-        os.path.dirname(os.path.abspath(output_dir)), "data_cache"
-    )
+    cache_root = cache_root or runs.data_cache(output_dir)
     experiment = Experiment(search_config)
     converted_dir = experiment.prepare_data(cache_root)
     held_out = experiment.validation_holdout()

@@ -11,6 +11,7 @@ import dataclasses
 import yaml
 
 from glimpse_keras import config as config_lib
+from glimpse_keras.errors import GlimpseError
 from glimpse_keras.models.glimpse_clouds import GLOBAL_VARIANTS
 
 KINDS = ("int", "float", "choice")
@@ -48,7 +49,7 @@ GLIMPSE_ONLY_TARGETS = (
 )
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(GlimpseError, ValueError):
     """A search-space entry (or a resumed search's settings) is invalid."""
 
 

@@ -1,6 +1,6 @@
 """A video written again with its predicted class and the glimpse boxes drawn.
 
-Used by `glimpse-predict --output-video` (`glimpse_keras.predict`). The label
+Used by `glimpse-predict --output-video` (`glimpse_keras.cli.predict`). The label
 is drawn on every frame; the glimpse boxes of a frame that a clip sampled stay
 until the next sampled frame. Glimpse locations are in [-1, 1] of the centre
 crop the model saw (image_size of the frame squashed to stored_size);
@@ -16,8 +16,10 @@ import os
 
 import numpy as np
 
+from glimpse_keras.errors import GlimpseError
 
-class AnnotatedVideoError(ValueError):
+
+class AnnotatedVideoError(GlimpseError, ValueError):
     """The annotated video cannot be written (the message names the path)."""
 
 
@@ -53,7 +55,7 @@ def boxes_per_frame(prediction, image_size, stored_size=None):
     """Frame index -> list of (glimpse, location in frame coordinates).
 
     `prediction` has `frame_indices` (K, T) and `locations` (K, T, G, 4)
-    (`glimpse_keras.predict.Prediction`).
+    (`glimpse_keras.classifier.Prediction`).
 
     A frame sampled by several clips shows the glimpses of the first clip
     that sampled it. Glimpses of zero size (global variants) are left out.

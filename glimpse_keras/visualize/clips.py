@@ -11,8 +11,10 @@ import os
 
 import numpy as np
 
+from glimpse_keras.errors import GlimpseError
 
-class UnknownSampleError(ValueError):
+
+class UnknownSampleError(GlimpseError, ValueError):
     """A sample id that is not in the run's converted data."""
 
 

@@ -23,6 +23,8 @@ import math
 import cv2
 import numpy as np
 
+from glimpse_keras.errors import GlimpseError
+
 # Distinct, saturated colours (RGB) for glimpses 0..9; later indices are
 # generated (see `glimpse_colour`).
 GLIMPSE_PALETTE = (
@@ -47,7 +49,7 @@ PANEL_ROW_HEIGHT = 16
 PANEL_HEADER_HEIGHT = 16
 
 
-class VisualizationInputError(ValueError):
+class VisualizationInputError(GlimpseError, ValueError):
     """Arrays given to the drawing functions have wrong or inconsistent shapes."""
 
 

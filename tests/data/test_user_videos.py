@@ -205,18 +205,20 @@ def test_conversion_stores_labels_splits_and_pose_when_given(tmp_path):
     assert not records["clap/clip0"]["mask"].numpy().any() and int(records["clap/clip0"]["num_frames"]) == FRAMES
 
 
-def test_adapt_config_sets_classes_and_turns_pose_losses_off_once(tmp_path):
+def test_adapt_to_data_sets_classes_and_turns_pose_losses_off_once(tmp_path):
+    from glimpse_keras.experiment import Experiment
+
     root = make_folder_dataset(str(tmp_path / "videos"), per_class=1)
     config = config_lib.load_config(None, ["data.dataset=videos", f"data.data_dir={root}"])
-    messages = user_videos.adapt_config(config)
+    messages = Experiment(config).adapt_to_data()
     assert config.model.num_classes == 3
     assert (config.loss.pose_weight, config.loss.attraction_weight) == (0.0, 0.0)
     assert config.loss.diversity_weight > 0
     assert len(messages) == 2 and "pose loss and the glimpse attraction loss are OFF" in messages[1]
-    assert user_videos.adapt_config(config) == []  # said once: nothing left to change
+    assert Experiment(config).adapt_to_data() == []  # said once: nothing left to change
     write_keypoints(os.path.join(root, "clap", "clip0.mp4"))
     config = config_lib.load_config(None, ["data.dataset=videos", f"data.data_dir={root}"])
-    user_videos.adapt_config(config)
+    Experiment(config).adapt_to_data()
     assert config.loss.pose_weight == 0.1 and config.loss.attraction_weight == 1.0
 
 
@@ -227,7 +229,8 @@ def test_adapt_config_sets_classes_and_turns_pose_losses_off_once(tmp_path):
 def test_convert_train_evaluate_predict_on_generated_clips(tmp_path, capsys):
     import evaluate as evaluate_cli
     import train as train_cli
-    from glimpse_keras import predict
+    from glimpse_keras import classifier
+    from glimpse_keras.cli import predict
 
     root = make_folder_dataset(str(tmp_path / "my_videos"), per_class=3)
     run = str(tmp_path / "runs" / "mine")
@@ -250,7 +253,7 @@ def test_convert_train_evaluate_predict_on_generated_clips(tmp_path, capsys):
     document = json.loads(capsys.readouterr().out)
     assert [os.path.basename(p["video"]) for p in document["predictions"]] == ["clip0.mp4", "clip1.mp4", "clip2.mp4"]
     assert {entry["class_name"] for entry in document["predictions"][0]["top"]} == {"clap", "jump", "wave"}
-    prediction = predict.predict_video(predict.RunPredictor(run), os.path.join(root, "wave", "clip2.mp4"))
+    prediction = classifier.predict_video(classifier.RunPredictor(run), os.path.join(root, "wave", "clip2.mp4"))
     assert sorted(prediction.class_names) == ["clap", "jump", "wave"]
     assert abs(prediction.probabilities.sum() - 1) < 1e-6
 
@@ -261,14 +264,18 @@ def test_class_subsets_of_ntu_configs_are_refused_with_a_way_out(tmp_path):
     # The config check refuses the subset (the registry's adapter says why)...
     with pytest.raises(config_lib.ConfigError, match=r"data.classes: \[1, 2, 3, 11.*configs/videos.yaml"):
         config_lib.load_config(demo, ["data.dataset=videos", f"data.data_dir={root}"])
-    # ... and so does adapt_config on a config changed after loading.
+    # ... and so does reading the data of a config changed after loading.
+    from glimpse_keras.experiment import Experiment
+
     config = config_lib.load_config(demo, [])
     config.data.dataset, config.data.data_dir = "videos", root
     with pytest.raises(user_videos.UserVideosError, match=r"data.classes: \[1, 2, 3, 11.*configs/videos.yaml"):
-        user_videos.adapt_config(config)
+        user_videos.read_data_facts(config.data)
+    with pytest.raises(config_lib.ConfigError, match=r"data.classes: \[1, 2, 3, 11.*configs/videos.yaml"):
+        Experiment(config).adapt_to_data()
     videos_config = demo.replace("demo.yaml", "videos.yaml")
     config = config_lib.load_config(videos_config, [f"data.data_dir={root}"])
-    assert user_videos.adapt_config(config) and config.model.num_classes == 3
+    assert Experiment(config).adapt_to_data() and config.model.num_classes == 3
 
 
 def test_videos_is_one_adapter_of_the_registry(tmp_path):
@@ -285,7 +292,9 @@ def test_videos_is_one_adapter_of_the_registry(tmp_path):
     assert adapter.is_raw_tree(root) and not adapter.is_raw_tree(str(tmp_path / "empty"))
     config = config_lib.load_config(None, ["data.dataset=videos", f"data.data_dir={root}"])
     assert preparation.split_protocol(config.data) == "user"
-    assert adapter.adapt_config(config) and config.model.num_classes == 3
+    facts = adapter.data_facts(config.data)
+    assert (facts.class_names, facts.videos, facts.videos_with_pose) == (("clap", "jump", "wave"), 3, 0)
+    assert Experiment(config).adapt_to_data() and config.model.num_classes == 3
     assert Experiment(config).class_names == ["clap", "jump", "wave"]
     out = str(tmp_path / "converted")
     convert.convert_dataset("videos", root, out, stored_size=32, progress=False)

@@ -20,10 +20,11 @@ import pytest
 import tensorflow as tf
 
 from glimpse_keras import config as config_lib
-from glimpse_keras import training
 from glimpse_keras.classifier import sample_clips
 from glimpse_keras.data.ntu import NTU60_CLASS_NAMES
 from glimpse_keras.data.video import resize_frame
+from glimpse_keras import runs
+from glimpse_keras.experiment import Experiment
 from tests.data.test_video import write_avi
 
 T, SIZE, STORED, CLIPS = 4, 64, 72, 2
@@ -94,7 +95,7 @@ def colour_run(tmp_path_factory):
     ])
     stage = config.train.stages[0]
     keras.utils.set_random_seed(5)
-    model = training.build_stage_model(config, stage, tf.distribute.get_strategy(), compile_model=False)
+    model = Experiment(config).build_stage_model(stage, tf.distribute.get_strategy(), compile_model=False)
 
     def evaluation_clips(frames):
         squashed = np.stack([resize_frame(frame, (STORED, STORED)) for frame in frames])
@@ -110,7 +111,7 @@ def colour_run(tmp_path_factory):
         assert int(np.argmax(logits)) == colour, (colour, logits)
     run = root / "run"
     os.makedirs(run / stage.name)
-    model.save_weights(str(run / stage.name / training.FINAL))
+    model.save_weights(str(run / stage.name / runs.FINAL))
     config_lib.save_config(config, str(run / "config.yaml"))
     frames, joins = joined_frames()
     video = root / "joined.avi"

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from glimpse_keras import export, predict, training
+from glimpse_keras import export
+from glimpse_keras.cli import predict
 from glimpse_keras.classifier import ClassifierError
 from glimpse_keras.data.video import read_video
 from glimpse_keras.visualize.annotated_video import frame_location
 from glimpse_keras.visualize.drawing import location_to_box
+from glimpse_keras import runs
 from tests.predicting.conftest import CLASS_NAMES, CLIPS, HEIGHT, SIZE, STORED, T, WIDTH
 from tests.test_export import serving_client
 
@@ -72,9 +74,9 @@ def test_glimpse_boxes_when_asked(colour_run, colour_classifier):
 def colour_export(colour_run, tmp_path_factory):
     from glimpse_keras import Classifier
 
-    model, config = training.load_run_model(colour_run.run)
+    model, experiment = runs.load_run(colour_run.run)
     base = str(tmp_path_factory.mktemp("colour_export") / "glimpse_clouds")
-    version = export.export_run_model(model, config, base)
+    version = export.export_run_model(model, experiment, base)
     return version, Classifier.from_saved_model(base)
 
 

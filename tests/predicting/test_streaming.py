@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from glimpse_keras import predict, streaming
+from glimpse_keras import streaming
+from glimpse_keras.cli import predict
 from glimpse_keras.data.video import read_video
 from tests.data.test_video import noisy_frames, write_avi
 from tests.predicting.conftest import CLASS_NAMES, FPS

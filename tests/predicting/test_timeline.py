@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glimpse_keras import predict
+from glimpse_keras.cli import predict
 from glimpse_keras import timeline as timeline_lib
 from glimpse_keras.data.errors import VideoDecodeError
 from glimpse_keras.data.video import frame_rate_of, probe_video, read_video

@@ -10,12 +10,13 @@ import json
 import os
 
 from glimpse_keras.data.synthetic.fileio import write_json_atomically
+from glimpse_keras.errors import GlimpseError
 
 MANIFEST_NAME = "synth_manifest.json"
 MANIFEST_VERSION = 1
 
 
-class ManifestMismatchError(ValueError):
+class ManifestMismatchError(GlimpseError, ValueError):
     """The output directory holds a manifest written with a different configuration."""
 
 

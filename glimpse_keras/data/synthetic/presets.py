@@ -11,10 +11,11 @@ import copy
 import numpy as np
 import yaml
 
-from glimpse_keras.config import parse_yaml_value
+from glimpse_keras.errors import GlimpseError
+from glimpse_keras.yaml_values import parse_yaml_value
 
 
-class SyntheticConfigError(ValueError):
+class SyntheticConfigError(GlimpseError, ValueError):
     """A generator configuration key or value is invalid."""
 
 

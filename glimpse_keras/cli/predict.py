@@ -41,16 +41,10 @@ import json
 import os
 import sys
 
-# The model, its sampling and its results live in `classifier.py`; the names
-# stay importable from here.
-from glimpse_keras.classifier import TOP_K  # noqa: F401
-from glimpse_keras.classifier import ClassifierError as PredictError
-from glimpse_keras.classifier import Prediction  # noqa: F401
-from glimpse_keras.classifier import RunPredictor  # noqa: F401
-from glimpse_keras.classifier import SavedModelPredictor  # noqa: F401
-from glimpse_keras.classifier import predict_video  # noqa: F401
-from glimpse_keras.classifier import sample_clips  # noqa: F401
-from glimpse_keras.classifier import softmax  # noqa: F401
+from glimpse_keras.class_probabilities import TOP_K
+from glimpse_keras.class_probabilities import ClassifierError as PredictError
+from glimpse_keras.cli import prologue
+from glimpse_keras.errors import GlimpseError
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -117,6 +111,7 @@ def format_prediction(prediction, k=TOP_K):
 def build_argument_parser(prog="glimpse-predict"):
     parser = argparse.ArgumentParser(
         prog=prog,
+        parents=[prologue.parent_parser()],
         description="Classify videos with a trained run or an exported SavedModel: top-5 class names "
         "with probabilities per video; --timeline for when each action happens in a long video, "
         "--stream for a camera or a network stream.",
@@ -160,11 +155,6 @@ def build_argument_parser(prog="glimpse-predict"):
                          "0 = as fast as the model goes, every window classified)")
     windows.add_argument("--duration", type=float, metavar="S",
                          help="with --stream: stop after this many seconds of the source")
-    from glimpse_keras import console
-    from glimpse_keras.backend_selection import add_backend_argument
-
-    console.add_verbose_argument(parser)
-    add_backend_argument(parser)
     return parser
 
 
@@ -202,21 +192,23 @@ def _check_arguments(args):
 def main(argv=None):
     """Runs the command line; returns 0 when every video was classified, 1 otherwise, 2 for bad options."""
     args = build_argument_parser().parse_args(argv)
-    from glimpse_keras import console
-    from glimpse_keras.backend_selection import BackendSelectionError, select_backend
-
-    console.configure_logging(verbose=args.verbose)
     try:
         _check_arguments(args)
-        select_backend(args.backend)
-    except (PredictError, BackendSelectionError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    console.import_tensorflow_quietly()
+        prologue.start(args)
+    except GlimpseError as error:  # a bad option, or a backend this process cannot use
+        return prologue.bad_argument(error)
+    try:
+        return _predict(args)
+    except GlimpseError as error:
+        return prologue.fail(error)
+
+
+def _predict(args):
+    """The command after its prologue; returns the exit code."""
+    from glimpse_keras import console
     from glimpse_keras.classifier import Classifier
     from glimpse_keras.data.errors import VideoDecodeError
     from glimpse_keras.io_utils import StorageError, check_output_location
-    from glimpse_keras.training import TrainingError
     from glimpse_keras.visualize import annotated_video
 
     videos, problems = find_videos(args.videos)
@@ -245,15 +237,11 @@ def main(argv=None):
             print(f"error: --plot {args.plot}: with several videos it must be a folder", file=sys.stderr)
             return 2
         os.makedirs(args.plot, exist_ok=True)
-    try:
-        if args.run:
-            classifier = Classifier.from_run(args.run, stage=args.stage, weights=args.weights, clips=args.clips,
-                                             precision=args.precision)
-        else:
-            classifier = Classifier.from_saved_model(args.saved_model, clips=args.clips)
-    except (PredictError, TrainingError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    if args.run:
+        classifier = Classifier.from_run(args.run, stage=args.stage, weights=args.weights, clips=args.clips,
+                                         precision=args.precision)
+    else:
+        classifier = Classifier.from_saved_model(args.saved_model, clips=args.clips)
     if args.stream:
         return _main_stream(args, classifier)
     for path, reason in problems:
@@ -354,16 +342,12 @@ def _main_timeline(args, classifier, videos, problems):
 
 def _main_stream(args, classifier):
     """`--stream`: a line (or a JSON line) per prediction, then the stream's summary; 1 when it stopped."""
-    from glimpse_keras import streaming, timeline as timeline_lib
+    from glimpse_keras import streaming
     from glimpse_keras.io_utils import StorageError
     from glimpse_keras.visualize.annotated_video import AnnotatedVideoError
 
-    try:
-        stream = classifier.stream(args.stream, window=args.window, stride=args.stride, fps=args.fps,
-                                   rate=args.rate, duration=args.duration, output_video=args.output_video)
-    except (streaming.StreamError, timeline_lib.TimelineError, AnnotatedVideoError, StorageError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    stream = classifier.stream(args.stream, window=args.window, stride=args.stride, fps=args.fps,
+                               rate=args.rate, duration=args.duration, output_video=args.output_video)
     code = 0
     results = iter(stream)
     try:
@@ -384,3 +368,7 @@ def _main_stream(args, classifier):
         if args.output_video and code == 0:
             print(f"annotated video: {args.output_video}")
     return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,5 @@
-"""`python -m glimpse_keras.visualize`: draws a trained run's glimpses on clips.
+"""`glimpse-visualize` (or `python -m glimpse_keras.visualize`): draws a
+trained run's glimpses on clips.
 
     python -m glimpse_keras.visualize --run RUN --video FILE_OR_SAMPLE_ID [MORE ...] --output OUT.png|OUT.gif
 
@@ -17,9 +18,11 @@ import sys
 
 import numpy as np
 
+from glimpse_keras import diagnostics
+from glimpse_keras.cli import prologue
+from glimpse_keras.errors import GlimpseError
 from glimpse_keras.io_utils import atomic_path
 from glimpse_keras.visualize import clips
-from glimpse_keras import console, diagnostics
 from glimpse_keras.visualize.drawing import (
     BACKGROUND,
     DEFAULT_MIN_FRAME_SIDE,
@@ -32,7 +35,7 @@ OUTPUT_FORMATS = {".png": "PNG", ".gif": "GIF"}
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg")
 
 
-class VisualizeError(ValueError):
+class VisualizeError(GlimpseError, ValueError):
     """A command-line request that cannot be drawn (the message says why)."""
 
 
@@ -95,7 +98,7 @@ def _looks_like_a_file(text):
     return os.sep in text or text.lower().endswith(VIDEO_EXTENSIONS)
 
 
-def load_clip(video, config, run_dir, converted_dir=None, cache_root=None):
+def load_clip(video, experiment, run_dir, converted_dir=None, cache_root=None):
     """The clip named by `--video`: a video file, else a sample id.
 
     Raises:
@@ -103,18 +106,15 @@ def load_clip(video, config, run_dir, converted_dir=None, cache_root=None):
         glimpse_keras.data.errors.VideoDecodeError: for an unreadable file.
         clips.UnknownSampleError: for an id absent from the converted data.
     """
-    data = config.data
+    data = experiment.config.data
     if os.path.isfile(video):
         return clips.clip_from_video_file(video, data.num_frames, data.stored_size, data.image_size)
     if _looks_like_a_file(video):
         raise VisualizeError(f"--video {video}: no such file")
     if converted_dir is None:
-        from glimpse_keras.experiment import Experiment
+        from glimpse_keras.runs import data_cache
 
-        cache_root = cache_root or os.path.join(
-            os.path.dirname(os.path.abspath(run_dir)), "data_cache"
-        )
-        converted_dir = Experiment(config).prepare_data(cache_root)
+        converted_dir = experiment.prepare_data(cache_root or data_cache(run_dir))
     return clips.clip_from_sample_id(video, converted_dir, data)
 
 
@@ -150,6 +150,7 @@ def _describe(clip, outputs, class_names=None):
 def build_argument_parser():
     parser = argparse.ArgumentParser(
         prog="python -m glimpse_keras.visualize",
+        parents=[prologue.parent_parser()],
         description="Draw a trained run's glimpses, worker assignments and ground-truth "
         "joints on a clip.",
     )
@@ -183,37 +184,36 @@ def build_argument_parser():
         help="draw the region the bilinear sampler reads (+-1 = centres of the corner res5 "
         "cells) instead of the pose frame (+-1 = frame edges)",
     )
-    console.add_verbose_argument(parser)
     return parser
 
 
 def main(argv=None):
-    """Runs the command line; returns the exit code (0 ok, 1 error)."""
+    """Runs the command line; returns the exit code (0 ok, 1 error, 2 a bad --backend)."""
     args = build_argument_parser().parse_args(argv)
-    console.configure_logging(args.verbose)
-    console.import_tensorflow_quietly()
-    from glimpse_keras.io_utils import StorageError, check_output_location
-    from glimpse_keras.training import TrainingError, load_run_model
+    try:
+        prologue.start(args)
+    except GlimpseError as error:  # a backend this process cannot use
+        return prologue.bad_argument(error)
+    from glimpse_keras.io_utils import check_output_location
+    from glimpse_keras.runs import load_run
 
     try:
         kind = output_format(args.output)
         if args.fps <= 0:
             raise VisualizeError(f"--fps must be > 0, got {args.fps}")
         check_output_location(args.output)
-        model, config = load_run_model(args.run, args.stage, args.weights)
+        model, experiment = load_run(args.run, args.stage, args.weights)
+        config = experiment.config
         if model.is_global:
             raise VisualizeError(
                 f"run {args.run}: the model of this stage is the {model.variant!r} variant, "
                 f"which has no glimpses; choose a glimpse stage with --stage"
             )
-        from glimpse_keras.experiment import Experiment
-
-        experiment = Experiment(config)
         label_map = experiment.label_map
         cells = config.data.image_size // model.backbone.output_stride
         clips_drawn, outputs_drawn, images = [], [], []
         for video in args.video:
-            clip = load_clip(video, config, args.run, args.converted_dir, args.cache_root)
+            clip = load_clip(video, experiment, args.run, args.converted_dir, args.cache_root)
             if clip.label is not None and label_map is not None:
                 # Sample ids carry the stored label; the model's labels index the class subset.
                 clip.label = label_map.index(clip.label) if clip.label in label_map else None
@@ -233,9 +233,8 @@ def main(argv=None):
         if len({len(clip.frame_indices) for clip in clips_drawn}) > 1:
             raise VisualizeError("the clips have different numbers of frames and cannot be drawn together")
         write_images(images, args.output, args.fps)
-    except (ValueError, TrainingError, StorageError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except GlimpseError as error:
+        return prologue.fail(error)
     names = experiment.class_names
     for clip, outputs in zip(clips_drawn, outputs_drawn):
         print(_describe(clip, outputs, names))
@@ -252,3 +251,7 @@ def main(argv=None):
     print(f"wrote {args.output} ({kind}, {len(clips_drawn)} clip(s) of {len(images[0])} frames)")
     return 0
 
+
+
+if __name__ == "__main__":
+    sys.exit(main())
