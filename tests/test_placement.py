@@ -106,6 +106,7 @@ def tiny_run(tmp_path_factory):
     return experiment, experiment.build_stage_model(stage, compile_model=False)
 
 
+@pytest.mark.slow
 def test_evaluation_with_placement_controls_reproduces_its_own_score(tiny_run):
     from glimpse_keras import evaluation
 

@@ -151,6 +151,7 @@ def test_output_video_draws_label_and_boxes_on_the_sampled_frames(tiny, predicto
     assert written[:, 2:6, 1:4].mean() < 60
 
 
+@pytest.mark.slow
 def test_saved_model_gives_the_run_s_answer(tiny, predictor, capsys):
     from glimpse_keras import export
 

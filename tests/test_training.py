@@ -316,6 +316,7 @@ def test_resume_refuses_a_changed_model_but_allows_more_epochs(workspace, stage_
     assert (state["epoch"], state["done"]) == (3, True)
 
 
+@pytest.mark.slow
 def test_nucla_fine_tunes_an_ntu_run_with_new_ten_way_heads(workspace, stage_run, tmp_path):
     import subprocess
     import sys

@@ -527,6 +527,7 @@ def test_an_interrupted_trial_is_run_again(search_root, monkeypatch):
     assert _read_csv(summary["results_csv"])[0]["status"] == "COMPLETED"
 
 
+@pytest.mark.slow
 def test_train_py_on_the_best_trial_config_reproduces_the_trial_score(tmp_path):
     """A trial trains through train.py's own stage runner (issue 12), so its
     validation score comes back when train.py trains the config it wrote."""

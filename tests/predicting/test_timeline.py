@@ -220,6 +220,7 @@ def test_plot_shades_the_segments_and_draws_the_top_classes(colour_run, colour_c
     assert Image.open(path).size == (1000, 400)
 
 
+@pytest.mark.slow
 def test_cli_plot_and_annotated_video_for_several_videos(colour_run, tmp_path, capsys):
     short = str(tmp_path / "short.avi")
     write_avi(short, list(colour_frames(1, 8, seed=3)), rate=FPS)  # 0.8 s: shorter than a window
